@@ -1,0 +1,1 @@
+"""The REST API for the booking product: thin handlers over gateway/domain."""

@@ -1,0 +1,82 @@
+"""Turning errors into JSON answers: one shape for every 4xx and 5xx.
+
+``{"error": {"code": "...", "message": "...", "fields": [{"field": "...", "problem": "..."}]}}``
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from gateway.errors import CalgateError, FieldProblem
+
+log = logging.getLogger("calgate.api")
+
+
+def error_body(
+    code: str, message: str, problems: list[FieldProblem] | None = None
+) -> dict[str, Any]:
+    """The JSON body of every error answer."""
+    return {
+        "error": {
+            "code": code,
+            "message": message,
+            "fields": [{"field": p.field, "problem": p.problem} for p in problems or []],
+        }
+    }
+
+
+def _field_name(loc: tuple[Any, ...]) -> str:
+    parts = [str(p) for p in loc if p not in ("body", "query", "path", "header")]
+    return ".".join(parts) or "body"
+
+
+def _problem(err: dict[str, Any]) -> str:
+    if err.get("type") == "extra_forbidden":
+        return "unknown field"
+    if err.get("type") == "timezone_aware":
+        return "needs a UTC offset or Z (a time without one is ambiguous)"
+    return str(err.get("msg", "invalid")).removeprefix("Value error, ")
+
+
+def _validation(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    problems = [FieldProblem(_field_name(tuple(e["loc"])), _problem(e)) for e in exc.errors()]
+    message = "; ".join(f"{p.field}: {p.problem}" for p in problems)
+    return JSONResponse(error_body("validation_failed", message, problems), status_code=422)
+
+
+def _calgate(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, CalgateError)
+    if exc.status_code >= 500:
+        log.error("internal error: %s", type(exc).__name__)
+    return JSONResponse(
+        error_body(exc.code, exc.message, exc.problems), status_code=exc.status_code
+    )
+
+
+def _http(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+    return JSONResponse(
+        error_body(code, str(exc.detail)), status_code=exc.status_code, headers=exc.headers
+    )
+
+
+def _unexpected(_request: Request, exc: Exception) -> JSONResponse:
+    # The type only: exception text may quote personal data from a row.
+    log.error("unhandled %s", type(exc).__name__, exc_info=False)
+    return JSONResponse(error_body("internal_error", "internal error"), status_code=500)
+
+
+def install(app: FastAPI) -> None:
+    """Register the handlers on `app`."""
+    app.add_exception_handler(RequestValidationError, _validation)
+    app.add_exception_handler(CalgateError, _calgate)
+    app.add_exception_handler(StarletteHTTPException, _http)
+    app.add_exception_handler(Exception, _unexpected)

@@ -1,0 +1,102 @@
+"""/v1/users: practitioners."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Response
+from fastapi.responses import JSONResponse
+from pydantic import EmailStr, Field
+
+from gateway.api.context import CallerDep, page_limit
+from gateway.api.idempotency import IdempotencyDep
+from gateway.api.schemas import ListOut, RequestModel, ResponseModel
+from gateway.domain import people
+from gateway.domain.scoping import get_owned
+from gateway.store.models import User
+
+router = APIRouter(prefix="/v1/users", tags=["users"])
+
+
+class UserCreate(RequestModel):
+    """A new practitioner."""
+
+    name: str = Field(min_length=1, max_length=200)
+    email: EmailStr | None = None
+    phone: str | None = Field(
+        None, max_length=40, description="E.164, or national in the account's country"
+    )
+    timezone: str | None = Field(None, description="IANA zone; defaults to the account's")
+    locale: str | None = Field(None, max_length=35, description="BCP 47 tag; defaults to en")
+
+
+class UserUpdate(RequestModel):
+    """Fields to change; absent fields stay as they are."""
+
+    name: str | None = Field(None, min_length=1, max_length=200)
+    email: EmailStr | None = None
+    phone: str | None = Field(None, max_length=40)
+    timezone: str | None = None
+    locale: str | None = Field(None, max_length=35)
+
+
+class UserOut(ResponseModel):
+    """A practitioner."""
+
+    id: str
+    name: str
+    email: str | None
+    phone: str | None
+    timezone: str
+    locale: str
+    created_at: datetime
+    updated_at: datetime
+
+
+@router.post("", status_code=201, response_model=UserOut)
+async def create_user(body: UserCreate, caller: CallerDep, idem: IdempotencyDep) -> JSONResponse:
+    """Create a practitioner."""
+    if (replay := await idem.replay(body)) is not None:
+        return replay
+    user = await people.create_user(
+        caller.session, caller.account, body.model_dump(exclude_unset=True)
+    )
+    return await idem.respond(201, UserOut.model_validate(user))
+
+
+@router.get("", response_model=ListOut[UserOut])
+async def list_users(
+    caller: CallerDep,
+    limit: Annotated[int | None, Query(ge=1)] = None,
+    cursor: str | None = None,
+) -> ListOut[UserOut]:
+    """The account's practitioners, oldest first."""
+    page = await people.list_users(
+        caller.session, caller.account, limit=page_limit(caller, limit), cursor=cursor
+    )
+    return ListOut[UserOut](
+        data=[UserOut.model_validate(u) for u in page.items], next_cursor=page.next_cursor
+    )
+
+
+@router.get("/{user_id}", response_model=UserOut)
+async def get_user(user_id: str, caller: CallerDep) -> UserOut:
+    """One practitioner."""
+    return UserOut.model_validate(await get_owned(caller.session, User, caller.account, user_id))
+
+
+@router.patch("/{user_id}", response_model=UserOut)
+async def update_user(user_id: str, body: UserUpdate, caller: CallerDep) -> UserOut:
+    """Change a practitioner."""
+    user = await people.update_user(
+        caller.session, caller.account, user_id, body.model_dump(exclude_unset=True)
+    )
+    return UserOut.model_validate(user)
+
+
+@router.delete("/{user_id}", status_code=204)
+async def delete_user(user_id: str, caller: CallerDep) -> Response:
+    """Delete a practitioner and every appointment with them."""
+    await people.delete_person(caller.session, caller.account, User, user_id)
+    return Response(status_code=204)

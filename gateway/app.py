@@ -1,0 +1,55 @@
+"""The ASGI application factory: API routers, error handlers, middleware and ticks."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from gateway.api import api_keys, appointments, clients, errors, health, usage, users
+from gateway.api.middleware import RequestMiddleware
+from gateway.config import Settings
+from gateway.scheduler import Ticks
+from gateway.store.db import Store
+
+
+def create_app(
+    settings: Settings, store: Store | None = None, *, run_ticks: bool = True
+) -> FastAPI:
+    """Build the app. Without `store`, one is opened from the settings and closed on shutdown."""
+    owns_store = store is None
+    the_store = (
+        store
+        if store is not None
+        else Store.from_url(settings.database_url, echo=settings.database_echo)
+    )
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        ticks = Ticks(the_store, settings) if run_ticks else None
+        if ticks is not None:
+            await ticks.start()
+        try:
+            yield
+        finally:
+            if ticks is not None:
+                await ticks.stop()
+            if owns_store:
+                await the_store.close()
+
+    app = FastAPI(
+        title="calgate",
+        version="0.1.0",
+        summary="Calendar feeds, two-way sync and notifications for booking products.",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.store = the_store
+    errors.install(app)
+    for module in (health, users, clients, appointments, api_keys, usage):
+        app.include_router(module.router)
+    app.add_middleware(
+        RequestMiddleware, store=the_store, max_body_bytes=settings.api_max_body_bytes
+    )
+    return app

@@ -1,0 +1,212 @@
+"""Settings: defaults here, overridden by a TOML file, overridden by CALGATE_* variables.
+
+The TOML file groups settings in sections (``[database] url = ...``); each key maps to the flat
+setting ``<section>_<key>`` (``database_url``), whose environment variable is
+``CALGATE_<SECTION>_<KEY>`` (``CALGATE_DATABASE_URL``). Top-level keys map to themselves
+(``public_url`` ← ``CALGATE_PUBLIC_URL``). An unknown key or a bad value stops start-up with one
+line naming the setting and where it came from.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import urlsplit
+
+from pydantic import Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from gateway.errors import ConfigError
+from gateway.timezones import check_zone
+
+ENV_PREFIX = "CALGATE_"
+DEFAULT_CONFIG_FILE = Path("config/calgate.toml")
+# Top-level TOML keys that are settings by themselves rather than sections.
+_TOP_LEVEL = {"public_url", "data_dir", "default_timezone", "default_country"}
+_DB_SCHEMES = ("sqlite+aiosqlite", "postgresql+asyncpg")
+
+
+class Settings(BaseSettings):
+    """Every setting of the daemon. The description of each field is its documentation."""
+
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="forbid", frozen=True)
+
+    public_url: str = Field(
+        "http://127.0.0.1:8400",
+        description="Address people and providers reach this daemon at (feed links, webhooks).",
+    )
+    data_dir: Path = Field(Path("var"), description="Folder for the SQLite file and key files.")
+    default_timezone: str = Field(
+        "UTC", description="IANA zone of a new account when none is given."
+    )
+    default_country: str = Field(
+        "US",
+        description="ISO 3166 country of a new account when none is given; phone numbers "
+        "written without a + are read as numbers of the account's country.",
+    )
+
+    server_host: str = Field("127.0.0.1", description="Address `calgate serve` listens on.")
+    server_port: int = Field(8400, ge=1, le=65535, description="Port `calgate serve` listens on.")
+    server_shutdown_grace_seconds: float = Field(
+        10.0, gt=0, description="On SIGTERM, how long in-flight work may run before it is released."
+    )
+
+    database_url: str = Field(
+        "sqlite+aiosqlite:///var/calgate.db",
+        description="sqlite+aiosqlite:///PATH (embedded default) or "
+        "postgresql+asyncpg://USER@HOST:PORT/DB (several processes share the work).",
+    )
+    database_echo: bool = Field(False, description="Log every SQL statement (never in production).")
+
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
+        "INFO", description="Lowest level logged."
+    )
+    log_format: Literal["auto", "json", "text"] = Field(
+        "auto", description="auto = JSON lines unless standard error is a terminal."
+    )
+
+    api_max_body_bytes: int = Field(
+        1_048_576, ge=1024, description="Largest request body accepted; larger answers 413."
+    )
+    api_page_size: int = Field(50, ge=1, le=500, description="Default page size of list endpoints.")
+    api_max_page_size: int = Field(
+        200, ge=1, le=5000, description="Largest page size a caller may ask for."
+    )
+    api_idempotency_hours: float = Field(
+        24.0, gt=0, description="How long an Idempotency-Key is remembered."
+    )
+
+    usage_retention_days: float = Field(
+        90.0, gt=0, description="Usage records (one per API request) are deleted after this."
+    )
+
+    scheduler_tick_seconds: float = Field(
+        5.0, gt=0, description="How often the daemon looks for due work."
+    )
+    scheduler_lease_seconds: float = Field(
+        60.0,
+        gt=0,
+        description="How long a claim on a unit of work lasts before another may take it.",
+    )
+    scheduler_claim_batch: int = Field(50, ge=1, description="Most units of work claimed per tick.")
+    scheduler_max_attempts: int = Field(
+        8, ge=1, description="Attempts of a background job before it is recorded as failed."
+    )
+
+    @field_validator("public_url")
+    @classmethod
+    def _check_public_url(cls, value: str) -> str:
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError("must be an http:// or https:// URL with a host")
+        if parts.query or parts.fragment:
+            raise ValueError("must not carry a query or fragment")
+        return value.rstrip("/")
+
+    @field_validator("database_url")
+    @classmethod
+    def _check_database_url(cls, value: str) -> str:
+        scheme = value.split("://", 1)[0] if "://" in value else ""
+        if scheme not in _DB_SCHEMES:
+            raise ValueError("must start with sqlite+aiosqlite:/// or postgresql+asyncpg://")
+        return value
+
+    @field_validator("default_timezone")
+    @classmethod
+    def _check_zone(cls, value: str) -> str:
+        return check_zone(value)
+
+    @field_validator("default_country")
+    @classmethod
+    def _check_country(cls, value: str) -> str:
+        # Local import: phonenumbers is large and only this validator needs it here.
+        import phonenumbers
+
+        upper = value.upper()
+        if upper not in phonenumbers.SUPPORTED_REGIONS:
+            raise ValueError("must be an ISO 3166 two-letter country code such as 'GB'")
+        return upper
+
+    @property
+    def is_sqlite(self) -> bool:
+        """True when the store is the embedded SQLite file."""
+        return self.database_url.startswith("sqlite")
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # The environment beats the file (passed as init kwargs), which beats the defaults.
+        return (env_settings, init_settings)
+
+
+def flatten_toml(data: dict[str, Any], source: str) -> dict[str, Any]:
+    """Turn ``{"database": {"url": ...}}`` into ``{"database_url": ...}``; reject unknown keys."""
+    flat: dict[str, Any] = {}
+    fields = Settings.model_fields
+    for key, value in data.items():
+        if isinstance(value, dict):
+            for sub, subvalue in value.items():
+                name = f"{key}_{sub}"
+                if name not in fields or name in _TOP_LEVEL:
+                    raise ConfigError(f"unknown setting [{key}] {sub} in {source}")
+                flat[name] = subvalue
+        elif key in _TOP_LEVEL:
+            flat[key] = value
+        else:
+            raise ConfigError(f"unknown setting {key} in {source}")
+    return flat
+
+
+def _describe_source(name: str, config_file: Path | None) -> str:
+    env = ENV_PREFIX + name.upper()
+    if env in os.environ:
+        return env
+    return str(config_file) if config_file else "defaults"
+
+
+def load_settings(config_file: Path | None = None) -> Settings:
+    """Read settings from `config_file` (or config/calgate.toml if present) and the environment.
+
+    Raises ConfigError with one line naming the first bad setting and its source.
+    """
+    if config_file is None:
+        env_file = os.environ.get(ENV_PREFIX + "CONFIG")
+        if env_file:
+            config_file = Path(env_file)
+        elif DEFAULT_CONFIG_FILE.is_file():
+            config_file = DEFAULT_CONFIG_FILE
+    values: dict[str, Any] = {}
+    if config_file is not None:
+        try:
+            raw = tomllib.loads(config_file.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise ConfigError(f"config file {config_file} does not exist") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"config file {config_file} is not valid TOML: {exc}") from None
+        values = flatten_toml(raw, str(config_file))
+    unknown_env = sorted(
+        key
+        for key in os.environ
+        if key.startswith(ENV_PREFIX)
+        and key != ENV_PREFIX + "CONFIG"
+        and key[len(ENV_PREFIX) :].lower() not in Settings.model_fields
+    )
+    if unknown_env:
+        raise ConfigError(f"unknown setting {unknown_env[0]} in the environment")
+    try:
+        return Settings(**values)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        name = str(first["loc"][0]) if first["loc"] else "?"
+        message = str(first["msg"]).removeprefix("Value error, ")
+        raise ConfigError(
+            f"bad setting {name} (from {_describe_source(name, config_file)}): {message}"
+        ) from None

@@ -1,0 +1,29 @@
+"""Retention: rows that are only kept for a while are deleted when their time is up."""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timedelta
+
+from sqlalchemy import delete
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from gateway.config import Settings
+from gateway.store.models import IdempotencyRecord, UsageRecord
+
+log = logging.getLogger("calgate.retention")
+
+
+async def sweep(session: AsyncSession, settings: Settings, now: datetime) -> dict[str, int]:
+    """Delete usage records past retention and expired idempotency records; return counts."""
+    usage_cutoff = now - timedelta(days=settings.usage_retention_days)
+    usage = await session.execute(delete(UsageRecord).where(UsageRecord.created_at < usage_cutoff))
+    idem = await session.execute(
+        delete(IdempotencyRecord).where(IdempotencyRecord.expires_at <= now)
+    )
+    counts = {
+        "usage_records": int(usage.rowcount),  # type: ignore[attr-defined]
+        "idempotency_records": int(idem.rowcount),  # type: ignore[attr-defined]
+    }
+    log.info("retention sweep", extra={"deleted": counts})
+    return counts

@@ -1,0 +1,57 @@
+"""The daemon's periodic ticks: APScheduler in the web server's own event loop.
+
+The scheduler keeps no state of its own: each tick asks the database what is due (see
+gateway/worker.py), so restarting, or running several processes, loses and doubles nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC
+
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+
+from gateway.config import Settings
+from gateway.store.db import Store
+from gateway.store.types import utcnow
+from gateway.worker import RETENTION_SWEEP, JobRunner, schedule
+
+log = logging.getLogger("calgate.scheduler")
+
+
+class Ticks:
+    """Starts and stops the scheduler and the job runner it ticks."""
+
+    def __init__(self, store: Store, settings: Settings) -> None:
+        self.settings = settings
+        self.store = store
+        self.runner = JobRunner(store, settings)
+        self.scheduler = AsyncIOScheduler(
+            timezone=UTC,
+            job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": 60},
+        )
+
+    async def start(self) -> None:
+        """Seed recurring jobs and start ticking (call inside the running loop)."""
+        await schedule(self.store, RETENTION_SWEEP, RETENTION_SWEEP, utcnow())
+        self.scheduler.add_job(
+            self._tick,
+            "interval",
+            seconds=self.settings.scheduler_tick_seconds,
+            id="jobs",
+            next_run_time=utcnow(),
+        )
+        self.scheduler.start()
+        log.info("scheduler started", extra={"owner": self.runner.owner})
+
+    async def _tick(self) -> None:
+        try:
+            await self.runner.tick()
+        except Exception as exc:  # a failed tick (database away) must not stop later ticks
+            log.warning("tick failed: %s", type(exc).__name__)
+
+    async def stop(self) -> None:
+        """Stop claiming, let in-flight work finish within the grace period, release the rest."""
+        self.scheduler.shutdown(wait=False)
+        await self.runner.stop(self.settings.server_shutdown_grace_seconds)
+        log.info("scheduler stopped")

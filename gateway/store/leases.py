@@ -1,0 +1,103 @@
+"""The work-claim primitive every tick uses.
+
+A unit of work is a row with `due_at`, `lease_owner` and `lease_expires_at` (LeaseMixin). A
+claimer takes up to N due rows whose lease is free or expired and stamps its own lease on them,
+in one short transaction; the work itself runs outside any transaction. Completion, renewal and
+release name the owner, so a claimer whose lease expired (and whose row was re-claimed by
+another) cannot overwrite the newer claim: its calls simply affect no row.
+
+PostgreSQL: ``SELECT … FOR UPDATE SKIP LOCKED`` lets concurrent claimers pass each other.
+SQLite: every transaction begins IMMEDIATE (gateway/store/db.py), so claims are serialised by the
+single writer lock, which gives the same guarantee.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import Any, TypeVar
+
+from sqlalchemy import ColumnElement, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from gateway.store.models import LeaseMixin
+
+L = TypeVar("L", bound=LeaseMixin)
+
+
+def _free_or_expired(model: type[LeaseMixin], now: datetime) -> ColumnElement[bool]:
+    return or_(model.lease_expires_at.is_(None), model.lease_expires_at <= now)
+
+
+async def claim(
+    session: AsyncSession,
+    model: type[L],
+    *,
+    owner: str,
+    limit: int,
+    lease: timedelta,
+    now: datetime,
+    where: Sequence[ColumnElement[bool]] = (),
+) -> list[L]:
+    """Claim up to `limit` due rows of `model` for `owner` until `now + lease`.
+
+    The caller's transaction must commit for the claim to take effect; keep it short.
+    """
+    query = (
+        select(model)
+        .where(model.due_at <= now, _free_or_expired(model, now), *where)
+        .order_by(model.due_at)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+    rows = list((await session.scalars(query)).all())
+    for row in rows:
+        row.lease_owner = owner
+        row.lease_expires_at = now + lease
+    await session.flush()
+    return rows
+
+
+def _owned(model: type[LeaseMixin], ids: Sequence[Any], owner: str) -> list[ColumnElement[bool]]:
+    pk = model.__mapper__.primary_key[0]  # type: ignore[attr-defined]
+    return [pk.in_(list(ids)), model.lease_owner == owner]
+
+
+async def renew(
+    session: AsyncSession,
+    model: type[LeaseMixin],
+    ids: Sequence[Any],
+    *,
+    owner: str,
+    lease: timedelta,
+    now: datetime,
+) -> int:
+    """Extend `owner`'s unexpired leases on `ids`; returns how many were still held."""
+    result = await session.execute(
+        update(model)
+        .where(*_owned(model, ids, owner), model.lease_expires_at > now)
+        .values(lease_expires_at=now + lease)
+        .execution_options(synchronize_session=False)
+    )
+    return int(result.rowcount)  # type: ignore[attr-defined]
+
+
+async def release(
+    session: AsyncSession,
+    model: type[LeaseMixin],
+    ids: Sequence[Any],
+    *,
+    owner: str,
+    due_at: datetime | None = None,
+) -> int:
+    """Give `owner`'s leases on `ids` back (optionally moving them to `due_at`); returns count."""
+    values: dict[str, Any] = {"lease_owner": None, "lease_expires_at": None}
+    if due_at is not None:
+        values["due_at"] = due_at
+    result = await session.execute(
+        update(model)
+        .where(*_owned(model, ids, owner))
+        .values(**values)
+        .execution_options(synchronize_session=False)
+    )
+    return int(result.rowcount)  # type: ignore[attr-defined]

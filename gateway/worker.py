@@ -1,0 +1,198 @@
+"""Background jobs: claimed from the database with leases, run, then completed or retried.
+
+A job handler is an async function ``(JobContext) -> datetime | None``: the next time the job is
+due (a recurring job), or None when it is done (the row is deleted). A handler that raises is
+retried with exponential backoff until `scheduler_max_attempts`, then kept as failed. While a
+handler runs its lease is renewed, so a long job is not taken over; if the process dies, the
+lease expires and another process (or this one, restarted) takes the job again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import random
+import socket
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.dialects import postgresql, sqlite
+
+from gateway.config import Settings
+from gateway.privacy import retention
+from gateway.store import leases
+from gateway.store.db import Store
+from gateway.store.models import Job
+from gateway.store.types import new_id, utcnow
+
+log = logging.getLogger("calgate.worker")
+
+RETENTION_SWEEP = "maintenance.retention"
+_RETENTION_INTERVAL = timedelta(hours=1)
+_MAX_BACKOFF = timedelta(hours=1)
+
+
+@dataclass(frozen=True)
+class JobContext:
+    """What a handler gets: the job's identity and payload, the store and the settings."""
+
+    job_id: str
+    kind: str
+    payload: dict[str, Any]
+    attempts: int
+    store: Store
+    settings: Settings
+
+
+Handler = Callable[[JobContext], Awaitable[datetime | None]]
+
+
+async def _retention(ctx: JobContext) -> datetime:
+    async with ctx.store.transaction() as session:
+        await retention.sweep(session, ctx.settings, utcnow())
+    return utcnow() + _RETENTION_INTERVAL
+
+
+DEFAULT_HANDLERS: dict[str, Handler] = {RETENTION_SWEEP: _retention}
+
+
+def backoff(attempts: int) -> timedelta:
+    """Exponential backoff with full jitter: 2^n seconds at most, capped at an hour."""
+    ceiling = min(2.0**attempts, _MAX_BACKOFF.total_seconds())
+    return timedelta(seconds=random.uniform(ceiling / 2, ceiling))  # noqa: S311 - jitter, not crypto
+
+
+async def schedule(
+    store: Store, kind: str, key: str, due_at: datetime, payload: dict[str, Any] | None = None
+) -> None:
+    """Make sure a job with `key` exists (first caller wins; an existing job is left alone)."""
+    values = {
+        "id": new_id("job"),
+        "kind": kind,
+        "key": key,
+        "payload": payload or {},
+        "due_at": due_at,
+        "attempts": 0,
+        "created_at": utcnow(),
+    }
+    insert = postgresql.insert if store.dialect == "postgresql" else sqlite.insert
+    async with store.transaction() as session:
+        await session.execute(
+            insert(Job).values(**values).on_conflict_do_nothing(index_elements=["key"])
+        )
+
+
+class JobRunner:
+    """Claims and runs due jobs; one per process, ticked by the scheduler."""
+
+    def __init__(
+        self, store: Store, settings: Settings, handlers: dict[str, Handler] | None = None
+    ) -> None:
+        self.store = store
+        self.settings = settings
+        self.handlers = dict(DEFAULT_HANDLERS if handlers is None else handlers)
+        self.owner = f"{socket.gethostname()}:{os.getpid()}:{random.getrandbits(32):08x}"
+        self.lease = timedelta(seconds=settings.scheduler_lease_seconds)
+        self._stopping = False
+        self._running: set[asyncio.Task[None]] = set()
+
+    async def tick(self) -> int:
+        """Claim due jobs and run them concurrently; returns how many were claimed."""
+        if self._stopping:
+            return 0
+        async with self.store.transaction() as session:
+            jobs = await leases.claim(
+                session,
+                Job,
+                owner=self.owner,
+                limit=self.settings.scheduler_claim_batch,
+                lease=self.lease,
+                now=utcnow(),
+                where=[Job.failed_at.is_(None), Job.kind.in_(list(self.handlers))],
+            )
+            contexts = [
+                JobContext(j.id, j.kind, dict(j.payload), j.attempts, self.store, self.settings)
+                for j in jobs
+            ]
+        tasks = [asyncio.create_task(self._run(ctx)) for ctx in contexts]
+        self._running.update(tasks)
+        for task in tasks:
+            task.add_done_callback(self._running.discard)
+        if tasks:
+            await asyncio.gather(*tasks, return_exceptions=True)
+        return len(tasks)
+
+    async def _run(self, ctx: JobContext) -> None:
+        renewer = asyncio.create_task(self._keep_lease(ctx.job_id))
+        try:
+            next_due = await self.handlers[ctx.kind](ctx)
+        except asyncio.CancelledError:
+            # Shutdown ran out of grace: hand the job back at once for the next process.
+            async with self.store.transaction() as session:
+                await leases.release(session, Job, [ctx.job_id], owner=self.owner)
+            raise
+        except Exception as exc:
+            await self._failed(ctx, exc)
+        else:
+            await self._done(ctx, next_due)
+        finally:
+            renewer.cancel()
+
+    async def _keep_lease(self, job_id: str) -> None:
+        while True:
+            await asyncio.sleep(self.lease.total_seconds() / 3)
+            async with self.store.transaction() as session:
+                held = await leases.renew(
+                    session, Job, [job_id], owner=self.owner, lease=self.lease, now=utcnow()
+                )
+            if not held:
+                log.warning("lease lost", extra={"job_id": job_id})
+                return
+
+    async def _done(self, ctx: JobContext, next_due: datetime | None) -> None:
+        async with self.store.transaction() as session:
+            job = await session.scalar(
+                select(Job).where(Job.id == ctx.job_id, Job.lease_owner == self.owner)
+            )
+            if job is None:
+                return  # our lease expired and another process owns it now
+            if next_due is None:
+                await session.delete(job)
+            else:
+                job.attempts = 0
+                job.last_error = None
+                await leases.release(session, Job, [job.id], owner=self.owner, due_at=next_due)
+
+    async def _failed(self, ctx: JobContext, exc: Exception) -> None:
+        attempts = ctx.attempts + 1
+        # The exception's type and our own message only: library messages may quote data.
+        error = f"{type(exc).__name__} on attempt {attempts}"
+        log.warning("job failed", extra={"job_id": ctx.job_id, "kind": ctx.kind, "error": error})
+        async with self.store.transaction() as session:
+            job = await session.scalar(
+                select(Job).where(Job.id == ctx.job_id, Job.lease_owner == self.owner)
+            )
+            if job is None:
+                return
+            job.attempts = attempts
+            job.last_error = error
+            if attempts >= self.settings.scheduler_max_attempts:
+                job.failed_at = utcnow()
+            await leases.release(
+                session, Job, [job.id], owner=self.owner, due_at=utcnow() + backoff(attempts)
+            )
+
+    async def stop(self, grace: float) -> None:
+        """Stop claiming; let running jobs finish within `grace` seconds, then release them."""
+        self._stopping = True
+        running = list(self._running)
+        if not running:
+            return
+        _done, pending = await asyncio.wait(running, timeout=grace)
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)

@@ -1,0 +1,123 @@
+"""Shared fixtures: settings, stores on SQLite and PostgreSQL, the app and an API client.
+
+PostgreSQL tests use the server at CALGATE_TEST_POSTGRES_URL (default: 127.0.0.1:5432, database
+`test`, trust auth), each in a schema of its own that is dropped afterwards. Where no server
+answers they skip, saying so.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from gateway.app import create_app
+from gateway.config import Settings
+from gateway.store import migrate
+from gateway.store.db import Store
+
+POSTGRES_URL = os.environ.get(
+    "CALGATE_TEST_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
+)
+_pg_checked: dict[str, str | None] = {}
+
+
+async def postgres_unavailable() -> str | None:
+    """None when the test PostgreSQL answers, else the reason to skip."""
+    if "reason" not in _pg_checked:
+        engine = create_async_engine(POSTGRES_URL)
+        try:
+            async with asyncio.timeout(5), engine.connect() as conn:
+                await conn.execute(text("SELECT 1"))
+            _pg_checked["reason"] = None
+        except Exception as exc:
+            _pg_checked["reason"] = f"PostgreSQL not reachable at {POSTGRES_URL}: {exc!r}"
+        finally:
+            await engine.dispose()
+    return _pg_checked["reason"]
+
+
+def make_settings(tmp_path: Path, **overrides: Any) -> Settings:
+    """Settings for a test: SQLite in `tmp_path` unless overridden; no config file is read."""
+    values: dict[str, Any] = {
+        "database_url": f"sqlite+aiosqlite:///{tmp_path}/calgate.db",
+        "data_dir": tmp_path,
+        "public_url": "http://127.0.0.1:8400",
+    }
+    values.update(overrides)
+    return Settings(**values)
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return make_settings(tmp_path)
+
+
+async def _sqlite_store(settings: Settings) -> AsyncIterator[Store]:
+    store = Store.from_url(settings.database_url)
+    await migrate.upgrade(store)
+    try:
+        yield store
+    finally:
+        await store.close()
+
+
+async def _postgres_store() -> AsyncIterator[Store]:
+    reason = await postgres_unavailable()
+    if reason:
+        pytest.skip(reason)
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    admin = create_async_engine(POSTGRES_URL)
+    async with admin.begin() as conn:
+        await conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+    engine = create_async_engine(
+        POSTGRES_URL, connect_args={"server_settings": {"search_path": schema}}, pool_size=10
+    )
+    store = Store(engine)
+    try:
+        await migrate.upgrade(store)
+        yield store
+    finally:
+        await store.close()
+        async with admin.begin() as conn:
+            await conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        await admin.dispose()
+
+
+@pytest.fixture
+async def store(settings: Settings) -> AsyncIterator[Store]:
+    """A migrated SQLite store in the test's own folder."""
+    async for s in _sqlite_store(settings):
+        yield s
+
+
+@pytest.fixture
+async def pg_store() -> AsyncIterator[Store]:
+    """A migrated PostgreSQL store in a schema of its own (skips without a server)."""
+    async for s in _postgres_store():
+        yield s
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+async def any_store(request: pytest.FixtureRequest, settings: Settings) -> AsyncIterator[Store]:
+    """The same test on both stores."""
+    gen = _sqlite_store(settings) if request.param == "sqlite" else _postgres_store()
+    async for s in gen:
+        yield s
+
+
+@pytest.fixture
+async def client(settings: Settings, store: Store) -> AsyncIterator[httpx.AsyncClient]:
+    """An HTTP client talking to the app in-process (no ticks)."""
+    app = create_app(settings, store, run_ticks=False)
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as c:
+        yield c
