@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from alembic import context
 
+import gateway.store.all_models  # noqa: F401 - registers every table on Base.metadata
 from gateway.store.models import Base
 
 connection = context.config.attributes.get("connection")

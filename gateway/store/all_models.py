@@ -1,0 +1,6 @@
+"""Imports every model module, so Alembic (and anything needing the full schema) sees all tables.
+
+Each feature keeps its tables in its own module under gateway/store/; add one import line here.
+"""
+
+from gateway.store import models  # noqa: F401
