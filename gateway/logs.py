@@ -26,7 +26,23 @@ _STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {
 
 
 def _extras(record: logging.LogRecord) -> dict[str, Any]:
-    return redact({k: v for k, v in vars(record).items() if k not in _STANDARD})
+    skip = _STANDARD | {"request_id"}
+    return redact({k: v for k, v in vars(record).items() if k not in skip})
+
+
+def _stamp_request_id() -> None:
+    """Record the request id when a record is made (a handler may format it later)."""
+    previous = logging.getLogRecordFactory()
+    if getattr(previous, "calgate", False):
+        return
+
+    def factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
+        record = previous(*args, **kwargs)
+        record.request_id = request_id.get()
+        return record
+
+    factory.calgate = True  # type: ignore[attr-defined]
+    logging.setLogRecordFactory(factory)
 
 
 class JsonFormatter(logging.Formatter):
@@ -39,7 +55,7 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "msg": record.getMessage(),
         }
-        if (rid := request_id.get()) is not None:
+        if (rid := getattr(record, "request_id", None)) is not None:
             entry["request_id"] = rid
         entry.update(_extras(record))
         if record.exc_info and record.exc_info[0] is not None:
@@ -51,7 +67,7 @@ class TextFormatter(logging.Formatter):
     """Readable lines for a terminal."""
 
     def format(self, record: logging.LogRecord) -> str:
-        rid = request_id.get()
+        rid = getattr(record, "request_id", None)
         extras = " ".join(f"{k}={v}" for k, v in _extras(record).items())
         parts = [
             datetime.fromtimestamp(record.created, UTC).strftime("%H:%M:%S"),
@@ -64,8 +80,25 @@ class TextFormatter(logging.Formatter):
         return " ".join(p for p in parts if p)
 
 
+QUIET_LIBRARIES = (
+    "aiosqlite",
+    "asyncpg",
+    "sqlalchemy.engine",
+    "httpx",
+    "httpcore",
+    "urllib3",
+    "caldav",
+    "googleapiclient",
+    "msal",
+    "twilio",
+    "aiosmtplib",
+    "mail.log",
+)
+
+
 def configure(level: str, fmt: str) -> None:
     """Route calgate's, uvicorn's and APScheduler's logs through one handler on stderr."""
+    _stamp_request_id()
     use_json = fmt == "json" or (fmt == "auto" and not sys.stderr.isatty())
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter() if use_json else TextFormatter())
@@ -80,3 +113,7 @@ def configure(level: str, fmt: str) -> None:
     logging.getLogger("uvicorn.access").disabled = True
     for noisy in ("apscheduler", "alembic"):
         logging.getLogger(noisy).setLevel(max(logging.getLevelName(level), logging.WARNING))
+    # These log SQL parameters or full URLs at DEBUG/INFO: personal data and tokens. Never below
+    # WARNING, whatever the level asked for.
+    for leaky in QUIET_LIBRARIES:
+        logging.getLogger(leaky).setLevel(logging.WARNING)

