@@ -7,7 +7,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from gateway.api import api_keys, appointments, clients, errors, health, usage, users
+from gateway.api import account, api_keys, appointments, clients, errors, health, usage, users
 from gateway.api.middleware import RequestMiddleware
 from gateway.config import Settings
 from gateway.scheduler import Ticks
@@ -47,7 +47,7 @@ def create_app(
     app.state.settings = settings
     app.state.store = the_store
     errors.install(app)
-    for module in (health, users, clients, appointments, api_keys, usage):
+    for module in (health, account, users, clients, appointments, api_keys, usage):
         app.include_router(module.router)
     app.add_middleware(
         RequestMiddleware, store=the_store, max_body_bytes=settings.api_max_body_bytes

@@ -11,11 +11,12 @@ import hashlib
 import secrets
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from gateway.domain.contacts import require_zone
+from gateway.domain.contacts import require_country, require_zone
 from gateway.errors import NotFound, Unauthorized, ValidationFailed
 from gateway.store.models import Account, ApiKey
 from gateway.store.types import utcnow
@@ -45,7 +46,9 @@ async def create_account(
     name = name.strip()
     if not name:
         raise ValidationFailed.one("name", "must not be empty")
-    account = Account(name=name, timezone=require_zone(timezone), country=country.upper())
+    account = Account(
+        name=name, timezone=require_zone(timezone), country=require_country(country)
+    )
     session.add(account)
     await session.flush()
     return account, await issue_key(session, account, "default")
@@ -99,6 +102,23 @@ async def revoke_key(session: AsyncSession, account: Account, key_id: str) -> Ap
     if key.revoked_at is None:
         key.revoked_at = utcnow()
     return key
+
+
+async def update_account(
+    session: AsyncSession, account: Account, changes: dict[str, Any]
+) -> Account:
+    """Change the account's name, default zone or country (each validated)."""
+    for name in ("name", "timezone", "country"):
+        if name in changes and changes[name] is None:
+            raise ValidationFailed.one(name, "must not be null")
+    if "timezone" in changes:
+        account.timezone = require_zone(changes["timezone"])
+    if "country" in changes:
+        account.country = require_country(changes["country"])
+    if "name" in changes:
+        account.name = changes["name"].strip()
+    await session.flush()
+    return account
 
 
 async def get_account(session: AsyncSession, account_id: str) -> Account:

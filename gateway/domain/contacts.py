@@ -47,3 +47,11 @@ def require_zone(raw: str, field: str = "timezone") -> str:
             field, f"unknown time zone {raw!r}: use an IANA name such as 'Europe/London'"
         )
     return raw
+
+
+def require_country(raw: str, field: str = "country") -> str:
+    """Return the ISO 3166 alpha-2 code in upper case, or raise naming the problem."""
+    code = raw.strip().upper()
+    if code not in phonenumbers.SUPPORTED_REGIONS:
+        raise ValidationFailed.one(field, f"unknown country {raw!r}: use a code such as 'GB'")
+    return code

@@ -71,3 +71,20 @@ async def test_deleting_a_client_deletes_their_appointments(client, store):
     appointment = await api.appointment(user["id"], person["id"])
     assert (await api.delete(f"/v1/clients/{person['id']}")).status_code == 204
     assert (await api.get(f"/v1/appointments/{appointment['id']}")).status_code == 404
+
+
+async def test_account_read_and_update(client, store):
+    api = await new_account(store, client)
+    account = (await api.get("/v1/account")).json()
+    assert account["id"] == api.account_id
+    assert account["country"] == "GB"
+    changed = await api.patch("/v1/account", {"timezone": "America/Chicago", "country": "us"})
+    assert changed.status_code == 200, changed.text
+    assert changed.json()["country"] == "US"
+    assert (await api.user())["timezone"] == "Europe/London"  # explicit zone kept
+    assert (await api.created("/v1/users", {"name": "Z"}))["timezone"] == "America/Chicago"
+    # Phones written without + are now read as US numbers.
+    assert (await api.client(phone="(212) 555-0123"))["phone"] == "+12125550123"
+    for bad in ({"timezone": "Chicago"}, {"country": "XX"}, {"name": None}):
+        response = await api.patch("/v1/account", bad)
+        assert response.status_code == 422, bad
