@@ -3,4 +3,7 @@
 A new provider adds one import line here.
 """
 
-from connectors import caldav  # noqa: F401
+from connectors import (
+    caldav,  # noqa: F401
+    google,  # noqa: F401
+)

@@ -192,6 +192,7 @@ class Capabilities:
     incremental: bool = True  # list_changes with a cursor returns only changes
     watch: bool = False  # watch_start / watch_stop push notifications
     client_ids: bool = True  # create() names the object from the event's UID (retry-safe)
+    user_url: bool = False  # the person types the server URL (checked against SSRF first)
 
 
 @dataclass(frozen=True)
@@ -225,6 +226,11 @@ class Connector(abc.ABC):
 
     name: ClassVar[str]
     capabilities: ClassVar[Capabilities] = Capabilities()
+
+    def __init__(self, credentials: Credentials) -> None:
+        """Hold the credentials; no network here (the first call connects). Raises
+        ConnectorError when they cannot work at all (e.g. no server URL)."""
+        self.credentials = credentials
 
     @abc.abstractmethod
     async def list_calendars(self) -> list[CalendarInfo]:
@@ -296,21 +302,34 @@ class Connector(abc.ABC):
 
 
 ConnectorFactory = Callable[[Credentials], Connector]
-_REGISTRY: dict[str, ConnectorFactory] = {}
+_REGISTRY: dict[str, tuple[ConnectorFactory, Capabilities]] = {}
 
 
-def register(name: str, factory: ConnectorFactory) -> None:
-    """Make the provider `name` available to integrations (done at import by each module)."""
-    _REGISTRY[name] = factory
+def register(
+    name: str, factory: ConnectorFactory, capabilities: Capabilities | None = None
+) -> None:
+    """Make the provider `name` available to integrations (done at import by each module;
+    connectors/available.py imports them all). `capabilities` defaults to the factory's own
+    `capabilities` attribute when it is a Connector class, else to `Capabilities()`."""
+    found = capabilities or getattr(factory, "capabilities", None)
+    _REGISTRY[name] = (factory, found if isinstance(found, Capabilities) else Capabilities())
+
+
+def _entry(name: str) -> tuple[ConnectorFactory, Capabilities]:
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        raise ConnectorError(f"unknown calendar provider {name!r}") from None
+
+
+def capabilities_of(name: str) -> Capabilities:
+    """What provider `name` can do. Raises ConnectorError for an unknown provider."""
+    return _entry(name)[1]
 
 
 def build(name: str, credentials: Credentials) -> Connector:
     """A connector for provider `name`. Raises ConnectorError for an unknown provider."""
-    try:
-        factory = _REGISTRY[name]
-    except KeyError:
-        raise ConnectorError(f"unknown calendar provider {name!r}") from None
-    return factory(credentials)
+    return _entry(name)[0](credentials)
 
 
 def providers() -> list[str]:

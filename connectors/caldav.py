@@ -14,9 +14,10 @@ import asyncio
 import json
 import threading
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any, ClassVar, TypeVar
-from urllib.parse import quote, urljoin, urlsplit
+from urllib.parse import quote, unquote, urljoin, urlsplit
 
 from caldav.davclient import DAVClient
 from caldav.elements import dav
@@ -45,7 +46,7 @@ from connectors.base import (
 )
 
 T = TypeVar("T")
-_MULTIGET_CHUNK = 200
+_MULTIGET_CHUNK = 100
 _TIMEOUT_SECONDS = 30
 
 
@@ -102,6 +103,12 @@ def _translate(exc: Exception, what: str) -> ConnectorError:
     return ConnectorError(f"unexpected failure during {what} ({type(exc).__name__})")
 
 
+def _canon(url: Any) -> str:
+    """One spelling per resource URL: servers differ in which characters they percent-encode."""
+    parts = urlsplit(str(url))
+    return parts._replace(path=quote(unquote(parts.path), safe="/")).geturl()
+
+
 def _etag(value: Any) -> str:
     return str(value) if value else ""
 
@@ -110,7 +117,7 @@ class CalDAVConnector(Connector):
     """One CalDAV account. `Credentials.server_url` is any URL discovery can start from."""
 
     name = "caldav"
-    capabilities = Capabilities(incremental=True, watch=False, client_ids=True)
+    capabilities = Capabilities(incremental=True, watch=False, client_ids=True, user_url=True)
 
     def __init__(self, credentials: Credentials) -> None:
         if not credentials.server_url:
@@ -142,11 +149,9 @@ class CalDAVConnector(Connector):
         return self.client.calendar(url=calendar_id)  # type: ignore[no-untyped-call]
 
     def _href(self, calendar_id: str, uid: str) -> str:
-        # RFC 4791 §5.3.2: the client names the resource; our UIDs are url-safe already.
-        return urljoin(
-            calendar_id if calendar_id.endswith("/") else calendar_id + "/",
-            quote(uid, safe="@") + ".ics",
-        )
+        # RFC 4791 §5.3.2: the client names the resource; from the UID, so a retry hits it again.
+        folder = calendar_id if calendar_id.endswith("/") else calendar_id + "/"
+        return _canon(urljoin(folder, quote(uid, safe="") + ".ics"))
 
     # --- discovery ------------------------------------------------------------------------
 
@@ -186,34 +191,43 @@ class CalDAVConnector(Connector):
         result = cal.get_objects_by_sync_token(
             sync_token=token, load_objects=False, disable_fallback=True
         )
-        deleted_urls = {str(u) for u in result.deleted_urls}
+        deleted_urls = {_canon(u) for u in result.deleted_urls}
         urls = []
         deleted = []
         for obj in result.objects:
-            url = str(obj.url)
+            url = _canon(obj.url)
             if url.rstrip("/") == str(cal.url).rstrip("/"):
                 continue  # some servers list the collection itself among the changes
-            if url in deleted_urls or obj.url.canonical() in result.deleted_urls:
+            if url in deleted_urls:
                 deleted.append(url)
             else:
                 urls.append(obj.url)
         items = self._fetch(cal, urls, window)
         fetched = {i.href for i in items}
         # Listed as changed but gone by the time we fetched it: a deletion.
-        deleted.extend(str(u) for u in urls if str(u) not in fetched)
+        deleted.extend(_canon(u) for u in urls if _canon(u) not in fetched)
         new_cursor = json.dumps({"t": str(result.sync_token)})
         return ChangeSet(new_cursor, tuple(items), tuple(deleted), full=token is None)
 
     def _fetch(self, cal: Any, urls: list[Any], window: Window) -> list[RemoteItem]:
+        """calendar-multiget (RFC 4791 §7.9) in chunks; the next chunk is requested while this
+        one is parsed, so the server's time and ours overlap."""
+        chunks = [urls[i : i + _MULTIGET_CHUNK] for i in range(0, len(urls), _MULTIGET_CHUNK)]
         items: list[RemoteItem] = []
-        for start in range(0, len(urls), _MULTIGET_CHUNK):
-            chunk = urls[start : start + _MULTIGET_CHUNK]
-            for obj in cal.multiget(chunk):
-                etag = _etag((obj.props or {}).get(dav.GetEtag.tag))
-                try:
-                    items.append(ical.parse_item(str(obj.url), etag, obj.data, window))
-                except ValueError:
-                    continue  # not an event (a task, a journal) or unreadable: not ours to judge
+        if not chunks:
+            return items
+        with ThreadPoolExecutor(max_workers=1) as prefetch:
+            pending = prefetch.submit(cal.multiget, chunks[0])
+            for index in range(len(chunks)):
+                objects = pending.result()
+                if index + 1 < len(chunks):
+                    pending = prefetch.submit(cal.multiget, chunks[index + 1])
+                for obj in objects:
+                    etag = _etag((obj.props or {}).get(dav.GetEtag.tag))
+                    try:
+                        items.append(ical.parse_item(_canon(obj.url), etag, obj.data, window))
+                    except ValueError:
+                        continue  # not an event (a task, a journal) or unreadable: not ours
         return items
 
     def _by_ctag(self, calendar_id: str, state: dict[str, Any], window: Window) -> ChangeSet:
@@ -226,7 +240,7 @@ class CalDAVConnector(Connector):
         props = response.expand_simple_props([dav.GetEtag()])
         current: dict[str, str] = {}
         for href, values in props.items():
-            url = str(cal.url.join(href))
+            url = _canon(cal.url.join(href))
             if url.rstrip("/") == str(cal.url).rstrip("/"):
                 continue
             current[url] = _etag(values.get(dav.GetEtag.tag))
@@ -245,7 +259,7 @@ class CalDAVConnector(Connector):
             del cal
             etag = _etag(response.headers.get("ETag"))
             try:
-                return ical.parse_item(href, etag, response.raw, window)
+                return ical.parse_item(_canon(href), etag, response.raw, window)
             except ValueError:
                 raise ConnectorError("the CalDAV server returned an unreadable event") from None
 
@@ -262,7 +276,7 @@ class CalDAVConnector(Connector):
             if not etag:
                 head = self.client.request(str(obj.url), "GET")
                 etag = _etag(head.headers.get("ETag"))
-            return ical.parse_item(str(obj.url), etag, obj.data, window)
+            return ical.parse_item(_canon(obj.url), etag, obj.data, window)
 
         return await self._call("finding an event", run)
 

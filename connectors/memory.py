@@ -9,6 +9,7 @@ already expanded (their occurrences), so the connector just filters them by wind
 from __future__ import annotations
 
 import itertools
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, time
 
@@ -62,6 +63,9 @@ class MemoryServer:
     expired_before: int = 0  # cursors older than this answer CursorExpired
     fail_next: list[ConnectorError] = field(default_factory=list)
     requests: int = 0
+    writes: int = 0
+    # Called once after the next listing (a test acting between our read and our write).
+    after_list: list[Callable[[], None]] = field(default_factory=list)
     _seq: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
     _last: int = 0
 
@@ -117,8 +121,9 @@ class MemoryConnector(Connector):
         self.server = server
         self.credentials = credentials
 
-    def _enter(self) -> None:
+    def _enter(self, write: bool = False) -> None:
         self.server.requests += 1
+        self.server.writes += write
         if self.server.fail_next:
             raise self.server.fail_next.pop(0)
         if self.credentials.secret != self.server.password:
@@ -146,8 +151,11 @@ class MemoryConnector(Connector):
         self._enter()
         objects = self._calendar(calendar_id)
         now = str(self.server._last)
+        hooks, self.server.after_list = self.server.after_list, []
         if cursor is None:
             items = tuple(self._item(h, o, window) for h, o in sorted(objects.items()))
+            for hook in hooks:
+                hook()
             return ChangeSet(now, items, (), full=True)
         since = int(cursor)
         if since < self.server.expired_before - 1:
@@ -155,6 +163,8 @@ class MemoryConnector(Connector):
         hrefs = sorted({h for seq, cal, h in self.server.log if seq > since and cal == calendar_id})
         changed = tuple(self._item(h, objects[h], window) for h in hrefs if h in objects)
         deleted = tuple(h for h in hrefs if h not in objects)
+        for hook in hooks:
+            hook()
         return ChangeSet(now, changed, deleted, full=False)
 
     async def get(self, calendar_id: str, href: str, window: Window) -> RemoteItem:
@@ -171,7 +181,7 @@ class MemoryConnector(Connector):
         return self._item(found[0], found[1], window) if found else None
 
     async def create(self, calendar_id: str, event: Event) -> Written:
-        self._enter()
+        self._enter(write=True)
         objects = self._calendar(calendar_id)
         href = f"{event.uid}.ics"
         if href in objects:
@@ -180,7 +190,7 @@ class MemoryConnector(Connector):
         return Written(href, etag)
 
     async def update(self, calendar_id: str, href: str, event: Event, etag: str) -> Written:
-        self._enter()
+        self._enter(write=True)
         obj = self._calendar(calendar_id).get(href)
         if obj is None:
             raise NotFound("no such item")
@@ -189,7 +199,7 @@ class MemoryConnector(Connector):
         return Written(href, self.server.put(calendar_id, href, event))
 
     async def delete(self, calendar_id: str, href: str, etag: str | None) -> None:
-        self._enter()
+        self._enter(write=True)
         obj = self._calendar(calendar_id).get(href)
         if obj is None:
             raise NotFound("no such item")

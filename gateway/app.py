@@ -7,9 +7,26 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from gateway.api import account, api_keys, appointments, clients, errors, health, usage, users
+from gateway.api import (
+    account,
+    api_keys,
+    appointments,
+    clients,
+    errors,
+    feeds,
+    google,
+    health,
+    integrations,
+    notifications,
+    twilio_webhooks,
+    usage,
+    users,
+)
 from gateway.api.middleware import RequestMiddleware
 from gateway.config import Settings
+from gateway.feeds import http as feeds_http
+from gateway.google import install as google_install
+from gateway.notify import planner as notify_planner
 from gateway.scheduler import Ticks
 from gateway.store.db import Store
 
@@ -47,9 +64,17 @@ def create_app(
     app.state.settings = settings
     app.state.store = the_store
     errors.install(app)
-    for module in (health, account, users, clients, appointments, api_keys, usage):
+    for module in (health, account, users, clients, appointments, api_keys, usage, feeds):
         app.include_router(module.router)
+    app.include_router(notifications.router)
+    app.include_router(twilio_webhooks.router)
+    app.include_router(integrations.router)
+    app.include_router(integrations.busy_router)
+    app.include_router(google.router)
+    google_install.install(settings)
+    notify_planner.use_settings(settings)
     app.add_middleware(
         RequestMiddleware, store=the_store, max_body_bytes=settings.api_max_body_bytes
     )
+    feeds_http.install(app, the_store, settings)  # after the middleware: feeds go first
     return app

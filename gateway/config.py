@@ -10,6 +10,7 @@ line naming the setting and where it came from.
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from pathlib import Path
 from typing import Any, Literal
@@ -95,6 +96,54 @@ class Settings(BaseSettings):
         8, ge=1, description="Attempts of a background job before it is recorded as failed."
     )
 
+    feeds_refresh_minutes: int = Field(
+        60,
+        ge=5,
+        le=10080,
+        description="How often calendar apps are asked to refresh a feed (REFRESH-INTERVAL and "
+        "X-PUBLISHED-TTL).",
+    )
+    feeds_past_days: int = Field(
+        60, ge=0, le=3660, description="How far back a feed shows appointments."
+    )
+    feeds_future_days: int = Field(
+        730, ge=1, le=3660, description="How far ahead a feed shows appointments."
+    )
+    feeds_cancelled_grace_days: float = Field(
+        7.0,
+        ge=0,
+        description="How long a cancelled appointment stays in feeds as STATUS:CANCELLED, so "
+        "that apps remove it, before it leaves the feed.",
+    )
+    feeds_ip_retention_days: float = Field(
+        7.0,
+        gt=0,
+        le=7,
+        description="How long the address of a feed fetch is kept (for spotting leaked links); "
+        "after this only the app family and counts remain. At most 7 (the access record covers "
+        "the last 7 days).",
+    )
+    feeds_cache_mb: int = Field(
+        256, ge=1, description="Memory for rendered feed bodies per process (least used leave)."
+    )
+    feeds_miss_free: int = Field(
+        20,
+        ge=1,
+        description="Unknown-token requests one address may make per window before its "
+        "further misses are slowed down.",
+    )
+    feeds_miss_window_seconds: float = Field(
+        600.0, gt=0, description="The window over which misses of one address are counted."
+    )
+    feeds_miss_delay_max_seconds: float = Field(
+        10.0, ge=0, description="The longest a missed feed request is held before its 404."
+    )
+    feeds_access_flush_seconds: float = Field(
+        30.0,
+        gt=0,
+        description="How often each process writes its feed fetch counts to the database.",
+    )
+
     notify_enabled: bool = Field(
         True, description="Run the delivery tick that sends due confirmations and reminders."
     )
@@ -148,8 +197,10 @@ class Settings(BaseSettings):
         description="starttls (upgrade on the submission port), tls (implicit TLS, port 465) "
         "or none (local relays only).",
     )
-    smtp_ca_file: Path | None = Field(
-        None, description="PEM file of CAs to trust for the SMTP server instead of the system's."
+    smtp_ca_file: str = Field(
+        "",
+        description="PEM file of CAs to trust for the SMTP server instead of the system's "
+        "(empty = the system's).",
     )
     smtp_username: str = Field("", description="SMTP login; empty = no authentication.")
     smtp_password: SecretStr = Field(SecretStr(""), description="SMTP password.")
@@ -178,6 +229,118 @@ class Settings(BaseSettings):
     )
     twilio_timeout_seconds: float = Field(15.0, gt=0, description="Timeout of each Twilio request.")
 
+    sync_poll_minutes: float = Field(
+        5.0, gt=0, description="How often each connected calendar is read for changes."
+    )
+    sync_tick_seconds: float = Field(
+        2.0, gt=0, description="How often the daemon looks for integrations to push or pull."
+    )
+    sync_window_past_days: int = Field(
+        30, ge=0, description="How far back appointments are pushed and busy time is read."
+    )
+    sync_window_future_days: int = Field(
+        365, ge=1, description="How far ahead appointments are pushed and busy time is read."
+    )
+    sync_full_resync_hours: float = Field(
+        24.0,
+        gt=0,
+        description="A full listing this often moves the window forward (recurring busy time).",
+    )
+    sync_conflict_policy: Literal["calgate", "remote"] = Field(
+        "calgate",
+        description="Changed on both sides since the last sync: calgate = our version is "
+        "written back; remote = the calendar's time is taken. Either way it is recorded.",
+    )
+    sync_deleted_policy: Literal["cancel", "restore"] = Field(
+        "cancel",
+        description="Our event deleted in the calendar: cancel the appointment, or restore "
+        "the event.",
+    )
+    sync_empty_guard_min: int = Field(
+        3,
+        ge=1,
+        description="A calendar that suddenly lists none of our events while we hold at "
+        "least this many stops the sync (status paused) instead of cancelling them all.",
+    )
+    sync_max_backoff_minutes: float = Field(
+        60.0, gt=0, description="Longest wait between retries of a failing integration."
+    )
+
+    secrets_key: SecretStr = Field(
+        SecretStr(""),
+        description="Key encrypting provider passwords and tokens at rest (Fernet, "
+        "urlsafe base64); better: CALGATE_SECRETS_KEY. Empty = a key file under data_dir.",
+    )
+    secrets_key_file: str = Field(
+        "secrets.key",
+        description="Key file (created 0600 when missing), relative to data_dir; used when "
+        "secrets.key is empty.",
+    )
+
+    outbound_allow: str = Field(
+        "",
+        description="Comma-separated hosts or networks (CIDR) that calendar server URLs may "
+        "point to even though they are loopback, private or link-local (e.g. 127.0.0.1).",
+    )
+
+    google_client_id: str = Field(
+        "", description="OAuth client id of calgate's Google Cloud project; empty = no Google."
+    )
+    google_client_secret: SecretStr = Field(
+        SecretStr(""), description="OAuth client secret (better: CALGATE_GOOGLE_CLIENT_SECRET)."
+    )
+    google_redirect_url: str = Field(
+        "",
+        description="Redirect URI registered with Google; empty = public_url + "
+        "/oauth/google/callback.",
+    )
+    google_auth_uri: str = Field(
+        "https://accounts.google.com/o/oauth2/v2/auth",
+        description="Google's OAuth 2.0 authorization endpoint (the consent page).",
+    )
+    google_token_uri: str = Field(
+        "https://oauth2.googleapis.com/token", description="Google's OAuth 2.0 token endpoint."
+    )
+    google_revoke_uri: str = Field(
+        "https://oauth2.googleapis.com/revoke", description="Google's OAuth 2.0 revoke endpoint."
+    )
+    google_api_base: str = Field(
+        "https://www.googleapis.com/calendar/v3/",
+        description="Base URL of the Google Calendar API v3.",
+    )
+    google_consent_minutes: float = Field(
+        10.0, gt=0, le=60, description="How long a consent link (its state) can be used, once."
+    )
+    google_requests_per_minute: int = Field(
+        500,
+        ge=1,
+        le=600,
+        description="Most Google API requests per connected account per minute in this process "
+        "(Google's own limit is about 600); further requests wait.",
+    )
+    google_quota_pause_minutes: float = Field(
+        60.0,
+        gt=0,
+        description="After Google's 'calendar usage limits exceeded', writes to that calendar "
+        "pause this long (reads go on).",
+    )
+    google_watch: bool = Field(
+        True,
+        description="Ask Google for push notifications (events.watch) to public_url/webhooks/"
+        "google; Google only calls https addresses.",
+    )
+    google_channel_hours: float = Field(
+        168.0, gt=1, description="Lifetime asked for each push channel (Google caps it)."
+    )
+    google_channel_renew_hours: float = Field(
+        24.0,
+        gt=0,
+        description="A push channel is replaced by a new one when less than this remains.",
+    )
+    google_timeout_seconds: float = Field(
+        30.0, gt=0, description="Timeout of each request to Google."
+    )
+
     @field_validator("public_url")
     @classmethod
     def _check_public_url(cls, value: str) -> str:
@@ -194,6 +357,27 @@ class Settings(BaseSettings):
         scheme = value.split("://", 1)[0] if "://" in value else ""
         if scheme not in _DB_SCHEMES:
             raise ValueError("must start with sqlite+aiosqlite:/// or postgresql+asyncpg://")
+        return value
+
+    @field_validator("notify_reminder_offsets")
+    @classmethod
+    def _check_offsets(cls, value: list[str]) -> list[str]:
+        for item in value:
+            match = re.fullmatch(r"(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?", item.strip().lower())
+            minutes = (
+                sum(int(g or 0) * k for g, k in zip(match.groups(), (1440, 60, 1), strict=True))
+                if match
+                else 0
+            )
+            if not 1 <= minutes <= 60 * 1440:
+                raise ValueError(f"{item!r} is not a duration from 1m to 60d such as 24h or 90m")
+        return value
+
+    @field_validator("notify_quiet_start", "notify_quiet_end")
+    @classmethod
+    def _check_hhmm(cls, value: str) -> str:
+        if not re.fullmatch(r"([01]\d|2[0-3]):[0-5]\d", value):
+            raise ValueError("must be a time of day written HH:MM, such as 21:00")
         return value
 
     @field_validator("default_timezone")

@@ -12,8 +12,11 @@ from datetime import UTC
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from gateway.config import Settings
+from gateway.google import channels as google_channels
+from gateway.notify import delivery as notify_delivery
 from gateway.store.db import Store
 from gateway.store.types import utcnow
+from gateway.sync import schedule as sync_schedule
 from gateway.worker import RETENTION_SWEEP, JobRunner, schedule
 
 log = logging.getLogger("calgate.scheduler")
@@ -33,7 +36,7 @@ class Ticks:
 
     async def start(self) -> None:
         """Seed recurring jobs and start ticking (call inside the running loop)."""
-        await schedule(self.store, RETENTION_SWEEP, RETENTION_SWEEP, utcnow())
+        await schedule(self.store, RETENTION_SWEEP, RETENTION_SWEEP, utcnow(), revive_failed=True)
         self.scheduler.add_job(
             self._tick,
             "interval",
@@ -41,6 +44,9 @@ class Ticks:
             id="jobs",
             next_run_time=utcnow(),
         )
+        self.notify = notify_delivery.install(self.scheduler, self.store, self.settings)
+        self.sync = sync_schedule.install(self.scheduler, self.store, self.settings)
+        google_channels.install(self.scheduler, self.store, self.settings)
         self.scheduler.start()
         log.info("scheduler started", extra={"owner": self.runner.owner})
 
@@ -54,4 +60,6 @@ class Ticks:
         """Stop claiming, let in-flight work finish within the grace period, release the rest."""
         self.scheduler.shutdown(wait=False)
         await self.runner.stop(self.settings.server_shutdown_grace_seconds)
+        if (notify := getattr(self, "notify", None)) is not None:
+            await notify.stop(self.settings.server_shutdown_grace_seconds)
         log.info("scheduler stopped")

@@ -10,6 +10,7 @@ lease expires and another process (or this one, restarted) takes the job again.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import random
@@ -67,9 +68,20 @@ def backoff(attempts: int) -> timedelta:
 
 
 async def schedule(
-    store: Store, kind: str, key: str, due_at: datetime, payload: dict[str, Any] | None = None
+    store: Store,
+    kind: str,
+    key: str,
+    due_at: datetime,
+    payload: dict[str, Any] | None = None,
+    *,
+    revive_failed: bool = False,
 ) -> None:
-    """Make sure a job with `key` exists (first caller wins; an existing job is left alone)."""
+    """Make sure a job with `key` exists (first caller wins; an existing job is left alone).
+
+    With `revive_failed`, an existing job that ran out of attempts is made due again at `due_at`
+    with fresh attempts: recurring work seeded at start-up (the retention sweep) must not stay
+    dead for good after one bad spell.
+    """
     values = {
         "id": new_id("job"),
         "kind": kind,
@@ -80,10 +92,17 @@ async def schedule(
         "created_at": utcnow(),
     }
     insert = postgresql.insert if store.dialect == "postgresql" else sqlite.insert
-    async with store.transaction() as session:
-        await session.execute(
-            insert(Job).values(**values).on_conflict_do_nothing(index_elements=["key"])
+    statement = insert(Job).values(**values)
+    if revive_failed:
+        statement = statement.on_conflict_do_update(
+            index_elements=["key"],
+            set_={"failed_at": None, "attempts": 0, "due_at": due_at},
+            where=Job.failed_at.is_not(None),
         )
+    else:
+        statement = statement.on_conflict_do_nothing(index_elements=["key"])
+    async with store.transaction() as session:
+        await session.execute(statement)
 
 
 class JobRunner:
@@ -99,29 +118,37 @@ class JobRunner:
         self.lease = timedelta(seconds=settings.scheduler_lease_seconds)
         self._stopping = False
         self._running: set[asyncio.Task[None]] = set()
+        self._claiming = asyncio.Lock()  # held while a tick claims; stop() waits for it
 
     async def tick(self) -> int:
         """Claim due jobs and run them concurrently; returns how many were claimed."""
-        if self._stopping:
-            return 0
-        async with self.store.transaction() as session:
-            jobs = await leases.claim(
-                session,
-                Job,
-                owner=self.owner,
-                limit=self.settings.scheduler_claim_batch,
-                lease=self.lease,
-                now=utcnow(),
-                where=[Job.failed_at.is_(None), Job.kind.in_(list(self.handlers))],
-            )
-            contexts = [
-                JobContext(j.id, j.kind, dict(j.payload), j.attempts, self.store, self.settings)
-                for j in jobs
-            ]
-        tasks = [asyncio.create_task(self._run(ctx)) for ctx in contexts]
-        self._running.update(tasks)
-        for task in tasks:
-            task.add_done_callback(self._running.discard)
+        async with self._claiming:
+            if self._stopping:
+                return 0
+            async with self.store.transaction() as session:
+                jobs = await leases.claim(
+                    session,
+                    Job,
+                    owner=self.owner,
+                    limit=self.settings.scheduler_claim_batch,
+                    lease=self.lease,
+                    now=utcnow(),
+                    where=[Job.failed_at.is_(None), Job.kind.in_(list(self.handlers))],
+                )
+                contexts = [
+                    JobContext(j.id, j.kind, dict(j.payload), j.attempts, self.store, self.settings)
+                    for j in jobs
+                ]
+            if self._stopping and contexts:
+                # stop() came while we were claiming: hand the jobs back instead of starting them.
+                async with self.store.transaction() as session:
+                    ids = [c.job_id for c in contexts]
+                    await leases.release(session, Job, ids, owner=self.owner)
+                return 0
+            tasks = [asyncio.create_task(self._run(ctx)) for ctx in contexts]
+            self._running.update(tasks)
+            for task in tasks:
+                task.add_done_callback(self._running.discard)
         if tasks:
             await asyncio.gather(*tasks, return_exceptions=True)
         return len(tasks)
@@ -145,10 +172,18 @@ class JobRunner:
     async def _keep_lease(self, job_id: str) -> None:
         while True:
             await asyncio.sleep(self.lease.total_seconds() / 3)
-            async with self.store.transaction() as session:
-                held = await leases.renew(
-                    session, Job, [job_id], owner=self.owner, lease=self.lease, now=utcnow()
+            try:
+                async with self.store.transaction() as session:
+                    held = await leases.renew(
+                        session, Job, [job_id], owner=self.owner, lease=self.lease, now=utcnow()
+                    )
+            except Exception as exc:
+                # A dropped connection or a failover: the lease still runs, so try again at the
+                # next beat instead of leaving the job to be taken over while it runs.
+                log.warning(
+                    "lease renewal failed: %s", type(exc).__name__, extra={"job_id": job_id}
                 )
+                continue
             if not held:
                 log.warning("lease lost", extra={"job_id": job_id})
                 return
@@ -189,10 +224,15 @@ class JobRunner:
     async def stop(self, grace: float) -> None:
         """Stop claiming; let running jobs finish within `grace` seconds, then release them."""
         self._stopping = True
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + grace
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout_at(deadline), self._claiming:
+                pass  # a claim in progress hands its jobs back (see tick)
         running = list(self._running)
         if not running:
             return
-        _done, pending = await asyncio.wait(running, timeout=grace)
+        _done, pending = await asyncio.wait(running, timeout=max(0.0, deadline - loop.time()))
         for task in pending:
             task.cancel()
         await asyncio.gather(*pending, return_exceptions=True)

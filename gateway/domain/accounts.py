@@ -46,9 +46,7 @@ async def create_account(
     name = name.strip()
     if not name:
         raise ValidationFailed.one("name", "must not be empty")
-    account = Account(
-        name=name, timezone=require_zone(timezone), country=require_country(country)
-    )
+    account = Account(name=name, timezone=require_zone(timezone), country=require_country(country))
     session.add(account)
     await session.flush()
     return account, await issue_key(session, account, "default")

@@ -17,8 +17,10 @@ from gateway.domain.contacts import require_zone
 from gateway.domain.pagination import Page, paginate
 from gateway.domain.scoping import apply_changes, get_owned, get_referenced
 from gateway.errors import Conflict, PreconditionFailed, ValidationFailed
+from gateway.feeds import invalidate as feeds
 from gateway.store.models import Account, Appointment, Client, User
 from gateway.store.types import utcnow
+from gateway.sync import hooks as sync_hooks
 
 MAX_DURATION = timedelta(days=31)
 _TIME_FIELDS = ("start_at", "end_at", "timezone")
@@ -56,7 +58,11 @@ async def after_change(session: AsyncSession, change: AppointmentChange) -> None
     Each later stage (feeds, notifications, sync) adds its one call here, so that a change and
     its consequences commit together or not at all.
     """
-    del session, change  # no stage reacts yet
+    from gateway.notify import planner  # here: the notify package imports this module
+
+    await planner.on_appointment_change(session, change)
+    await feeds.on_appointment_change(session, change)
+    await sync_hooks.on_appointment_change(session, change)
 
 
 def _as_utc(values: dict[str, Any]) -> dict[str, Any]:

@@ -11,6 +11,7 @@ from gateway.domain.contacts import normalize_email, normalize_locale, normalize
 from gateway.domain.pagination import Page, paginate
 from gateway.domain.scoping import apply_changes, get_owned
 from gateway.errors import ValidationFailed
+from gateway.feeds.invalidate import on_person_change
 from gateway.store.models import Account, Client, User
 from gateway.store.types import utcnow
 
@@ -54,6 +55,7 @@ async def update_user(
             raise ValidationFailed.one(required, "must not be null")
     if apply_changes(user, _clean_contact(account, changes)):
         user.updated_at = utcnow()
+        await on_person_change(session, account.id)
     return user
 
 
@@ -103,6 +105,7 @@ async def update_client(
         _check_sms(client)
         _consent_timestamp(client)
         client.updated_at = utcnow()
+        await on_person_change(session, account.id)
     return client
 
 
@@ -119,5 +122,6 @@ async def delete_person(
 ) -> None:
     """Delete a user or client and, by cascade, every appointment with them."""
     row = await get_owned(session, model, account, row_id)
+    await on_person_change(session, account.id)
     await session.delete(row)
     await session.flush()

@@ -9,6 +9,7 @@ from sqlalchemy import delete
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway.config import Settings
+from gateway.feeds import access as feed_access
 from gateway.store.models import IdempotencyRecord, UsageRecord
 
 log = logging.getLogger("calgate.retention")
@@ -25,5 +26,6 @@ async def sweep(session: AsyncSession, settings: Settings, now: datetime) -> dic
         "usage_records": int(usage.rowcount),  # type: ignore[attr-defined]
         "idempotency_records": int(idem.rowcount),  # type: ignore[attr-defined]
     }
+    counts.update(await feed_access.sweep(session, settings, now))
     log.info("retention sweep", extra={"deleted": counts})
     return counts

@@ -3,6 +3,10 @@
 Each feature keeps its tables in its own module under gateway/store/; add one import line here.
 """
 
-from gateway.store import feed_models  # noqa: F401
-from gateway.store import models  # noqa: F401
-from gateway.store import notify_models  # noqa: F401
+from gateway.store import (
+    feed_models,  # noqa: F401
+    google_models,  # noqa: F401
+    models,  # noqa: F401
+    notify_models,  # noqa: F401
+    sync_models,  # noqa: F401
+)

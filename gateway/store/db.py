@@ -26,7 +26,7 @@ from sqlalchemy.ext.asyncio import (
 SQLITE_PRAGMAS = (
     "PRAGMA journal_mode=WAL",
     "PRAGMA foreign_keys=ON",
-    "PRAGMA secure_delete=OFF",
+    "PRAGMA secure_delete=ON",
     "PRAGMA busy_timeout=15000",
     "PRAGMA synchronous=NORMAL",
 )

@@ -19,7 +19,7 @@ class _ThreadingServer(ThreadingMixIn, WSGIServer):
 
 
 class _QuietHandler(WSGIRequestHandler):
-    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - stdlib signature
+    def log_message(self, format: str, *args: object) -> None:
         pass
 
 
@@ -68,3 +68,55 @@ def running(
     finally:
         server.shutdown()
         server.server_close()
+
+
+@contextmanager
+def running_process(
+    folder: Path, username: str = "alice", password: str = "pw-Radicale-1"
+) -> Iterator[RadicaleServer]:
+    """The same server as a separate process (`python -m radicale`), so that a benchmark's
+    client does not share the interpreter (and its lock) with the server."""
+    import socket
+    import subprocess
+    import sys
+    import time
+    import urllib.error
+    import urllib.request
+
+    folder.mkdir(parents=True, exist_ok=True)
+    users = folder / "users"
+    users.write_text(f"{username}:{password}\n", encoding="utf-8")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = int(s.getsockname()[1])
+    config = folder / "config"
+    config.write_text(
+        f"[server]\nhosts = 127.0.0.1:{port}\n"
+        f"[auth]\ntype = htpasswd\nhtpasswd_filename = {users}\n"
+        "htpasswd_encryption = plain\ndelay = 0\n"
+        f"[storage]\nfilesystem_folder = {folder / 'collections'}\n"
+        "[rights]\ntype = owner_only\n[logging]\nlevel = warning\n",
+        encoding="utf-8",
+    )
+    process = subprocess.Popen(
+        [sys.executable, "-m", "radicale", "--config", str(config)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}/"
+    try:
+        deadline = time.monotonic() + 15
+        while True:
+            try:
+                urllib.request.urlopen(url, timeout=1).close()
+                break
+            except urllib.error.HTTPError:
+                break
+            except OSError:
+                if time.monotonic() > deadline or process.poll() is not None:
+                    raise RuntimeError("radicale did not start") from None
+                time.sleep(0.05)
+        yield RadicaleServer(url, username, password, folder)
+    finally:
+        process.terminate()
+        process.wait(timeout=10)

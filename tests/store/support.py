@@ -34,16 +34,16 @@ async def get_job(store: Store, job_id: str) -> Job | None:
         return job
 
 
-async def twin_factory(store: Store) -> Callable[[], Store]:
+async def twin_factory(store: Store, application_name: str = "calgate") -> Callable[[], Store]:
     """A function opening another engine on the same database (another process, in effect).
 
     The engine is created where the function is called, so it can be called inside another
-    thread's event loop.
+    thread's event loop. On PostgreSQL its connections carry `application_name`.
     """
     url = store.engine.url.render_as_string(hide_password=False)
     if store.dialect == "sqlite":
         return lambda: Store.from_url(url)
     async with store.engine.connect() as conn:
         schema = await conn.scalar(text("SELECT current_schema()"))
-    args = {"server_settings": {"search_path": schema}}
+    args = {"server_settings": {"search_path": schema, "application_name": application_name}}
     return lambda: Store(create_async_engine(url, connect_args=args))

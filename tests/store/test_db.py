@@ -102,11 +102,15 @@ async def test_deleting_a_user_deletes_their_appointments(any_store):
 async def test_foreign_keys_are_enforced(any_store):
     async with any_store.transaction() as session:
         account, user, client = await _people(session)
+    appointment = _appointment(account, user, client)
+    appointment.user_id = "usr_missing"
     with pytest.raises(IntegrityError):
-        async with any_store.transaction() as session:
-            appointment = _appointment(account, user, client)
-            appointment.user_id = "usr_missing"
-            session.add(appointment)
+        await _add(any_store, appointment)
+
+
+async def _add(store, row):
+    async with store.transaction() as session:
+        session.add(row)
 
 
 async def test_sqlite_deleted_personal_data_is_overwritten(store):

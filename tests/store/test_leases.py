@@ -28,7 +28,7 @@ async def _claim(store, owner, *, now, limit=10, lease=LEASE, where=()):
         return [r.id for r in rows]
 
 
-async def _claim_all_concurrently(stores, total, *, claimers_per_store, batch):
+async def _claim_all_concurrently(stores, *, claimers_per_store, batch):
     """Claimers (each its own session and connection) claim batches until none are left.
 
     Each holds its transaction open across an await after claiming, so the transactions of
@@ -85,7 +85,7 @@ async def test_concurrent_claimers_on_postgres_never_share_a_row(pg_store):
     other = (await twin_factory(pg_store))()  # a second process, in effect
     try:
         claimed, most_open = await _claim_all_concurrently(
-            [pg_store, other], 1000, claimers_per_store=2, batch=25
+            [pg_store, other], claimers_per_store=2, batch=25
         )
     finally:
         await other.close()
@@ -100,9 +100,7 @@ async def test_concurrent_claimers_on_sqlite_never_share_a_row(store):
     try:
         # BEGIN IMMEDIATE makes the others wait on the busy timeout, not fail "database is
         # locked": any OperationalError here fails the test.
-        claimed, _ = await _claim_all_concurrently(
-            [store, other], 1000, claimers_per_store=2, batch=50
-        )
+        claimed, _ = await _claim_all_concurrently([store, other], claimers_per_store=2, batch=50)
     finally:
         await other.close()
     await _assert_each_claimed_once(store, ids, claimed)

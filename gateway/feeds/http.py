@@ -1,0 +1,299 @@
+"""The public endpoint ``GET|HEAD /feeds/{token}.ics`` (a bare ASGI app: this is the hot path).
+
+Per request when the cache is warm: one indexed query (token hash → feed id and version), a
+dictionary lookup, an in-memory count, and the bytes. Every miss (unknown, revoked, malformed
+or traversing token) does the same lookup and gets the same 404; an address that keeps missing
+is slowed down (gateway/feeds/guard.py).
+
+Caching (RFC 9110 §13.2.2): If-None-Match wins over If-Modified-Since; an If-Modified-Since that
+does not parse or lies in the future is ignored. Both representations (identity and gzip) carry
+their own strong ETag and ``Vary: Accept-Encoding``; ``Cache-Control: private`` keeps shared
+caches out.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sqlite3
+import weakref
+from collections.abc import Callable
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+
+from sqlalchemy import bindparam, select
+from starlette.applications import Starlette
+from starlette.routing import Route
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from gateway.config import Settings
+from gateway.feeds import tokens
+from gateway.feeds.access import AccessRecorder
+from gateway.feeds.cache import Body, FeedBodies
+from gateway.feeds.guard import MissGuard
+from gateway.store.db import Store
+from gateway.store.feed_models import Feed
+from gateway.store.types import utcnow
+
+log = logging.getLogger("calgate.feeds")
+PREFIX = "/feeds/"
+PATH = PREFIX + "{name:path}"
+SUFFIX = ".ics"
+CACHE_CONTROL = b"private, no-cache"
+_NOT_FOUND = b"Not found\n"
+_COMMON = [
+    (b"cache-control", CACHE_CONTROL),
+    (b"vary", b"accept-encoding"),
+    (b"x-content-type-options", b"nosniff"),
+    # The URL is the secret: never hand it on to another site.
+    (b"referrer-policy", b"no-referrer"),
+]
+
+
+class _SqliteLookup:
+    """The token lookup on the embedded store, run in the event loop on a connection of its own.
+
+    An indexed point read on SQLite takes microseconds, far less than handing it to a thread
+    and back (what the async driver does), and in WAL mode a reader never waits for writers.
+    Each query is its own read transaction, so it sees every commit made before it started.
+    """
+
+    def __init__(self, path: str, sql: str) -> None:
+        self.path = path
+        self.sql = sql
+        self.trace: Callable[[str], None] | None = None  # tests count statements with it
+        self._conn: sqlite3.Connection | None = None
+
+    def __call__(self, digest: str) -> tuple[str, int] | None:
+        if self._conn is None:
+            conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+            conn.execute("PRAGMA query_only=ON")
+            # Never hold the loop long: a locked database falls back to the async path.
+            conn.execute("PRAGMA busy_timeout=50")
+            self._conn = conn
+            weakref.finalize(self, conn.close)  # closed with the runtime, not left to GC
+        self._conn.set_trace_callback(self.trace)
+        row = self._conn.execute(self.sql, (digest,)).fetchone()
+        return None if row is None else (str(row[0]), int(row[1]))
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+
+class FeedRuntime:
+    """Per process and store: the body cache, the miss guard and the access recorder."""
+
+    def __init__(self, store: Store, settings: Settings) -> None:
+        self.store = store
+        self.bodies = FeedBodies(store, settings)
+        self.guard = MissGuard(
+            settings.feeds_miss_free,
+            settings.feeds_miss_window_seconds,
+            settings.feeds_miss_delay_max_seconds,
+        )
+        self.recorder = AccessRecorder(store, settings.feeds_access_flush_seconds)
+        self._lookup = select(Feed.id, Feed.version).where(Feed.token_hash == bindparam("h"))
+        url = store.engine.url
+        self.sqlite: _SqliteLookup | None = None
+        if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:"):
+            sql = str(self._lookup.compile(dialect=store.engine.dialect))
+            self.sqlite = _SqliteLookup(str(url.database), sql)
+
+    async def lookup(self, token: str) -> tuple[str, int] | None:
+        """The feed id and version of `token`, or None (malformed tokens cost the same)."""
+        digest = tokens.lookup_hash(token)
+        found: tuple[str, int] | None
+        if self.sqlite is not None:
+            try:
+                found = self.sqlite(digest)
+            except sqlite3.Error:
+                self.sqlite.close()
+                found = await self._lookup_async(digest)
+        else:
+            found = await self._lookup_async(digest)
+        return found if tokens.is_well_formed(token) else None
+
+    async def _lookup_async(self, digest: str) -> tuple[str, int] | None:
+        async with self.store.engine.connect() as conn:
+            row = (await conn.execute(self._lookup, {"h": digest})).first()
+        return None if row is None else (str(row[0]), int(row[1]))
+
+
+_RUNTIMES: weakref.WeakKeyDictionary[Store, FeedRuntime] = weakref.WeakKeyDictionary()
+
+
+def runtime_for(store: Store, settings: Settings) -> FeedRuntime:
+    """The one runtime of `store` in this process."""
+    runtime = _RUNTIMES.get(store)
+    if runtime is None:
+        runtime = _RUNTIMES[store] = FeedRuntime(store, settings)
+    return runtime
+
+
+def accepts_gzip(header: str) -> bool:
+    """True when an Accept-Encoding value allows gzip (q=0 refuses it; ``*`` counts)."""
+    star = False
+    for part in header.split(","):
+        coding, _, params = part.partition(";")
+        coding = coding.strip().lower()
+        quality = 1.0
+        for param in params.split(";"):
+            key, _, value = param.strip().partition("=")
+            if key.strip().lower() == "q":
+                try:
+                    quality = float(value)
+                except ValueError:
+                    quality = 0.0
+        if coding in ("gzip", "x-gzip"):
+            return quality > 0
+        if coding == "*":
+            star = quality > 0
+    return star
+
+
+def etag_matches(header: str, body: Body) -> bool:
+    """If-None-Match with the weak comparison (RFC 9110 §13.1.2): either representation."""
+    current = {body.etag, body.gzip_etag}
+    for candidate in header.split(","):
+        tag = candidate.strip()
+        if tag == "*":
+            return True
+        if tag.startswith("W/"):
+            tag = tag[2:]
+        if tag in current:
+            return True
+    return False
+
+
+def not_modified_since(header: str, body: Body, now: datetime) -> bool:
+    """True when a valid If-Modified-Since is at or after the body's Last-Modified."""
+    try:
+        since = parsedate_to_datetime(header)
+    except (TypeError, ValueError, IndexError):
+        return False
+    if since.tzinfo is None:
+        since = since.replace(tzinfo=UTC)
+    if since > now:  # a date in the future is invalid (RFC 9110 §13.1.3)
+        return False
+    return body.last_modified <= since
+
+
+async def _send(
+    send: Send, status: int, headers: list[tuple[bytes, bytes]], content: bytes
+) -> None:
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": content})
+
+
+class FeedEndpoint:
+    """The ASGI app behind `PATH`."""
+
+    def __init__(self, store: Store, settings: Settings) -> None:
+        self.store = store
+        self.settings = settings
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        runtime = runtime_for(self.store, self.settings)
+        name = str(scope.get("path_params", {}).get("name", ""))
+        token = name[: -len(SUFFIX)] if name.endswith(SUFFIX) else ""
+        client = scope.get("client")
+        address = str(client[0]) if client else ""
+        found = await runtime.lookup(token)
+        body = await runtime.bodies.get(*found) if found is not None else None
+        if body is None:
+            await self._miss(runtime, address, send)
+            return
+        wanted: dict[bytes, str] = {}
+        for key, value in scope["headers"]:
+            if key in (b"if-none-match", b"if-modified-since", b"accept-encoding", b"user-agent"):
+                wanted[key] = value.decode("latin-1")
+        now = utcnow()
+        runtime.recorder.record(body.feed_id, wanted.get(b"user-agent"), address, now)
+        gzipped = accepts_gzip(wanted.get(b"accept-encoding", ""))
+        etag = body.gzip_etag if gzipped else body.etag
+        headers = [
+            *_COMMON,
+            (b"etag", etag.encode()),
+            (b"last-modified", body.last_modified_http.encode()),
+        ]
+        inm = wanted.get(b"if-none-match")
+        ims = wanted.get(b"if-modified-since")
+        if (inm is not None and etag_matches(inm, body)) or (
+            inm is None and ims is not None and not_modified_since(ims, body, now)
+        ):
+            await _send(send, 304, headers, b"")
+            return
+        content = body.gzipped if gzipped else body.identity
+        headers += [
+            (b"content-type", b"text/calendar; charset=utf-8"),
+            (b"content-length", str(len(content)).encode()),
+            (b"content-disposition", b'inline; filename="calendar.ics"'),
+        ]
+        if gzipped:
+            headers.append((b"content-encoding", b"gzip"))
+        await _send(send, 200, headers, b"" if scope["method"] == "HEAD" else content)
+
+    async def _miss(self, runtime: FeedRuntime, address: str, send: Send) -> None:
+        verdict = runtime.guard.miss(address)
+        headers = [
+            (b"content-type", b"text/plain; charset=utf-8"),
+            (b"cache-control", b"no-store"),
+            (b"content-length", str(len(_NOT_FOUND)).encode()),
+        ]
+        if verdict.refuse:
+            retry = str(max(1, round(verdict.delay))).encode()
+            await _send(
+                send,
+                429,
+                [(b"content-type", b"text/plain"), (b"retry-after", retry)],
+                b"Too many requests\n",
+            )
+            return
+        if verdict.first_held:
+            # No address, no path: the address is personal data and the path holds a guess.
+            log.warning("feed misses from one address are now held back")
+        if verdict.delay > 0:
+            runtime.guard.waiting(address, +1)
+            try:
+                await asyncio.sleep(verdict.delay)
+            finally:
+                runtime.guard.waiting(address, -1)
+        await _send(send, 404, headers, _NOT_FOUND)
+
+
+class FeedsFirst:
+    """Middleware that hands feed fetches to the endpoint before the API's middleware stack.
+
+    Feed fetches are the hot path and carry no API key: the request log, usage record and body
+    checks of the API would cost more than serving the cached bytes. What a fetch leaves behind
+    is the access record; misses are counted by the guard, which logs when it starts holding an
+    address back. Other methods on /feeds/ fall through to the route (405).
+    """
+
+    def __init__(self, app: ASGIApp, *, endpoint: FeedEndpoint) -> None:
+        self.app = app
+        self.endpoint = endpoint
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] in ("GET", "HEAD"):
+            path = str(scope["path"])
+            root = str(scope.get("root_path", ""))
+            if root and path.startswith(root):
+                path = path[len(root) :]
+            if path.startswith(PREFIX):
+                scope["path_params"] = {"name": path[len(PREFIX) :]}
+                await self.endpoint(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
+def install(app: Starlette, store: Store, settings: Settings) -> None:
+    """Serve `PATH` on `app`: the route (for the schema of methods) and the fast path in front.
+
+    Call it after the app's other middleware is added, so that this one runs first.
+    """
+    endpoint = FeedEndpoint(store, settings)
+    app.router.routes.insert(0, Route(PATH, endpoint, methods=["GET"], include_in_schema=False))
+    app.add_middleware(FeedsFirst, endpoint=endpoint)

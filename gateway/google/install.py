@@ -1,0 +1,17 @@
+"""Plugging Google into the daemon: connector settings and the sync engine's provider hooks."""
+
+from __future__ import annotations
+
+from connectors import google
+from gateway.config import Settings
+from gateway.google import channels, consent
+from gateway.sync import integrations
+
+
+def install(settings: Settings) -> None:
+    """Configure the Google connector from the settings and register the consent flow and the
+    pre-purge step (stop push channels) with the provider-neutral engine. Idempotent."""
+    consent.configure(settings)
+    integrations.CONSENT[google.GoogleConnector.name] = consent.begin
+    if channels.stop_all not in integrations.BEFORE_PURGE:
+        integrations.BEFORE_PURGE.append(channels.stop_all)

@@ -1,0 +1,202 @@
+"""Email over SMTP with aiosmtplib: building the message, and a small pool of connections.
+
+The message is multipart/alternative: text/plain, text/html and, for a booking, change or
+cancellation, text/calendar whose ``method=`` equals the METHOD inside (Outlook shows an
+unsupported attachment otherwise). Header values that come from people (names, titles) are
+collapsed to one line before they reach a header, and addresses go through
+`email.headerregistry.Address`, so no CR/LF can start a header of its own; the envelope
+recipient is given explicitly and never read from headers.
+
+Connections are reused (a booking burst opens `smtp_connections` connections, not one per
+message) and dropped after any error or when idle too long, because a server may close an idle
+session without telling us and a half-dead connection would turn a send into a retry.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import email.policy
+import ssl
+import time
+from dataclasses import dataclass
+from email.header import Header
+from email.mime.multipart import MIMEMultipart
+from email.mime.nonmultipart import MIMENonMultipart
+from email.utils import format_datetime, formataddr
+
+import aiosmtplib
+
+from gateway.config import Settings
+from gateway.notify.channels.base import ChannelError, Receipt
+from gateway.notify.rendering import Rendered
+from gateway.store.types import utcnow
+
+_IDLE_SECONDS = 5.0
+_WIRE = email.policy.compat32.clone(linesep="\r\n")
+
+
+def one_line(value: str) -> str:
+    """`value` with each run of whitespace and control characters (CR, LF) as one space."""
+    cleaned = "".join(ch if ch.isprintable() else " " for ch in value)
+    return " ".join(cleaned.split())
+
+
+@dataclass(frozen=True)
+class EmailEnvelope:
+    """Who a message is from and to, and its fixed Message-ID."""
+
+    message_id: str
+    from_name: str
+    from_address: str
+    reply_to: str | None
+    to_name: str
+    to_address: str
+
+
+def _addr_spec(value: str) -> str:
+    # Addresses were validated at the API edge; this refuses anything that could still end a
+    # header (whitespace, controls, angle brackets) rather than trusting that.
+    if value.count("@") != 1 or any(
+        ch.isspace() or not ch.isprintable() or ch in '<>,;"' for ch in value
+    ):
+        raise ValueError("not a plain address")
+    return value
+
+
+def _mailbox(name: str, address: str) -> str:
+    return formataddr((one_line(name), _addr_spec(address)), charset="utf-8")
+
+
+def _text_part(text: str, subtype: str) -> MIMENonMultipart:
+    # Plain ASCII with short lines travels as is (7bit); anything else as base64, which the
+    # C codec encodes far faster than quoted-printable (that dominated a delivery round).
+    part = MIMENonMultipart("text", subtype, charset="utf-8")
+    lines = text.replace("\r\n", "\n").split("\n")
+    if text.isascii() and max(map(len, lines)) <= 900:
+        part["Content-Transfer-Encoding"] = "7bit"
+        part.set_payload("\r\n".join(lines))
+    else:
+        part["Content-Transfer-Encoding"] = "base64"
+        part.set_payload(base64.encodebytes(text.encode("utf-8")).decode("ascii"))
+    return part
+
+
+def build_message(
+    envelope: EmailEnvelope, rendered: Rendered, ics: str | None, method: str | None
+) -> bytes:
+    """The MIME message as bytes (CRLF line ends): text, HTML and (optionally) the invitation.
+
+    Built with the compat32 classes, which are several times faster than EmailMessage's header
+    parsing (it dominated a delivery round); every header value is one line by construction,
+    and the result is checked so that no value can carry a line break into the header block.
+    """
+    msg = MIMEMultipart("alternative")
+    subject = one_line(rendered.subject)
+    msg["Subject"] = subject if subject.isascii() else Header(subject, "utf-8")  # type: ignore[assignment]  # compat32 takes Header
+    msg["From"] = _mailbox(envelope.from_name, envelope.from_address)
+    msg["To"] = _mailbox(envelope.to_name, envelope.to_address)
+    if envelope.reply_to:
+        msg["Reply-To"] = _addr_spec(envelope.reply_to)
+    msg["Message-ID"] = one_line(envelope.message_id)
+    msg["Date"] = format_datetime(utcnow())
+    msg["Auto-Submitted"] = "auto-generated"  # RFC 3834: no auto-replies to a notification
+    msg.attach(_text_part(rendered.text, "plain"))
+    msg.attach(_text_part(rendered.html, "html"))
+    if ics is not None and method is not None:
+        calendar = _text_part(ics, "calendar")
+        calendar.set_param("method", method)
+        msg.attach(calendar)
+    for value in msg.values():
+        if isinstance(value, str) and ("\r" in value or "\n" in value):
+            raise ValueError("line break in a header value")
+    data = msg.as_bytes(policy=_WIRE)
+    return data
+
+
+def _classify(exc: Exception) -> ChannelError:
+    """SMTP 5xx → permanent; 4xx, timeouts, lost connections → transient (RFC 5321 §4.2.1)."""
+    if isinstance(exc, aiosmtplib.SMTPRecipientsRefused):
+        codes = [r.code for r in exc.recipients]
+        code = max(codes) if codes else 450
+        return ChannelError(f"smtp {code} recipient refused", permanent=code >= 500)
+    if isinstance(exc, aiosmtplib.SMTPAuthenticationError):
+        # A configuration problem, not the message's: keep it until the login is fixed.
+        return ChannelError(f"smtp {exc.code} authentication failed", permanent=False)
+    if isinstance(exc, aiosmtplib.SMTPResponseException):
+        kind = type(exc).__name__.removeprefix("SMTP")
+        return ChannelError(f"smtp {exc.code} {kind}", permanent=exc.code >= 500)
+    if isinstance(exc, aiosmtplib.SMTPTimeoutError | TimeoutError):
+        return ChannelError("smtp timeout", permanent=False)
+    return ChannelError(f"smtp {type(exc).__name__}", permanent=False)
+
+
+class SmtpChannel:
+    """Sends messages through the configured SMTP server with at most N connections."""
+
+    name = "email"
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._slots = asyncio.Semaphore(settings.smtp_connections)
+        self._idle: list[tuple[aiosmtplib.SMTP, float]] = []
+        self._tls: ssl.SSLContext | None = None
+        if settings.smtp_tls != "none":
+            self._tls = ssl.create_default_context(cafile=settings.smtp_ca_file or None)
+
+    @property
+    def configured(self) -> bool:
+        """True when an SMTP host is set."""
+        return bool(self.settings.smtp_host)
+
+    async def _connect(self) -> aiosmtplib.SMTP:
+        s = self.settings
+        client = aiosmtplib.SMTP(
+            hostname=s.smtp_host,
+            port=s.smtp_port,
+            username=s.smtp_username or None,
+            password=s.smtp_password.get_secret_value() or None,
+            use_tls=s.smtp_tls == "tls",
+            start_tls=s.smtp_tls == "starttls",
+            tls_context=self._tls,
+            timeout=s.smtp_timeout_seconds,
+        )
+        await client.connect()
+        return client
+
+    def _take_idle(self) -> aiosmtplib.SMTP | None:
+        now = time.monotonic()
+        while self._idle:
+            client, since = self._idle.pop()
+            if now - since < _IDLE_SECONDS and client.is_connected:
+                return client
+            client.close()
+        return None
+
+    async def send(self, message: bytes, sender: str, recipient: str) -> Receipt:
+        """Send one message to exactly `recipient`; raises ChannelError."""
+        async with self._slots:
+            client = self._take_idle()
+            try:
+                if client is None:
+                    client = await self._connect()
+                await client.sendmail(sender, [recipient], message)
+            except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
+                if client is not None:
+                    client.close()
+                raise _classify(exc) from None
+            except BaseException:
+                if client is not None:
+                    client.close()
+                raise
+            self._idle.append((client, time.monotonic()))
+        return Receipt(provider_id=None)
+
+    async def close(self) -> None:
+        """Say QUIT on every idle connection."""
+        idle, self._idle = self._idle, []
+        for client, _since in idle:
+            try:
+                await client.quit()
+            except (aiosmtplib.SMTPException, OSError):
+                client.close()

@@ -1,0 +1,525 @@
+"""Delivery: claim due outbox rows with leases, render, send, record every attempt.
+
+One round: claim up to `notify_claim_batch` due rows (gateway/store/leases.py) and, in that
+same short transaction, check each (cancelled? past its deadline? consent withdrawn? opted out?),
+count the attempt, open its delivery-log entry and render it. Then send outside any
+transaction, at most `smtp_connections` SMTP and `notify_sms_concurrency` Twilio requests at
+once, and record each outcome in its own transaction, naming our lease so a row taken over by
+another process after our lease expired is not overwritten.
+
+At least once: a crash between the provider's acceptance and our record leaves the row leased;
+when the lease expires it is sent again. The window is one send per row in flight; the
+Message-ID (email) and I-Twilio-Idempotency-Token (SMS) stay the same, and the delivery log
+shows the interrupted attempt (outcome empty).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import random
+import socket
+import time
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from gateway.config import Settings
+from gateway.notify import prefs as prefs_mod
+from gateway.notify.channels.base import ChannelError, Receipt
+from gateway.notify.channels.email import EmailEnvelope, SmtpChannel, build_message
+from gateway.notify.channels.sms import OPTED_OUT_CODE, TwilioChannel, fold_to_gsm
+from gateway.notify.invite import Invite, build_ics, method_of
+from gateway.notify.planner import sms_block_reason
+from gateway.notify.rendering import Overrides, message_context, render
+from gateway.store import leases
+from gateway.store.db import Store
+from gateway.store.models import Account, Appointment, Client, User
+from gateway.store.notify_models import (
+    CANCELLED,
+    FAILED,
+    PENDING,
+    SENT,
+    SKIPPED,
+    SUPPRESSED,
+    DeliveryAttempt,
+    NotifyAccountSettings,
+    NotifyTemplate,
+    OutboxMessage,
+    SmsOptOut,
+)
+from gateway.store.types import new_id, utcnow
+from gateway.worker import backoff
+
+log = logging.getLogger("calgate.notify")
+
+# Notices that carry an invitation, and its method.
+_INVITES = {"confirmation", "rescheduled", "cancellation"}
+
+
+@dataclass(frozen=True)
+class EmailJob:
+    """A rendered email ready to go."""
+
+    message: bytes
+    sender: str
+    recipient: str
+
+
+@dataclass(frozen=True)
+class SmsJob:
+    """A rendered SMS ready to go."""
+
+    to: str
+    body: str
+    token: str
+    callback: str
+
+
+@dataclass(frozen=True)
+class _Outcome:
+    prepared: Prepared
+    receipt: Receipt | None
+    error: ChannelError | None
+    done: asyncio.Future[None]
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """One claimed row and what to send for it."""
+
+    row_id: str
+    attempt_id: str
+    attempts: int
+    deadline: datetime
+    job: EmailJob | SmsJob
+    lease_until: float  # time.monotonic() after which another process may own the row
+
+
+async def load_overrides(session: AsyncSession, account_id: str) -> Overrides:
+    """An account's template overrides."""
+    rows = await session.scalars(
+        select(NotifyTemplate).where(NotifyTemplate.account_id == account_id)
+    )
+    return {(t.channel, t.kind, t.locale, t.part): t.source for t in rows}
+
+
+class Dispatcher:
+    """Sends due notifications; one per process, ticked by the scheduler."""
+
+    def __init__(self, store: Store, settings: Settings) -> None:
+        self.store = store
+        self.settings = settings
+        self.owner = f"notify:{socket.gethostname()}:{os.getpid()}:{random.getrandbits(32):08x}"
+        self.lease = timedelta(seconds=settings.notify_lease_seconds)
+        self.email = SmtpChannel(settings)
+        self.sms = TwilioChannel(settings)
+        self._stopping = False
+        self._running: set[asyncio.Task[None]] = set()
+        self._outcomes: list[_Outcome] = []
+        self._writer: asyncio.Task[None] | None = None
+
+    @property
+    def channels(self) -> list[str]:
+        """The channels this process can send on (an unconfigured one leaves its rows waiting)."""
+        return [c.name for c in (self.email, self.sms) if c.configured]
+
+    async def tick(self) -> int:
+        """Claim and send until nothing is due; returns how many rows were handled."""
+        total = 0
+        while not self._stopping:
+            batch = await self._claim()
+            if not batch:
+                break
+            tasks = [asyncio.create_task(self._deliver(p)) for p in batch]
+            self._running.update(tasks)
+            for task in tasks:
+                task.add_done_callback(self._running.discard)
+            total += len(batch)
+            if len(batch) < self.settings.notify_claim_batch:
+                break
+            # Claim (and render) the next batch while this one is sending, but keep at most
+            # one batch waiting behind the one on the wire.
+            while len(self._running) > self.settings.notify_claim_batch:
+                await asyncio.wait(list(self._running), return_when=asyncio.FIRST_COMPLETED)
+        if self._running:
+            await asyncio.gather(*list(self._running), return_exceptions=True)
+        return total
+
+    async def stop(self, grace: float) -> None:
+        """Stop claiming; let sends in flight finish within `grace` seconds."""
+        self._stopping = True
+        running = list(self._running)
+        if running:
+            _done, pending = await asyncio.wait(running, timeout=grace)
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
+        await self.email.close()
+
+    # -- claiming --------------------------------------------------------------------------
+
+    async def _claim(self) -> list[Prepared]:
+        channels = self.channels
+        if not channels:
+            return []
+        now = utcnow()
+        async with self.store.transaction() as session:
+            rows = await leases.claim(
+                session,
+                OutboxMessage,
+                owner=self.owner,
+                limit=self.settings.notify_claim_batch,
+                lease=self.lease,
+                now=now,
+                where=[OutboxMessage.status == PENDING, OutboxMessage.channel.in_(channels)],
+            )
+            if not rows:
+                return []
+            context = _Loaded(session, self.settings)
+            await context.preload(rows)
+            # Rows are only read below (their changes are flushed at commit): no autoflush
+            # before each lookup.
+            with session.sync_session.no_autoflush:
+                prepared = await self._prepare_all(session, context, rows, now)
+        return prepared
+
+    async def _prepare_all(
+        self, session: AsyncSession, context: _Loaded, rows: list[OutboxMessage], now: datetime
+    ) -> list[Prepared]:
+        prepared: list[Prepared] = []
+        # A margin of a fifth of the lease for clock skew between processes.
+        lease_until = time.monotonic() + self.lease.total_seconds() * 0.8
+        for row in rows:
+            try:
+                job = await self._prepare(context, row, now)
+            except Exception as exc:  # e.g. a template that cannot render: never retried
+                log.warning("notification not renderable", extra={"outbox_id": row.id})
+                row.status, row.last_error = FAILED, f"render: {type(exc).__name__}"
+                job = None
+            if job is None:
+                row.lease_owner = None
+                row.lease_expires_at = None
+                row.updated_at = now
+                continue
+            row.attempts += 1
+            attempt = DeliveryAttempt(
+                id=new_id("att"), outbox_id=row.id, attempt=row.attempts, started_at=now
+            )
+            session.add(attempt)
+            prepared.append(
+                Prepared(row.id, attempt.id, row.attempts, row.deadline_at, job, lease_until)
+            )
+        return prepared
+
+    async def _prepare(
+        self, ctx: _Loaded, row: OutboxMessage, now: datetime
+    ) -> EmailJob | SmsJob | None:
+        """What to send for `row`, or None after settling it without sending."""
+        appointment = await ctx.appointment(row.appointment_id)
+        if appointment is None:
+            row.status = CANCELLED
+            return None
+        if appointment.status == "cancelled" and row.kind != "cancellation":
+            row.status, row.last_error = CANCELLED, "appointment cancelled"
+            return None
+        if now >= row.deadline_at:
+            row.status = SKIPPED if row.attempts == 0 else FAILED
+            row.last_error = "deadline passed" + (f" ({row.last_error})" if row.last_error else "")
+            return None
+        account = await ctx.account(row.account_id)
+        user = await ctx.user(appointment.user_id)
+        client = await ctx.client(appointment.client_id)
+        if account is None or user is None or client is None:
+            row.status, row.last_error = CANCELLED, "participant deleted"
+            return None
+        prefs = await ctx.prefs(account)
+        person: Client | User = client if row.recipient_type == "client" else user
+        zone = (
+            (client.timezone or user.timezone) if row.recipient_type == "client" else user.timezone
+        )
+        if row.channel == "sms":
+            assert isinstance(person, Client)
+            opted = person.phone is not None and await ctx.opted_out(person.phone)
+            reason = sms_block_reason(person, prefs.sms_countries, opted)
+            if reason is not None or not prefs.sms_enabled or not person.notify_sms:
+                row.status, row.last_error = SUPPRESSED, reason or "SMS turned off"
+                return None
+        elif not person.email:
+            row.status, row.last_error = SUPPRESSED, "no email address"
+            return None
+        context = message_context(
+            kind=row.kind,
+            locale=person.locale,
+            zone=zone,
+            start=appointment.start_at,
+            end=appointment.end_at,
+            offset_minutes=row.offset_minutes,
+            recipient_name=person.name,
+            client_name=client.name,
+            practitioner_name=user.name,
+            business_name=prefs.sender_name,
+            title=appointment.title,
+            location=appointment.location,
+            for_practitioner=row.recipient_type == "user",
+        )
+        overrides = await ctx.overrides(account.id)
+        rendered = render(row.channel, row.kind, person.locale, context, overrides)
+        if row.channel == "sms":
+            assert person.phone is not None
+            callback = f"{self.settings.public_url}/webhooks/twilio/status?n={row.id}"
+            return SmsJob(person.phone, fold_to_gsm(rendered.text), row.id, callback)
+        assert person.email is not None
+        envelope = EmailEnvelope(
+            message_id=row.message_id or f"<{row.id}@calgate>",
+            from_name=prefs.sender_name,
+            from_address=prefs.email_from,
+            reply_to=prefs.email_reply_to,
+            to_name=person.name,
+            to_address=person.email,
+        )
+        ics = method = None
+        if row.kind in _INVITES and row.recipient_type == "client":
+            invite = Invite(
+                appointment_id=appointment.id,
+                version=appointment.version,
+                start=appointment.start_at,
+                end=appointment.end_at,
+                summary=appointment.title,
+                location=appointment.location,
+                organizer_email=prefs.email_from,
+                organizer_name=f"{user.name} ({prefs.sender_name})",
+                attendee_email=person.email,
+                attendee_name=person.name,
+                cancelled=appointment.status == "cancelled",
+                stamp=now,
+            )
+            ics, method = build_ics(invite), method_of(invite)
+        message = build_message(envelope, rendered, ics, method)
+        return EmailJob(message, prefs.email_from, person.email)
+
+    # -- sending ---------------------------------------------------------------------------
+
+    async def _deliver(self, p: Prepared) -> None:
+        if time.monotonic() > p.lease_until:
+            # Waited so long in the queue that the lease may have passed to another process:
+            # sending now could duplicate its send. The row is re-claimed and sent once.
+            log.warning("notification lease ran out before sending", extra={"outbox_id": p.row_id})
+            return
+        try:
+            receipt = await self._send(p.job)
+        except ChannelError as exc:
+            await self._record(p, None, exc)
+        except asyncio.CancelledError:
+            raise  # shutdown: the lease expires and the row is sent again
+        except Exception as exc:  # a bug must not lose the row: record it as a retry
+            log.exception("notification send crashed", extra={"outbox_id": p.row_id})
+            await self._record(p, None, ChannelError(type(exc).__name__, permanent=False))
+        else:
+            await self._record(p, receipt, None)
+
+    async def _send(self, job: EmailJob | SmsJob) -> Receipt:
+        if isinstance(job, EmailJob):
+            return await self.email.send(job.message, job.sender, job.recipient)
+        return await self.sms.send(job.to, job.body, job.token, job.callback)
+
+    async def _record(
+        self, p: Prepared, receipt: Receipt | None, error: ChannelError | None
+    ) -> None:
+        """Queue the outcome for the next group commit and wait until it is stored."""
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._outcomes.append(_Outcome(p, receipt, error, done))
+        if self._writer is None or self._writer.done():
+            self._writer = asyncio.create_task(self._write_outcomes())
+        await asyncio.shield(done)
+
+    async def _write_outcomes(self) -> None:
+        # Group commit: every outcome that finished while the previous transaction ran is
+        # stored by the next one. One SQLite commit per message would cap throughput far
+        # below what SMTP does; the crash window grows only by the messages of one group.
+        while self._outcomes:
+            group, self._outcomes = self._outcomes, []
+            try:
+                await self._store_outcomes(group)
+            except Exception as exc:
+                for o in group:
+                    if not o.done.done():
+                        o.done.set_exception(exc)
+                continue
+            for o in group:
+                if not o.done.done():
+                    o.done.set_result(None)
+
+    async def _store_outcomes(self, group: list[_Outcome]) -> None:
+        now = utcnow()
+        async with self.store.transaction() as session:
+            ids = [o.prepared.row_id for o in group]
+            owned = {
+                r.id: r
+                for r in await session.scalars(
+                    select(OutboxMessage).where(
+                        OutboxMessage.id.in_(ids), OutboxMessage.lease_owner == self.owner
+                    )
+                )
+            }
+            attempts = {
+                a.id: a
+                for a in await session.scalars(
+                    select(DeliveryAttempt).where(
+                        DeliveryAttempt.id.in_([o.prepared.attempt_id for o in group])
+                    )
+                )
+            }
+            for o in group:
+                error, receipt = o.error, o.receipt
+                row = owned.get(o.prepared.row_id)
+                outcome = "sent" if error is None else ("failed" if error.permanent else "retry")
+                if row is not None:
+                    outcome = self._settle(session, row, receipt, error, now)
+                attempt = attempts.get(o.prepared.attempt_id)
+                if attempt is not None:
+                    attempt.finished_at = now
+                    attempt.outcome = outcome
+                    attempt.error = error.code if error else None
+                    attempt.provider_id = receipt.provider_id if receipt else None
+                    if receipt and receipt.segments is not None:
+                        attempt.detail = {"segments": receipt.segments}
+                if error is not None and error.code == f"twilio {OPTED_OUT_CODE}" and row:
+                    await self._opt_out_recipient(session, row)
+                log.debug(
+                    "notification attempt",
+                    extra={
+                        "outbox_id": o.prepared.row_id,
+                        "attempt": o.prepared.attempts,
+                        "outcome": outcome,
+                        "error": error.code if error else None,
+                    },
+                )
+        log.info("notification outcomes stored", extra={"count": len(group)})
+
+    def _settle(
+        self,
+        session: AsyncSession,
+        row: OutboxMessage,
+        receipt: Receipt | None,
+        error: ChannelError | None,
+        now: datetime,
+    ) -> str:
+        row.lease_owner = None
+        row.lease_expires_at = None
+        row.updated_at = now
+        if error is None:
+            assert receipt is not None
+            if row.status == PENDING:  # a status callback may have won the race
+                row.status = SENT
+            row.sent_at = now
+            row.provider_id = receipt.provider_id or row.provider_id
+            row.segments = receipt.segments
+            row.last_error = None
+            return "sent"
+        row.last_error = error.code
+        if row.status != PENDING:  # withdrawn while we were sending: leave it withdrawn
+            return "failed" if error.permanent else "dropped"
+        if error.permanent:
+            row.status = FAILED
+            return "failed"
+        next_due = now + backoff(row.attempts)
+        if next_due >= row.deadline_at:
+            row.status = FAILED
+            row.last_error = f"gave up before the deadline: {error.code}"[:200]
+            return "failed"
+        row.due_at = next_due
+        return "retry"
+
+    async def _opt_out_recipient(self, session: AsyncSession, row: OutboxMessage) -> None:
+        client = await session.get(Client, row.recipient_id)
+        if (
+            client is not None
+            and client.phone
+            and await session.get(SmsOptOut, client.phone) is None
+        ):
+            session.add(SmsOptOut(phone=client.phone, opted_out_at=utcnow()))
+
+
+class _Loaded:
+    """Per-claim caches of the rows rendering needs (one query per distinct id)."""
+
+    def __init__(self, session: AsyncSession, settings: Settings) -> None:
+        self.session = session
+        self.settings = settings
+        self._prefs: dict[str, prefs_mod.Prefs] = {}
+        self._overrides: dict[str, Overrides] = {}
+        self._optouts: dict[str, bool] = {}
+        self._accounts: dict[str, Account | None] = {}
+        self._keep: list[Any] = []
+
+    async def preload(self, rows: list[OutboxMessage]) -> None:
+        """Load the appointments and people of `rows` in three queries (then served from memory)."""
+        # The session's identity map holds rows weakly: keep them referenced for the claim.
+        apt_ids = list({r.appointment_id for r in rows})
+        apts = list(
+            await self.session.scalars(select(Appointment).where(Appointment.id.in_(apt_ids)))
+        )
+        client_ids = list({a.client_id for a in apts})
+        user_ids = list({a.user_id for a in apts})
+        self._keep = list(apts)
+        self._keep += await self.session.scalars(select(Client).where(Client.id.in_(client_ids)))
+        self._keep += await self.session.scalars(select(User).where(User.id.in_(user_ids)))
+
+    async def appointment(self, ident: str) -> Appointment | None:
+        return await self.session.get(Appointment, ident)
+
+    async def account(self, ident: str) -> Account | None:
+        if ident not in self._accounts:
+            self._accounts[ident] = await self.session.get(Account, ident)
+        return self._accounts[ident]
+
+    async def user(self, ident: str) -> User | None:
+        return await self.session.get(User, ident)
+
+    async def client(self, ident: str) -> Client | None:
+        return await self.session.get(Client, ident)
+
+    async def prefs(self, account: Account) -> prefs_mod.Prefs:
+        if account.id not in self._prefs:
+            row = await self.session.get(NotifyAccountSettings, account.id)
+            self._prefs[account.id] = prefs_mod.effective(self.settings, account, row)
+        return self._prefs[account.id]
+
+    async def overrides(self, account_id: str) -> Overrides:
+        if account_id not in self._overrides:
+            self._overrides[account_id] = await load_overrides(self.session, account_id)
+        return self._overrides[account_id]
+
+    async def opted_out(self, phone: str) -> bool:
+        if phone not in self._optouts:
+            self._optouts[phone] = await self.session.get(SmsOptOut, phone) is not None
+        return self._optouts[phone]
+
+
+def install(scheduler: Any, store: Store, settings: Settings) -> Dispatcher | None:
+    """Add the delivery tick to `scheduler` (an APScheduler); None when notifications are off."""
+    if not settings.notify_enabled:
+        return None
+    dispatcher = Dispatcher(store, settings)
+    if not dispatcher.channels:
+        log.warning("no notification channel configured: set [smtp] host or [twilio] account_sid")
+
+    async def _tick() -> None:
+        try:
+            await dispatcher.tick()
+        except Exception as exc:  # a failed round (database away) must not stop later ones
+            log.warning("notification tick failed: %s", type(exc).__name__)
+
+    scheduler.add_job(
+        _tick,
+        "interval",
+        seconds=settings.notify_tick_seconds,
+        id="notify",
+        next_run_time=utcnow(),
+    )
+    return dispatcher

@@ -1,0 +1,238 @@
+"""Words of a message: Jinja2 templates, rendered at send time in the recipient's zone and locale.
+
+Shipped templates live in ``templates/email/<kind>.<locale>.{subject,txt,html}.j2`` and
+``templates/sms/<kind>.<locale>.txt.j2``; a locale falls back from ``fr-CA`` to ``fr`` to
+``en``. An account may override any part; its source is compiled and test-rendered when saved
+(`check_template`), so a broken template is refused then, not discovered at send time.
+Everything renders in a sandbox with strict undefined variables; HTML parts are autoescaped.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from babel import Locale, UnknownLocaleError
+from babel.dates import format_date, format_time, format_timedelta
+from jinja2 import FileSystemLoader, StrictUndefined, Template, TemplateError, TemplateNotFound
+from jinja2.sandbox import SandboxedEnvironment
+
+from gateway.errors import ValidationFailed
+
+TEMPLATES_DIR = Path(__file__).resolve().parents[2] / "templates"
+KINDS = ("confirmation", "rescheduled", "cancellation", "reminder")
+CHANNELS = ("email", "sms")
+PARTS = {"email": ("subject", "txt", "html"), "sms": ("txt",)}
+FALLBACK_LOCALE = "en"
+
+# Languages whose CLDR offset format uses the minus sign U+2212 ("UTC\u22125" in CLDR).
+_MINUS_SIGN = {"fr", "sv", "fi", "nb", "nn", "no", "et", "lt", "sl", "eu", "hr", "fo", "is"}
+# Date patterns for the languages we ship templates in ("Tuesday 3 March 2026"); other
+# locales use their own CLDR full date. US English keeps its month-first order.
+_DATE_PATTERNS = {"en": "EEEE d MMMM y", "fr": "EEEE d MMMM y", "en_US": "EEEE, MMMM d, y"}
+_JOINERS = {"fr": " à ", "de": " um ", "en": ", "}
+
+
+@dataclass(frozen=True)
+class Rendered:
+    """What a channel sends: a subject (email), plain text, and HTML (email)."""
+
+    subject: str
+    text: str
+    html: str
+
+
+def babel_locale(tag: str) -> Locale:
+    """The Babel locale of a BCP 47 tag, English when unknown."""
+    try:
+        return Locale.parse(tag.replace("-", "_"))
+    except (ValueError, UnknownLocaleError):
+        return Locale.parse(FALLBACK_LOCALE)
+
+
+def _gmt_offset(moment: datetime, locale: Locale) -> str:
+    """CLDR's short localized GMT format: ``GMT``, ``GMT+1``, ``UTC\u22125``, ``GMT+5:30``."""
+    gmt = str(locale.zone_formats.get("gmt", "GMT%s"))
+    offset = moment.utcoffset() or timedelta(0)
+    if not offset:
+        return gmt % ""
+    minutes = int(offset.total_seconds() // 60)
+    sign = "+" if minutes > 0 else ("\u2212" if locale.language in _MINUS_SIGN else "-")
+    hours, mins = divmod(abs(minutes), 60)
+    return gmt % (f"{sign}{hours}" + (f":{mins:02d}" if mins else ""))
+
+
+def format_when(instant: datetime, zone: str, locale_tag: str) -> str:
+    """``Tuesday 3 March 2026, 14:00 GMT`` / ``mardi 3 mars 2026 à 09:00 UTC\u22125``."""
+    locale = babel_locale(locale_tag)
+    local = instant.astimezone(ZoneInfo(zone))
+    pattern = _DATE_PATTERNS.get(str(locale), _DATE_PATTERNS.get(locale.language, "full"))
+    day = format_date(local, pattern, locale=locale)
+    clock = format_time(local, "short", locale=locale)
+    joiner = _JOINERS.get(locale.language, ", ")
+    return f"{day}{joiner}{clock} {_gmt_offset(local, locale)}"
+
+
+def format_clock(instant: datetime, zone: str, locale_tag: str) -> str:
+    """Only the local time of day, e.g. ``15:00``."""
+    return format_time(instant.astimezone(ZoneInfo(zone)), "short", locale=babel_locale(locale_tag))
+
+
+def format_lead(minutes: int, locale_tag: str) -> str:
+    """How long before the start a reminder is, in words: ``1 day``, ``2 heures``."""
+    locale = babel_locale(locale_tag)
+    days, rest = divmod(minutes, 1440)
+    hours, mins = divmod(rest, 60)
+    pieces = [
+        format_timedelta(timedelta(minutes=amount * unit), threshold=1.0, locale=locale)
+        for amount, unit in ((days, 1440), (hours, 60), (mins, 1))
+        if amount
+    ]
+    return " ".join(pieces)
+
+
+@lru_cache(maxsize=1)
+def _environment() -> SandboxedEnvironment:
+    return SandboxedEnvironment(
+        loader=FileSystemLoader(str(TEMPLATES_DIR)),
+        autoescape=lambda name: bool(name and name.endswith(".html.j2")),
+        undefined=StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=False,
+        auto_reload=False,
+    )
+
+
+@lru_cache(maxsize=1)
+def _html_strings() -> SandboxedEnvironment:
+    return _environment().overlay(autoescape=True)
+
+
+@lru_cache(maxsize=1024)
+def _compile_override(source: str, html: bool) -> Template:
+    env = _html_strings() if html else _environment()
+    return env.from_string(source)
+
+
+def locale_chain(tag: str) -> list[str]:
+    """``fr-CA`` → ``["fr-CA", "fr", "en"]``."""
+    chain = [tag]
+    language = tag.replace("_", "-").split("-")[0]
+    if language not in chain:
+        chain.append(language)
+    if FALLBACK_LOCALE not in chain:
+        chain.append(FALLBACK_LOCALE)
+    return chain
+
+
+# An account's overrides: (channel, kind, locale, part) -> source.
+Overrides = Mapping[tuple[str, str, str, str], str]
+
+
+def _template(channel: str, kind: str, locale: str, part: str, overrides: Overrides) -> Template:
+    for candidate in locale_chain(locale):
+        source = overrides.get((channel, kind, candidate, part))
+        if source is not None:
+            return _compile_override(source, part == "html")
+        try:
+            return _environment().get_template(f"{channel}/{kind}.{candidate}.{part}.j2")
+        except TemplateNotFound:
+            continue
+    raise TemplateNotFound(f"{channel}/{kind}.{locale}.{part}.j2")
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
+def render(
+    channel: str, kind: str, locale: str, context: Mapping[str, Any], overrides: Overrides
+) -> Rendered:
+    """Render every part of `channel`'s message of `kind` for `locale`."""
+    parts = {
+        part: _template(channel, kind, locale, part, overrides).render(context)
+        for part in PARTS[channel]
+    }
+    return Rendered(
+        subject=_one_line(parts.get("subject", "")),
+        text=parts["txt"].strip() + ("\n" if channel == "email" else ""),
+        html=parts.get("html", ""),
+    )
+
+
+def sample_context(kind: str, locale: str) -> dict[str, Any]:
+    """A full context with made-up values: what a template is test-rendered with when saved."""
+    start = datetime(2026, 3, 3, 14, 0, tzinfo=UTC)
+    return message_context(
+        kind=kind,
+        locale=locale,
+        zone="Europe/London",
+        start=start,
+        end=start + timedelta(hours=1),
+        offset_minutes=1440 if kind == "reminder" else 0,
+        recipient_name="Alex Example",
+        client_name="Alex Example",
+        practitioner_name="Dr Sam Sample",
+        business_name="Example Clinic",
+        title="Consultation",
+        location="1 Example Street",
+        for_practitioner=False,
+    )
+
+
+def message_context(
+    *,
+    kind: str,
+    locale: str,
+    zone: str,
+    start: datetime,
+    end: datetime,
+    offset_minutes: int,
+    recipient_name: str,
+    client_name: str,
+    practitioner_name: str,
+    business_name: str,
+    title: str,
+    location: str | None,
+    for_practitioner: bool,
+) -> dict[str, Any]:
+    """The variables every template may use (documented in templates/README.md)."""
+    return {
+        "kind": kind,
+        "when": format_when(start, zone, locale),
+        "end_time": format_clock(end, zone, locale),
+        "lead": format_lead(offset_minutes, locale) if offset_minutes else "",
+        "timezone": zone,
+        "recipient_name": recipient_name,
+        "client_name": client_name,
+        "practitioner_name": practitioner_name,
+        "business_name": business_name,
+        "title": title,
+        "location": location or "",
+        "for_practitioner": for_practitioner,
+    }
+
+
+def check_template(channel: str, kind: str, locale: str, part: str, source: str) -> None:
+    """Refuse a template override that does not compile or does not render (422 naming why)."""
+    if channel not in CHANNELS:
+        raise ValidationFailed.one("channel", f"must be one of {', '.join(CHANNELS)}")
+    if kind not in KINDS:
+        raise ValidationFailed.one("kind", f"must be one of {', '.join(KINDS)}")
+    if part not in PARTS[channel]:
+        raise ValidationFailed.one("part", f"must be one of {', '.join(PARTS[channel])}")
+    try:
+        template = _compile_override(source, part == "html")
+        output = template.render(sample_context(kind, locale))
+    except TemplateError as exc:
+        line = getattr(exc, "lineno", None)
+        where = f" (line {line})" if line else ""
+        raise ValidationFailed.one(part, f"template does not render{where}: {exc}") from None
+    if not output.strip():
+        raise ValidationFailed.one(part, "template renders to nothing")

@@ -1,0 +1,112 @@
+"""When syncs run: a dirty mark right after an appointment change, a poll interval, backoff on
+errors (honouring Retry-After), and one sync at a time per integration across processes.
+
+The integration row itself is the unit of work (LeaseMixin): `SyncTicker.tick` claims due, active
+integrations with gateway/store/leases.py, runs them, and releases each with its next due time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import random
+import socket
+from datetime import datetime, timedelta
+from typing import Any
+
+from gateway.config import Settings
+from gateway.store import leases
+from gateway.store.db import Store
+from gateway.store.sync_models import Integration
+from gateway.store.types import utcnow
+from gateway.sync.run import ACTIVE, Outcome, sync_integration
+
+log = logging.getLogger("calgate.sync")
+
+
+def next_due(settings: Settings, outcome: Outcome, failures: int, now: datetime) -> datetime:
+    """When to run again: at the poll interval, or after a backoff that honours Retry-After."""
+    if outcome.error is None:
+        return now + timedelta(minutes=settings.sync_poll_minutes)
+    ceiling = settings.sync_max_backoff_minutes * 60
+    wait = min(ceiling, 10 * 2.0 ** max(0, failures - 1))
+    wait = random.uniform(wait / 2, wait)  # noqa: S311 - jitter, not crypto
+    if outcome.retry_after is not None:
+        wait = max(wait, min(outcome.retry_after, ceiling))
+    return now + timedelta(seconds=wait)
+
+
+class SyncTicker:
+    """Claims due integrations and syncs them; one per process, ticked by the scheduler."""
+
+    def __init__(self, store: Store, settings: Settings) -> None:
+        self.store = store
+        self.settings = settings
+        self.owner = f"{socket.gethostname()}:{os.getpid()}:{random.getrandbits(32):08x}:sync"
+        self.lease = timedelta(seconds=settings.scheduler_lease_seconds)
+
+    async def tick(self) -> int:
+        """Claim due integrations and sync them concurrently; returns how many ran."""
+        async with self.store.transaction() as session:
+            rows = await leases.claim(
+                session,
+                Integration,
+                owner=self.owner,
+                limit=self.settings.scheduler_claim_batch,
+                lease=self.lease,
+                now=utcnow(),
+                where=[Integration.status == ACTIVE],
+            )
+            ids = [r.id for r in rows]
+        await asyncio.gather(*(self._run(i) for i in ids), return_exceptions=True)
+        return len(ids)
+
+    async def _run(self, integration_id: str) -> None:
+        keeper = asyncio.create_task(self._keep_lease(integration_id))
+        try:
+            outcome = await sync_integration(self.store, self.settings, integration_id)
+        except Exception as exc:  # a bug must not stop the other integrations' syncs
+            log.exception("sync crashed", extra={"integration_id": integration_id})
+            outcome = Outcome(error=type(exc).__name__)
+        finally:
+            keeper.cancel()
+        async with self.store.transaction() as session:
+            row = await session.get(Integration, integration_id)
+            if row is None:
+                return
+            now = utcnow()
+            due = now if row.dirty and outcome.error is None else None
+            due = due or next_due(self.settings, outcome, row.failures, now)
+            await leases.release(
+                session, Integration, [integration_id], owner=self.owner, due_at=due
+            )
+
+    async def _keep_lease(self, integration_id: str) -> None:
+        while True:
+            await asyncio.sleep(self.lease.total_seconds() / 3)
+            async with self.store.transaction() as session:
+                await leases.renew(
+                    session,
+                    Integration,
+                    [integration_id],
+                    owner=self.owner,
+                    lease=self.lease,
+                    now=utcnow(),
+                )
+
+
+def install(scheduler: Any, store: Store, settings: Settings) -> SyncTicker:
+    """Add the sync tick to the daemon's scheduler; returns the ticker."""
+    ticker = SyncTicker(store, settings)
+
+    async def tick() -> None:
+        try:
+            await ticker.tick()
+        except Exception as exc:  # a failed tick (database away) must not stop later ticks
+            log.warning("sync tick failed: %s", type(exc).__name__)
+
+    scheduler.add_job(
+        tick, "interval", seconds=settings.sync_tick_seconds, id="sync", next_run_time=utcnow()
+    )
+    return ticker

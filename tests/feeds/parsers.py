@@ -1,0 +1,125 @@
+"""Independent parsers of a feed, each reduced to {uid: (start, end)} in UTC.
+
+- icalendar (what we build with), ical (Home Assistant's strict parser), vobject (builds its
+  zones from the feed's own VTIMEZONEs), and ical.js run by node (Thunderbird's parser, with
+  the feed's VTIMEZONEs registered).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from datetime import UTC, datetime
+from pathlib import Path
+
+import icalendar
+import vobject
+from ical.calendar_stream import IcsCalendarStream
+
+Instants = dict[str, tuple[datetime, datetime]]
+HERE = Path(__file__).parent
+NODE_DIR = HERE.parent / ".node"  # gitignored; installed by the suite when missing
+
+
+def _utc(value: datetime) -> datetime:
+    assert isinstance(value, datetime), value
+    assert value.tzinfo is not None, f"floating time {value}"
+    return value.astimezone(UTC)
+
+
+def with_icalendar(text: str) -> Instants:
+    calendar = icalendar.Calendar.from_ical(text)
+    return {
+        str(e["UID"]): (_utc(e.decoded("DTSTART")), _utc(e.decoded("DTEND")))
+        for e in calendar.walk("VEVENT")
+    }
+
+
+def with_ical(text: str) -> Instants:
+    calendar = IcsCalendarStream.calendar_from_ics(text)
+    out: Instants = {}
+    for event in calendar.events:
+        assert isinstance(event.dtstart, datetime)
+        assert isinstance(event.dtend, datetime)
+        out[str(event.uid)] = (_utc(event.dtstart), _utc(event.dtend))
+    return out
+
+
+def with_vobject(text: str) -> Instants:
+    calendar = vobject.readOne(text)
+    return {
+        e.uid.value: (_utc(e.dtstart.value), _utc(e.dtend.value))
+        for e in getattr(calendar, "vevent_list", [])
+    }
+
+
+def node_missing() -> str | None:
+    """Why ical.js cannot run here, or None."""
+    if shutil.which("node") is None:
+        return "node is not installed (apt-get install nodejs npm)"
+    if shutil.which("npm") is None:
+        return "npm is not installed (apt-get install npm)"
+    return None
+
+
+def install_icaljs(cache: Path) -> str | None:
+    """npm-install ical.js into tests/.node unless present; the reason it failed, or None."""
+    if (NODE_DIR / "node_modules" / "ical.js" / "package.json").is_file():
+        return None
+    if (missing := node_missing()) is not None:
+        return missing
+    NODE_DIR.mkdir(exist_ok=True)
+    try:
+        done = subprocess.run(
+            [
+                "npm",
+                "install",
+                "--cache",
+                str(cache),
+                "--prefix",
+                str(NODE_DIR),
+                "--no-audit",
+                "--no-fund",
+                "--no-save",
+                "ical.js@2",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=180,
+            check=False,
+        )
+    except subprocess.TimeoutExpired:
+        return "npm install ical.js timed out (is the npm registry reachable?)"
+    if done.returncode != 0:
+        return f"npm install ical.js failed (registry unreachable?): {done.stderr[-300:]}"
+    return None
+
+
+def icaljs_dump(text: str, folder: Path) -> dict[str, object]:
+    """Run ical.js on `text`; its JSON dump (props and events)."""
+    path = folder / "feed.ics"
+    path.write_bytes(text.encode("utf-8"))
+    done = subprocess.run(
+        ["node", str(HERE / "icaljs_dump.mjs"), str(NODE_DIR), str(path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    result: dict[str, object] = json.loads(done.stdout)
+    return result
+
+
+def with_icaljs(text: str, folder: Path) -> Instants:
+    dump = icaljs_dump(text, folder)
+    events = dump["events"]
+    assert isinstance(events, list)
+    return {
+        e["uid"]: (
+            datetime.fromtimestamp(e["start"], UTC),
+            datetime.fromtimestamp(e["end"], UTC),
+        )
+        for e in events
+    }

@@ -1,0 +1,96 @@
+"""When syncs run: the dirty mark, the tick, one sync at a time, backoff with Retry-After."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from connectors.base import AuthExpired, Transient
+from connectors.memory import MemoryServer
+from gateway.store import leases
+from gateway.store.sync_models import Integration
+from gateway.store.types import utcnow
+from gateway.sync.run import Outcome
+from gateway.sync.schedule import SyncTicker, next_due
+from tests.sync.conftest import World
+
+
+async def _connect(world: World, memory: tuple[str, MemoryServer]) -> MemoryServer:
+    url, server = memory
+    await world.connect(
+        provider="memory", server_url=url, username="u", password="pw", write_calendar="Work"
+    )
+    return server
+
+
+async def _row(world: World) -> Integration:
+    async with world.store.transaction() as session:
+        row = await session.get(Integration, world.integration_id)
+        assert row is not None
+        return row
+
+
+async def test_a_change_is_pushed_by_the_next_tick(world: World, memory) -> None:
+    server = await _connect(world, memory)
+    ticker = SyncTicker(world.store, world.settings)
+    assert await ticker.tick() == 1  # the first sync right after connecting
+    assert await ticker.tick() == 0  # nothing due until the poll interval
+    await world.book("2027-01-12T09:00:00Z", "2027-01-12T10:00:00Z")
+    row = await _row(world)
+    assert row.dirty and row.due_at <= utcnow()
+    assert await ticker.tick() == 1
+    assert len(server.calendars["work"]) == 1
+    row = await _row(world)
+    assert not row.dirty and row.lease_owner is None
+    poll = timedelta(minutes=world.settings.sync_poll_minutes)
+    assert row.due_at > utcnow() + poll - timedelta(seconds=30)
+
+
+async def test_one_sync_at_a_time_per_integration(world: World, memory) -> None:
+    await _connect(world, memory)
+    async with world.store.transaction() as session:
+        held = await leases.claim(
+            session,
+            Integration,
+            owner="another-process",
+            limit=10,
+            lease=timedelta(minutes=1),
+            now=utcnow(),
+        )
+    assert [r.id for r in held] == [world.integration_id]
+    assert await SyncTicker(world.store, world.settings).tick() == 0
+
+
+async def test_backoff_honours_retry_after(world: World, memory) -> None:
+    server = await _connect(world, memory)
+    server.fail_next.append(Transient("slow down", retry_after=600))
+    ticker = SyncTicker(world.store, world.settings)
+    before = utcnow()
+    assert await ticker.tick() == 1
+    row = await _row(world)
+    assert row.failures == 1 and row.last_error
+    assert row.due_at >= before + timedelta(seconds=600)
+    assert await ticker.tick() == 0
+
+
+def test_next_due_grows_and_is_capped(settings) -> None:
+    now = utcnow()
+    failed = Outcome(error="x")
+    waits = [(next_due(settings, failed, n, now) - now).total_seconds() for n in (1, 4, 30)]
+    assert 5 <= waits[0] <= 10 and 40 <= waits[1] <= 80
+    assert waits[2] <= settings.sync_max_backoff_minutes * 60
+    capped = Outcome(error="x", retry_after=10**9)
+    assert (next_due(settings, capped, 1, now) - now).total_seconds() == (
+        settings.sync_max_backoff_minutes * 60
+    )
+
+
+async def test_refused_credentials_stop_retrying(world: World, memory) -> None:
+    server = await _connect(world, memory)
+    server.fail_next.append(AuthExpired("the provider refused the credentials"))
+    ticker = SyncTicker(world.store, world.settings)
+    assert await ticker.tick() == 1
+    status = await world.integration()
+    assert status["status"] == "reconnect_needed"
+    assert "refused" in status["last_error"]
+    await world.book("2027-01-12T09:00:00Z", "2027-01-12T10:00:00Z")
+    assert await ticker.tick() == 0  # never retried until the person reconnects
