@@ -31,6 +31,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -291,6 +292,12 @@ def report(lines: list[Line]) -> None:
         print(f"{line.name} = {line.value} ({line.target})", flush=True)
 
 
+def _fetch(url: str) -> bytes:
+    with urllib.request.urlopen(url, timeout=60) as response:
+        body: bytes = response.read()
+        return body
+
+
 async def _wait_http(port: int) -> None:
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
@@ -327,6 +334,9 @@ async def main(args: argparse.Namespace) -> None:
         try:
             await _wait_http(port)
             feed = f"/feeds/{meta['token']}.ics"
+            served = await asyncio.to_thread(_fetch, f"http://127.0.0.1:{port}{feed}")
+            if served != (folder / "identity.ics").read_bytes():
+                raise SystemExit("the server does not serve the rendered feed")
             gz = {"Accept-Encoding": "gzip", "User-Agent": "Google-Calendar-Importer"}
             plain = {"User-Agent": "Google-Calendar-Importer"}
             inm = {**gz, "If-None-Match": meta["gzip_etag"]}

@@ -1,9 +1,12 @@
 """CalDAV (RFC 4791) through the `caldav` library: Nextcloud, Fastmail, iCloud, Radicale, ...
 
 The library is synchronous; every call runs in a worker thread, one at a time per connector.
-Changes come from an RFC 6578 ``sync-collection`` REPORT (``disable_fallback=True``, so a refused
-token is an error we see, not a silent full listing); a server without it is read by CTag
-(calendarserver.org) and an etag comparison. Writes use ``If-None-Match: *`` on create and
+Changes come from an RFC 6578 ``sync-collection`` REPORT that also asks for calendar-data, built
+from the library's elements and parsed by its ``parse_sync_collection`` (the library's own
+``get_objects_by_sync_token`` needs one more request per batch of events); a refused token is
+``CursorExpired``, never a silent full listing (Radicale 403, Xandikos 412 with
+``DAV:valid-sync-token``). A server without RFC 6578 is read by CTag (calendarserver.org) and an
+etag comparison. Writes use ``If-None-Match: *`` on create and
 ``If-Match`` on update and delete (RFC 4791 §5.3.2, RFC 7232). Every library error is turned
 into the connector error tree here, where it is raised.
 """
@@ -20,9 +23,10 @@ from typing import Any, ClassVar, TypeVar
 from urllib.parse import quote, unquote, urljoin, urlsplit
 
 from caldav.davclient import DAVClient
-from caldav.elements import dav
+from caldav.elements import cdav, dav
 from caldav.elements.base import ValuedBaseElement
 from caldav.lib import error as dav_error
+from lxml import etree  # type: ignore[import-untyped]
 
 from connectors import ical
 from connectors.base import (
@@ -47,6 +51,7 @@ from connectors.base import (
 
 T = TypeVar("T")
 _MULTIGET_CHUNK = 100
+_MAX_PAGES = 200  # truncated sync-collection answers followed at most this often
 _TIMEOUT_SECONDS = 30
 
 
@@ -187,27 +192,60 @@ class CalDAVConnector(Connector):
             return await self._call("listing", lambda: self._by_ctag(calendar_id, {}, window))
 
     def _by_token(self, calendar_id: str, token: str | None, window: Window) -> ChangeSet:
+        """RFC 6578 sync-collection asking for calendar-data too (§3.2 allows any property), so
+        one REPORT brings the changed events themselves; a truncated answer (§3.6, 507) is
+        followed with the token it returned. Events sent without data are multiget."""
         cal = self._calendar(calendar_id)
-        result = cal.get_objects_by_sync_token(
-            sync_token=token, load_objects=False, disable_fallback=True
-        )
-        deleted_urls = {_canon(u) for u in result.deleted_urls}
-        urls = []
-        deleted = []
-        for obj in result.objects:
-            url = _canon(obj.url)
-            if url.rstrip("/") == str(cal.url).rstrip("/"):
-                continue  # some servers list the collection itself among the changes
-            if url in deleted_urls:
-                deleted.append(url)
-            else:
-                urls.append(obj.url)
-        items = self._fetch(cal, urls, window)
-        fetched = {i.href for i in items}
+        base = _canon(cal.url)
+        changed: dict[str, tuple[str, str | None]] = {}
+        deleted: set[str] = set()
+        current = token
+        for _page in range(_MAX_PAGES):
+            # caldav's elements compose with "+" (not list concatenation).
+            props = dav.Prop() + [dav.GetEtag(), cdav.CalendarData()]  # noqa: RUF005
+            body = dav.SyncCollection() + [  # noqa: RUF005
+                dav.SyncToken(value=current or ""),
+                dav.SyncLevel(value="1"),
+                props,
+            ]
+            query = etree.tostring(body.xmlelement(), encoding="utf-8", xml_declaration=True)
+            response = self.client.report(str(cal.url), query.decode("utf-8"), depth=1)
+            if response.status == 412:
+                # Xandikos answers an unknown token with 412 DAV:valid-sync-token.
+                raise CursorExpired("the CalDAV server no longer accepts the sync token")
+            if response.status not in (200, 207):
+                raise _status_error(response.status, "sync-collection", response.headers)
+            result = response.parse_sync_collection()
+            for answer in result.changed:
+                href = _canon(cal.url.join(answer.href))
+                if href.rstrip("/") == base.rstrip("/"):
+                    continue  # some servers list the collection itself among the changes
+                changed[href] = (answer.etag or "", answer.calendar_data)
+                deleted.discard(href)
+            for gone in result.deleted:
+                href = _canon(cal.url.join(gone))
+                deleted.add(href)
+                changed.pop(href, None)
+            current = result.sync_token or current
+            if not result.truncated:
+                break
+        items: list[RemoteItem] = []
+        missing = []
+        for href, (etag, data) in changed.items():
+            if data is None:
+                missing.append(href)
+                continue
+            try:
+                items.append(ical.parse_item(href, etag, data, window))
+            except ValueError:
+                continue  # not an event (a task, a journal) or unreadable: not ours to judge
+        fetched = self._fetch(cal, [cal.url.join(h) for h in missing], window)
+        items.extend(fetched)
         # Listed as changed but gone by the time we fetched it: a deletion.
-        deleted.extend(_canon(u) for u in urls if _canon(u) not in fetched)
-        new_cursor = json.dumps({"t": str(result.sync_token)})
-        return ChangeSet(new_cursor, tuple(items), tuple(deleted), full=token is None)
+        found = {i.href for i in fetched}
+        deleted.update(h for h in missing if h not in found)
+        new_cursor = json.dumps({"t": str(current)})
+        return ChangeSet(new_cursor, tuple(items), tuple(sorted(deleted)), full=token is None)
 
     def _fetch(self, cal: Any, urls: list[Any], window: Window) -> list[RemoteItem]:
         """calendar-multiget (RFC 4791 §7.9) in chunks; the next chunk is requested while this

@@ -443,10 +443,10 @@ class GoogleConnector(Connector):
     capabilities = Capabilities(incremental=True, watch=True, client_ids=True)
 
     def __init__(self, credentials: Credentials, app: GoogleApp | None = None) -> None:
+        super().__init__(credentials)
         self.app = app or configured()
         if not credentials.secret:
             raise AuthExpired("no Google refresh token stored: reconnect needed")
-        self.credentials = credentials
         self.key = grant_key(credentials.secret)
         self._lock = threading.Lock()
         self._service: Any = None

@@ -337,6 +337,12 @@ class Settings(BaseSettings):
         gt=0,
         description="A push channel is replaced by a new one when less than this remains.",
     )
+    google_push_poll_minutes: float = Field(
+        30.0,
+        gt=0,
+        description="Poll interval (a backstop) while every synced calendar of an integration "
+        "has a live push channel; sync.poll_minutes otherwise.",
+    )
     google_timeout_seconds: float = Field(
         30.0, gt=0, description="Timeout of each request to Google."
     )

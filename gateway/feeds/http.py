@@ -1,9 +1,12 @@
-"""The public endpoint ``GET|HEAD /feeds/{token}.ics`` (a bare ASGI app: this is the hot path).
+"""The public endpoint ``GET|HEAD /feeds/{token}.ics``: the hot path, a bare ASGI app.
 
 Per request when the cache is warm: one indexed query (token hash → feed id and version), a
-dictionary lookup, an in-memory count, and the bytes. Every miss (unknown, revoked, malformed
-or traversing token) does the same lookup and gets the same 404; an address that keeps missing
-is slowed down (gateway/feeds/guard.py).
+dictionary lookup, an in-memory count, and the bytes. On the embedded SQLite store that query
+runs on a connection of its own in the event loop (microseconds, see `_SqliteLookup`); on
+PostgreSQL it goes through the engine. `FeedsFirst` hands feed requests to the endpoint ahead
+of the API's middleware stack. Every miss (unknown, revoked, malformed or traversing token)
+does the same lookup and gets the same 404; an address that keeps missing is slowed down
+(gateway/feeds/guard.py).
 
 Caching (RFC 9110 §13.2.2): If-None-Match wins over If-Modified-Since; an If-Modified-Since that
 does not parse or lies in the future is ignored. Both representations (identity and gzip) carry
@@ -73,8 +76,9 @@ class _SqliteLookup:
             self._conn = conn
             weakref.finalize(self, conn.close)  # closed with the runtime, not left to GC
         self._conn.set_trace_callback(self.trace)
-        row = self._conn.execute(self.sql, (digest,)).fetchone()
-        return None if row is None else (str(row[0]), int(row[1]))
+        # fetchall: the statement runs to its end, so no read transaction stays open.
+        rows = self._conn.execute(self.sql, (digest,)).fetchall()
+        return (str(rows[0][0]), int(rows[0][1])) if rows else None
 
     def close(self) -> None:
         if self._conn is not None:

@@ -190,6 +190,35 @@ async def _refresh(
     return started
 
 
+async def poll_minutes(
+    session: AsyncSession, integration: Integration, settings: Settings
+) -> float | None:
+    """The longer backstop poll interval while every synced calendar has an unexpired channel,
+    else None (the engine's own interval)."""
+    if integration.provider != google.GoogleConnector.name or not settings.google_watch:
+        return None
+    wanted = set(
+        await session.scalars(
+            select(SyncCalendar.remote_id).where(
+                SyncCalendar.integration_id == integration.id,
+                SyncCalendar.write | SyncCalendar.busy,
+            )
+        )
+    )
+    now = utcnow()
+    live = set(
+        await session.scalars(
+            select(GoogleChannel.calendar_id).where(
+                GoogleChannel.integration_id == integration.id,
+                GoogleChannel.expires_at > now,
+            )
+        )
+    )
+    if not wanted or not wanted <= live:
+        return None
+    return settings.google_push_poll_minutes
+
+
 def install(scheduler: Any, store: Store, settings: Settings) -> None:
     """Add the channel tick to the daemon's scheduler (every 5 minutes; only with Google)."""
     if not settings.google_client_id or not settings.google_watch:

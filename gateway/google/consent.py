@@ -18,7 +18,7 @@ import secrets as pysecrets
 from dataclasses import dataclass
 from datetime import timedelta
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from connectors import google
@@ -70,6 +70,13 @@ async def begin(session: AsyncSession, settings: Settings, integration: Integrat
             "provider", "Google Calendar is not configured on this server (google.client_id)"
         )
     app = google.configured()
+    # Links of this integration already used or expired are of no further use.
+    await session.execute(
+        delete(GoogleConsent).where(
+            GoogleConsent.integration_id == integration.id,
+            (GoogleConsent.expires_at <= utcnow()) | GoogleConsent.used_at.is_not(None),
+        )
+    )
     state = pysecrets.token_urlsafe(32)
     session.add(
         GoogleConsent(

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway.config import Settings
@@ -238,10 +238,17 @@ class Dispatcher:
             row.status, row.last_error = CANCELLED, "participant deleted"
             return None
         prefs = await ctx.prefs(account)
-        person: Client | User = client if row.recipient_type == "client" else user
-        zone = (
-            (client.timezone or user.timezone) if row.recipient_type == "client" else user.timezone
+        # The row's own recipient: after a change of client it may no longer be the
+        # appointment's (a farewell cancellation to the previous one).
+        person: Client | User | None = (
+            (client if row.recipient_id == client.id else await ctx.client(row.recipient_id))
+            if row.recipient_type == "client"
+            else (user if row.recipient_id == user.id else await ctx.user(row.recipient_id))
         )
+        if person is None:
+            row.status, row.last_error = CANCELLED, "recipient deleted"
+            return None
+        zone = person.timezone or user.timezone  # a client without a zone: the practitioner's
         if row.channel == "sms":
             assert isinstance(person, Client)
             opted = person.phone is not None and await ctx.opted_out(person.phone)
@@ -251,6 +258,9 @@ class Dispatcher:
                 return None
         elif not person.email:
             row.status, row.last_error = SUPPRESSED, "no email address"
+            return None
+        elif not prefs.email_enabled or (isinstance(person, Client) and not person.notify_email):
+            row.status, row.last_error = SUPPRESSED, "email turned off"
             return None
         context = message_context(
             kind=row.kind,
@@ -295,7 +305,7 @@ class Dispatcher:
                 organizer_name=f"{user.name} ({prefs.sender_name})",
                 attendee_email=person.email,
                 attendee_name=person.name,
-                cancelled=appointment.status == "cancelled",
+                cancelled=row.kind == "cancellation",
                 stamp=now,
             )
             ics, method = build_ics(invite), method_of(invite)
@@ -356,50 +366,98 @@ class Dispatcher:
 
     async def _store_outcomes(self, group: list[_Outcome]) -> None:
         now = utcnow()
+        # The common case, an email accepted, in three statements for the whole group; every
+        # other outcome row by row below.
+        plain: list[_Outcome] = []
+        rest: list[_Outcome] = []
+        for o in group:
+            simple = o.error is None and o.receipt == Receipt()
+            (plain if simple else rest).append(o)
+        group = rest
         async with self.store.transaction() as session:
-            ids = [o.prepared.row_id for o in group]
-            owned = {
-                r.id: r
-                for r in await session.scalars(
-                    select(OutboxMessage).where(
-                        OutboxMessage.id.in_(ids), OutboxMessage.lease_owner == self.owner
-                    )
+            if plain:
+                await self._store_plain_successes(session, plain, now)
+            if group:
+                await self._store_each(session, group, now)
+        log.info("notification outcomes stored", extra={"count": len(plain) + len(group)})
+
+    async def _store_plain_successes(
+        self, session: AsyncSession, plain: list[_Outcome], now: datetime
+    ) -> None:
+        ids = [o.prepared.row_id for o in plain]
+        released = {
+            "lease_owner": None,
+            "lease_expires_at": None,
+            "sent_at": now,
+            "updated_at": now,
+            "last_error": None,
+        }
+        mine = [OutboxMessage.id.in_(ids), OutboxMessage.lease_owner == self.owner]
+        await session.execute(
+            update(OutboxMessage)
+            .where(*mine, OutboxMessage.status == PENDING)
+            .values(status=SENT, **released)
+            .execution_options(synchronize_session=False)
+        )
+        # Withdrawn while we were sending: it went out all the same; keep it withdrawn.
+        await session.execute(
+            update(OutboxMessage)
+            .where(*mine)
+            .values(**released)
+            .execution_options(synchronize_session=False)
+        )
+        await session.execute(
+            update(DeliveryAttempt)
+            .where(DeliveryAttempt.id.in_([o.prepared.attempt_id for o in plain]))
+            .values(finished_at=now, outcome="sent")
+            .execution_options(synchronize_session=False)
+        )
+
+    async def _store_each(
+        self, session: AsyncSession, group: list[_Outcome], now: datetime
+    ) -> None:
+        ids = [o.prepared.row_id for o in group]
+        owned = {
+            r.id: r
+            for r in await session.scalars(
+                select(OutboxMessage).where(
+                    OutboxMessage.id.in_(ids), OutboxMessage.lease_owner == self.owner
                 )
-            }
-            attempts = {
-                a.id: a
-                for a in await session.scalars(
-                    select(DeliveryAttempt).where(
-                        DeliveryAttempt.id.in_([o.prepared.attempt_id for o in group])
-                    )
+            )
+        }
+        attempts = {
+            a.id: a
+            for a in await session.scalars(
+                select(DeliveryAttempt).where(
+                    DeliveryAttempt.id.in_([o.prepared.attempt_id for o in group])
                 )
-            }
-            for o in group:
-                error, receipt = o.error, o.receipt
-                row = owned.get(o.prepared.row_id)
-                outcome = "sent" if error is None else ("failed" if error.permanent else "retry")
-                if row is not None:
-                    outcome = self._settle(session, row, receipt, error, now)
-                attempt = attempts.get(o.prepared.attempt_id)
-                if attempt is not None:
-                    attempt.finished_at = now
-                    attempt.outcome = outcome
-                    attempt.error = error.code if error else None
-                    attempt.provider_id = receipt.provider_id if receipt else None
-                    if receipt and receipt.segments is not None:
-                        attempt.detail = {"segments": receipt.segments}
-                if error is not None and error.code == f"twilio {OPTED_OUT_CODE}" and row:
-                    await self._opt_out_recipient(session, row)
-                log.debug(
-                    "notification attempt",
-                    extra={
-                        "outbox_id": o.prepared.row_id,
-                        "attempt": o.prepared.attempts,
-                        "outcome": outcome,
-                        "error": error.code if error else None,
-                    },
-                )
-        log.info("notification outcomes stored", extra={"count": len(group)})
+            )
+        }
+        for o in group:
+            error, receipt = o.error, o.receipt
+            row = owned.get(o.prepared.row_id)
+            outcome = "sent" if error is None else ("failed" if error.permanent else "retry")
+            if row is not None:
+                outcome = self._settle(session, row, receipt, error, now)
+            attempt = attempts.get(o.prepared.attempt_id)
+            if attempt is not None:
+                attempt.finished_at = now
+                attempt.outcome = outcome
+                attempt.error = error.code if error else None
+                attempt.provider_id = receipt.provider_id if receipt else None
+                if receipt and receipt.segments is not None:
+                    attempt.detail = {"segments": receipt.segments}
+            if error is not None and error.code == f"twilio {OPTED_OUT_CODE}" and row:
+                await self._opt_out_recipient(session, row)
+            log.debug(
+                "notification attempt",
+                extra={
+                    "outbox_id": o.prepared.row_id,
+                    "attempt": o.prepared.attempts,
+                    "outcome": outcome,
+                    "error": error.code if error else None,
+                },
+            )
 
     def _settle(
         self,

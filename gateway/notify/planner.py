@@ -13,11 +13,13 @@ Rules:
   reminders already carry the edit. A change of client or practitioner re-plans like a booking.
 - cancelled → pending rows cancelled; a cancellation notice to every recipient who already
   received something (or is being sent something right now) on that channel.
+- Quiet hours: SMS (and email, if configured) reminders, reschedule and cancellation notices due
+  inside the recipient's quiet window move to its end, or to its start when the end would be at or
+  after the appointment (i.e. at once). A confirmation is never delayed.
 - Reminder offsets are exact durations before the start instant (a "24 h" reminder before a
   09:00 appointment on the morning after a DST change goes out at 08:00 or 10:00 local time).
 - A reminder already past at planning time follows the late policy (default: send at once if
-  at least half the offset remains, else skip). SMS reminders (and email, if configured) are
-  kept out of the recipient's quiet hours. Notices are never delayed.
+  at least half the offset remains, else skip).
 """
 
 from __future__ import annotations
@@ -120,14 +122,20 @@ def plan(
         return rows  # nothing is announced or reminded about the past
     for r in recipients:
         status = SUPPRESSED if r.suppressed else PENDING
+        zone = load_zone(r.zone)
+        quiet = r.channel == "sms" or prefs.quiet_email
         if kind is not None:
             notice = notice_kind_for.get((r.type, r.id, r.channel), kind)
+            due = now
+            if quiet and notice != "confirmation":  # a booking made now is confirmed now
+                due = max(
+                    now, adjust_for_quiet(now, zone, prefs.quiet_start, prefs.quiet_end, start)
+                )
             rows.append(
-                PlannedRow(r, notice, 0, now, min(start, now + retry), status, r.suppressed)
+                PlannedRow(r, notice, 0, due, min(start, now + retry), status, r.suppressed)
             )
         if kind == "cancellation":
             continue
-        zone = load_zone(r.zone)
         for minutes in offsets:
             due = start - timedelta(minutes=minutes)
             row_status, note = status, r.suppressed
@@ -139,7 +147,7 @@ def plan(
                 if not send_now:
                     row_status, note = SKIPPED, f"late at booking (policy {prefs.late_policy})"
                 due = now
-            elif r.channel == "sms" or prefs.quiet_email:
+            elif quiet:
                 due = max(
                     now, adjust_for_quiet(due, zone, prefs.quiet_start, prefs.quiet_end, start)
                 )
@@ -303,7 +311,32 @@ async def on_appointment_change(
         retry=timedelta(hours=settings.notify_retry_hours),
         notice_kind_for=notice_kind_for,
     )
+    if participants_changed:
+        rows += await _farewells(session, appointment, recipients, reached | in_flight, settings)
     await insert_rows(session, settings, appointment, rows)
+
+
+async def _farewells(
+    session: AsyncSession,
+    appointment: Appointment,
+    recipients: list[Recipient],
+    reached: set[tuple[str, str, str]],
+    settings: Settings,
+) -> list[PlannedRow]:
+    """Cancellation notices to people taken off the appointment who had heard of it."""
+    now = utcnow()
+    current = {(r.type, r.id, r.channel) for r in recipients}
+    out: list[PlannedRow] = []
+    for rtype, rid, channel in sorted(reached - current):
+        person = await session.get(Client if rtype == "client" else User, rid)
+        practitioner = await session.get(User, appointment.user_id)
+        if person is None or practitioner is None:
+            continue
+        zone = getattr(person, "timezone", None) or practitioner.timezone
+        deadline = now + timedelta(hours=settings.notify_retry_hours)
+        recipient = Recipient(rtype, rid, channel, zone)
+        out.append(PlannedRow(recipient, "cancellation", 0, now, deadline, PENDING, None))
+    return out
 
 
 _current: list[Settings] = []

@@ -47,6 +47,7 @@ class Rendered:
     html: str
 
 
+@lru_cache(maxsize=256)
 def babel_locale(tag: str) -> Locale:
     """The Babel locale of a BCP 47 tag, English when unknown."""
     try:

@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import delete, func, or_, select, update
+from sqlalchemy import delete, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from connectors import available  # noqa: F401 - registers the providers
@@ -47,7 +47,7 @@ from gateway.store.sync_models import (
     SyncLogEntry,
     SyncMapping,
 )
-from gateway.store.types import utcnow
+from gateway.store.types import new_id, utcnow
 from gateway.sync import plan
 from gateway.sync.plan import (
     Adopt,
@@ -475,8 +475,15 @@ async def _commit(
                     integration_id=integration_id, kind=kind, appointment_id=about, detail=detail
                 )
             )
-        # Our own reschedules marked the integration dirty; they need no push (already there).
-        integration.dirty = dirty_before
+        # Our own reschedules marked the integration dirty (a bulk UPDATE the loaded row does
+        # not see); they need no push, the calendar already shows them.
+        await session.execute(
+            update(Integration)
+            .where(Integration.id == integration_id)
+            .values(dirty=dirty_before)
+            .execution_options(synchronize_session=False)
+        )
+        await session.refresh(integration)
         integration.last_sync_at = now
         integration.last_success_at = now
         integration.last_error = None
@@ -564,20 +571,23 @@ async def _save_busy(
                     BusyBlock.calendar_id == cal.row_id, BusyBlock.href.in_(hrefs)
                 )
             )
-    for item in changes.changed:
-        for interval in plan.busy_intervals(item, zone, window):
-            session.add(
-                BusyBlock(
-                    integration_id=integration.id,
-                    calendar_id=cal.row_id,
-                    user_id=integration.user_id,
-                    href=item.href,
-                    uid=item.uid,
-                    start_at=interval.start,
-                    end_at=interval.end,
-                )
-            )
-    await session.flush()
+    rows = [
+        {
+            "id": new_id("bsy"),
+            "integration_id": integration.id,
+            "calendar_id": cal.row_id,
+            "user_id": integration.user_id,
+            "href": item.href,
+            "uid": item.uid,
+            "start_at": interval.start,
+            "end_at": interval.end,
+        }
+        for item in changes.changed
+        for interval in plan.busy_intervals(item, zone, window)
+    ]
+    if rows:
+        # One executemany: a full listing inserts thousands of rows.
+        await session.execute(insert(BusyBlock), rows)
 
 
 async def integration_counts(session: AsyncSession, integration_id: str) -> dict[str, Any]:

@@ -12,8 +12,11 @@ import logging
 import os
 import random
 import socket
+from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway.config import Settings
 from gateway.store import leases
@@ -23,6 +26,12 @@ from gateway.store.types import utcnow
 from gateway.sync.run import ACTIVE, Outcome, sync_integration
 
 log = logging.getLogger("calgate.sync")
+
+# Providers whose changes also arrive by push may poll less often while that works: each hook
+# gives a poll interval in minutes for the integration (or None), the longest applies after a
+# successful run. Registered by the provider's package; polling always stays on as a backstop.
+PollHint = Callable[[AsyncSession, Integration, Settings], Awaitable[float | None]]
+POLL_MINUTES: list[PollHint] = []
 
 
 def next_due(settings: Settings, outcome: Outcome, failures: int, now: datetime) -> datetime:
@@ -78,6 +87,11 @@ class SyncTicker:
             now = utcnow()
             due = now if row.dirty and outcome.error is None else None
             due = due or next_due(self.settings, outcome, row.failures, now)
+            if outcome.error is None and not row.dirty:
+                hints = [await hint(session, row, self.settings) for hint in POLL_MINUTES]
+                longest = max((h for h in hints if h is not None), default=None)
+                if longest is not None:
+                    due = max(due, now + timedelta(minutes=longest))
             await leases.release(
                 session, Integration, [integration_id], owner=self.owner, due_at=due
             )

@@ -82,6 +82,8 @@ def install_icaljs(cache: Path) -> str | None:
                 "--no-audit",
                 "--no-fund",
                 "--no-save",
+                "--fetch-retries=1",
+                "--fetch-timeout=30000",
                 "ical.js@2",
             ],
             capture_output=True,

@@ -5,9 +5,11 @@ from __future__ import annotations
 from datetime import timedelta
 from urllib.parse import parse_qs, urlsplit
 
+import httpx
 from sqlalchemy import select, update
 
 from connectors import google
+from gateway.app import create_app
 from gateway.store.google_models import GoogleConsent
 from gateway.store.sync_models import Integration
 from gateway.store.types import utcnow
@@ -131,3 +133,20 @@ async def test_invalid_grant_means_reconnect_needed_and_loses_nothing(
     outcome = await gworld.sync()
     assert outcome.error is None and outcome.pushed == 0
     assert len(gworld.peer.live_events(CALENDAR)) == 1
+
+
+async def test_without_a_client_id_google_is_refused_clearly(gworld: GoogleWorld) -> None:
+    unconfigured = gworld.settings.model_copy(update={"google_client_id": ""})
+    app = create_app(unconfigured, gworld.store, run_ticks=False)
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://test"
+    ) as http:
+        answer = await http.post(
+            "/v1/integrations",
+            json={"user_id": gworld.user["id"], "provider": "google"},
+            headers=gworld.api.headers,
+        )
+    assert answer.status_code == 422, answer.text
+    assert "not configured" in answer.json()["error"]["message"]
+    listed = await gworld.api.get("/v1/integrations")
+    assert listed.json()["data"] == []  # nothing half-created

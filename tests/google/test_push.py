@@ -9,13 +9,14 @@ from __future__ import annotations
 import asyncio
 import socket
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 import uvicorn
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from connectors import google
 from gateway.app import create_app
@@ -157,3 +158,24 @@ async def test_channels_are_renewed_before_expiry(gworld: GoogleWorld, served: N
     assert rows[0].token_hash and len(rows[0].token_hash) == 64
     # The old channel is gone for good: its notifications would be refused.
     await wait_for(peer, "sync", 2)
+
+
+async def test_polling_slows_down_while_the_channel_works(
+    gworld: GoogleWorld, served: None
+) -> None:
+    peer = gworld.peer
+    assert peer is not None
+    await gworld.connect_google()
+    ticker = SyncTicker(gworld.store, gworld.settings)
+    assert await ticker.tick() == 1
+    row = await integration_row(gworld)
+    poll = timedelta(minutes=gworld.settings.sync_poll_minutes)
+    assert row.due_at - datetime.now(UTC) <= poll  # no channel: the engine's interval
+    assert await channels.tick(gworld.store, gworld.settings) == 1
+    async with gworld.store.transaction() as session:
+        await session.execute(update(Integration).values(due_at=datetime.now(UTC), dirty=False))
+    assert await ticker.tick() == 1
+    row = await integration_row(gworld)
+    backstop = timedelta(minutes=gworld.settings.google_push_poll_minutes)
+    assert row.due_at - datetime.now(UTC) > backstop - timedelta(minutes=1)
+    assert backstop > poll

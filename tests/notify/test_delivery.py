@@ -267,3 +267,25 @@ async def test_two_claimers_on_postgresql_send_each_reminder_once(
     assert sum(handled) == 300 and all(handled)  # both took part
     counts = Counter(str(m.message["Message-ID"]) for m in smtp.received)
     assert counts == Counter({f"<{i}@crash.test>": 1 for i in ids})
+
+
+async def test_smtp_server_down_keeps_everything_for_later(
+    tmp_path: Path, store: Store, client: httpx.AsyncClient, smtp: SmtpSink, twilio: TwilioPeer
+) -> None:
+    from tests.peers.smtp import free_port
+
+    api = await new_account(store, client)
+    user = await api.user()
+    people = [await api.client(email=f"c{i}@example.com") for i in range(5)]
+    start, end = soon(72)
+    for person in people:
+        await api.appointment(user["id"], person["id"], start=start, end=end)
+    down = notify_settings(tmp_path, smtp, twilio, smtp_port=free_port(), smtp_connections=1)
+    began = datetime.now(UTC)
+    assert await deliver(store, down) == 5
+    assert datetime.now(UTC) - began < timedelta(seconds=5)  # one failed connect, then fast
+    pending = [r for r in await rows(store) if r.kind == "confirmation"]
+    assert {r.status for r in pending} == {"pending"} and all(r.last_error for r in pending)
+    await make_due(store, *[r.id for r in pending])
+    await deliver(store, notify_settings(tmp_path, smtp, twilio))
+    assert len(smtp.received) == 5

@@ -124,3 +124,38 @@ async def test_reschedule_withdraws_old_reminders_and_cancel_stops_everything(
     ]
     assert await deliver(store, settings) == 0
     assert {r.status for r in await rows(store, apt["id"]) if r.kind == "reminder"} == {"cancelled"}
+
+
+async def test_changing_the_client_replans_and_an_unannounced_cancel_stays_silent(
+    store: Store, client: httpx.AsyncClient, settings: Settings, smtp: SmtpSink
+) -> None:
+    api = await new_account(store, client)
+    user = await api.user()
+    first = await api.client(email="first@example.com")
+    second = await api.client(email="second@example.com")
+    start, end = soon(72)
+    apt = await api.appointment(user["id"], first["id"], start=start, end=end)
+    await deliver(store, settings)
+    moved = await api.patch(f"/v1/appointments/{apt['id']}", {"client_id": second["id"]})
+    assert moved.status_code == 200, moved.text
+    planned = await rows(store, apt["id"])
+    assert {
+        r.status for r in planned if r.recipient_id == first["id"] and r.kind == "reminder"
+    } == {"cancelled"}
+    assert sorted(
+        (r.kind, r.offset_minutes) for r in planned if r.recipient_id == second["id"]
+    ) == [("confirmation", 0), ("reminder", 120), ("reminder", 1440)]
+    await deliver(store, settings)
+    assert sorted(m.recipients[0] for m in smtp.received) == [
+        "first@example.com",  # booked
+        "first@example.com",  # no longer theirs: a cancellation
+        "second@example.com",  # booked
+    ]
+    farewell = next(m.message for m in smtp.received[1:] if m.recipients == ["first@example.com"])
+    assert _calendar(farewell)[0] == "CANCEL"
+    # Booked and cancelled before anything went out: no cancellation notice to anyone.
+    start, end = soon(80)
+    quiet = await api.appointment(user["id"], first["id"], start=start, end=end)
+    assert (await api.post(f"/v1/appointments/{quiet['id']}/cancel")).status_code == 200
+    assert {r.status for r in await rows(store, quiet["id"])} == {"cancelled"}
+    assert await deliver(store, settings) == 0

@@ -145,3 +145,37 @@ def test_sms_segments_gsm7_and_ucs2() -> None:
     french = format_when(datetime(2026, 3, 3, 14, 0, tzinfo=UTC), "America/New_York", "fr")
     assert count_segments(french).encoding == "UCS-2"  # the minus sign U+2212
     assert count_segments(fold_to_gsm(french)).encoding == "GSM-7"
+
+
+def test_quiet_hours_hold_a_late_evening_reschedule_notice_but_not_a_confirmation(
+    settings: Settings,
+) -> None:
+    zone = ZoneInfo("Europe/London")
+    now = datetime(2026, 6, 10, 22, 30, tzinfo=UTC)  # 23:30 BST
+    start = datetime(2026, 6, 12, 9, 0, tzinfo=UTC)
+    sms = Recipient("client", "c", "sms", "Europe/London")
+    for kind, expected in (("rescheduled", "08:00"), ("confirmation", "23:30")):
+        out = plan(
+            kind=kind,
+            recipients=[sms],
+            start=start,
+            now=now,
+            offsets=(),
+            prefs=_prefs(settings),
+            retry=timedelta(hours=24),
+            notice_kind_for={},
+        )
+        assert out[0].due_at.astimezone(zone).strftime("%H:%M") == expected
+    # An appointment at 07:30 tomorrow: holding the notice until 08:00 would be too late.
+    early = datetime(2026, 6, 11, 6, 30, tzinfo=UTC)
+    out = plan(
+        kind="cancellation",
+        recipients=[sms],
+        start=early,
+        now=now,
+        offsets=(),
+        prefs=_prefs(settings),
+        retry=timedelta(hours=24),
+        notice_kind_for={},
+    )
+    assert out[0].due_at == now

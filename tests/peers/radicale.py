@@ -61,7 +61,8 @@ def running(
     server = make_server(
         "127.0.0.1", 0, app, server_class=_ThreadingServer, handler_class=_QuietHandler
     )
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    # A short poll interval: shutdown() waits for one, in every test teardown.
+    thread = threading.Thread(target=server.serve_forever, args=(0.02,), daemon=True)
     thread.start()
     try:
         yield RadicaleServer(f"http://127.0.0.1:{server.server_port}/", username, password, folder)
@@ -119,4 +120,8 @@ def running_process(
         yield RadicaleServer(url, username, password, folder)
     finally:
         process.terminate()
-        process.wait(timeout=10)
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()

@@ -94,3 +94,22 @@ async def test_refused_credentials_stop_retrying(world: World, memory) -> None:
     assert "refused" in status["last_error"]
     await world.book("2027-01-12T09:00:00Z", "2027-01-12T10:00:00Z")
     assert await ticker.tick() == 0  # never retried until the person reconnects
+
+
+async def test_an_inbound_move_does_not_dirty_the_integration(world: World, memory) -> None:
+    from dataclasses import replace
+
+    server = await _connect(world, memory)
+    await world.book("2027-01-12T09:00:00Z", "2027-01-12T10:00:00Z")
+    ticker = SyncTicker(world.store, world.settings)
+    await ticker.tick()
+    ((href, obj),) = server.calendars["work"].items()
+    event = obj.events[0]
+    server.put(
+        "work",
+        href,
+        replace(event, start=event.start + timedelta(hours=2), end=event.end + timedelta(hours=2)),
+    )
+    outcome = await world.sync()
+    assert outcome.rescheduled == 1
+    assert not (await _row(world)).dirty  # its own reschedule needs no push
