@@ -26,7 +26,6 @@ from gateway.api.middleware import RequestMiddleware
 from gateway.config import Settings
 from gateway.feeds import http as feeds_http
 from gateway.google import install as google_install
-from gateway.notify import planner as notify_planner
 from gateway.scheduler import Ticks
 from gateway.store.db import Store
 
@@ -39,8 +38,11 @@ def create_app(
     the_store = (
         store
         if store is not None
-        else Store.from_url(settings.database_url, echo=settings.database_echo)
+        else Store.from_url(settings.database_url, echo=settings.database_echo, settings=settings)
     )
+
+    if the_store.settings is None:
+        the_store.settings = settings
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -72,7 +74,6 @@ def create_app(
     app.include_router(integrations.busy_router)
     app.include_router(google.router)
     google_install.install(settings)
-    notify_planner.use_settings(settings)
     app.add_middleware(
         RequestMiddleware, store=the_store, max_body_bytes=settings.api_max_body_bytes
     )

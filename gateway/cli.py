@@ -38,7 +38,7 @@ class _Server(uvicorn.Server):
 
 
 async def _serve(settings: Settings, host: str, port: int) -> None:
-    store = Store.from_url(settings.database_url, echo=settings.database_echo)
+    store = Store.from_url(settings.database_url, echo=settings.database_echo, settings=settings)
     try:
         await migrate.upgrade(store)
         app = create_app(settings, store)
@@ -51,7 +51,7 @@ async def _serve(settings: Settings, host: str, port: int) -> None:
 
 
 async def _with_store(settings: Settings) -> Store:
-    store = Store.from_url(settings.database_url, echo=settings.database_echo)
+    store = Store.from_url(settings.database_url, echo=settings.database_echo, settings=settings)
     await migrate.upgrade(store)
     return store
 
@@ -191,7 +191,7 @@ def run(argv: list[str] | None = None) -> int:
 
 
 async def _migrate(settings: Settings) -> None:
-    store = Store.from_url(settings.database_url)
+    store = Store.from_url(settings.database_url, settings=settings)
     try:
         await migrate.upgrade(store)
         print("database schema is current")

@@ -62,7 +62,7 @@ def settings(tmp_path: Path) -> Settings:
 
 
 async def _sqlite_store(settings: Settings) -> AsyncIterator[Store]:
-    store = Store.from_url(settings.database_url)
+    store = Store.from_url(settings.database_url, settings=settings)
     await migrate.upgrade(store)
     try:
         yield store
@@ -70,7 +70,7 @@ async def _sqlite_store(settings: Settings) -> AsyncIterator[Store]:
         await store.close()
 
 
-async def _postgres_store() -> AsyncIterator[Store]:
+async def _postgres_store(settings: Settings | None = None) -> AsyncIterator[Store]:
     reason = await postgres_unavailable()
     if reason:
         pytest.skip(reason)
@@ -81,7 +81,7 @@ async def _postgres_store() -> AsyncIterator[Store]:
     engine = create_async_engine(
         POSTGRES_URL, connect_args={"server_settings": {"search_path": schema}}, pool_size=10
     )
-    store = Store(engine)
+    store = Store(engine, settings)
     try:
         await migrate.upgrade(store)
         yield store
@@ -100,16 +100,16 @@ async def store(settings: Settings) -> AsyncIterator[Store]:
 
 
 @pytest.fixture
-async def pg_store() -> AsyncIterator[Store]:
+async def pg_store(settings: Settings) -> AsyncIterator[Store]:
     """A migrated PostgreSQL store in a schema of its own (skips without a server)."""
-    async for s in _postgres_store():
+    async for s in _postgres_store(settings):
         yield s
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
 async def any_store(request: pytest.FixtureRequest, settings: Settings) -> AsyncIterator[Store]:
     """The same test on both stores."""
-    gen = _sqlite_store(settings) if request.param == "sqlite" else _postgres_store()
+    gen = _sqlite_store(settings) if request.param == "sqlite" else _postgres_store(settings)
     async for s in gen:
         yield s
 

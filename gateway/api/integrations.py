@@ -205,6 +205,24 @@ async def delete_integration(
     return _receipt(receipt)
 
 
+class LogEntryOut(ResponseModel):
+    """Something that happened in a sync: a conflict and who won, a guard, an error, in words."""
+
+    kind: str
+    appointment_id: str | None
+    detail: str
+    created_at: datetime
+
+
+@router.get("/{integration_id}/log", response_model=ListOut[LogEntryOut])
+async def get_sync_log(integration_id: str, caller: CallerDep) -> ListOut[LogEntryOut]:
+    """The latest 50 log entries of the integration, newest first."""
+    rows = await service.sync_log(caller.session, caller.account, integration_id)
+    return ListOut[LogEntryOut](
+        data=[LogEntryOut.model_validate(r) for r in rows], next_cursor=None
+    )
+
+
 @router.get("/{integration_id}/purge-receipt", response_model=ReceiptOut)
 async def get_purge_receipt(integration_id: str, caller: CallerDep) -> ReceiptOut:
     """The receipt of a disconnected integration."""

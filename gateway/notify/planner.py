@@ -37,6 +37,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from gateway.config import Settings
 from gateway.notify import prefs as prefs_mod
 from gateway.notify.quiet import adjust_for_quiet
+from gateway.store.db import session_settings
 from gateway.store.models import Account, Appointment, Client, User
 from gateway.store.notify_models import (
     CANCELLED,
@@ -279,7 +280,7 @@ async def on_appointment_change(
     session: AsyncSession, change: AppointmentChange, settings: Settings | None = None
 ) -> None:
     """Plan the notifications of `change` (called from appointments.after_change)."""
-    settings = settings or _settings()
+    settings = settings or session_settings(session)
     appointment = change.appointment
     account = await session.get(Account, appointment.account_id)
     if account is None:
@@ -337,20 +338,3 @@ async def _farewells(
         recipient = Recipient(rtype, rid, channel, zone)
         out.append(PlannedRow(recipient, "cancellation", 0, now, deadline, PENDING, None))
     return out
-
-
-_current: list[Settings] = []
-
-
-def use_settings(settings: Settings) -> None:
-    """Tell the planner the daemon's settings (called when the app is built)."""
-    _current[:] = [settings]
-
-
-def _settings() -> Settings:
-    if _current:
-        return _current[0]
-    from gateway.config import load_settings
-
-    _current.append(load_settings())
-    return _current[0]

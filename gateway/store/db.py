@@ -23,6 +23,8 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
+from gateway.config import Settings
+
 SQLITE_PRAGMAS = (
     "PRAGMA journal_mode=WAL",
     "PRAGMA foreign_keys=ON",
@@ -64,17 +66,39 @@ def create_engine(url: str, *, echo: bool = False) -> AsyncEngine:
     )
 
 
-class Store:
-    """The database: an engine and the one way to open a transaction on it."""
+_SETTINGS = "calgate.settings"
 
-    def __init__(self, engine: AsyncEngine) -> None:
+
+def session_settings(session: AsyncSession) -> Settings:
+    """The settings of the store `session` came from (the config file's, if it had none)."""
+    settings = session.info.get(_SETTINGS)
+    if settings is None:
+        # A store opened without settings (a script, a bare test): the daemon's own config.
+        from gateway.config import load_settings
+
+        settings = load_settings()
+        session.info[_SETTINGS] = settings
+    assert isinstance(settings, Settings)
+    return settings
+
+
+class Store:
+    """The database: an engine and the one way to open a transaction on it.
+
+    `settings`, when given, travels with every session (`session_settings`), so that work done
+    inside a transaction (planning notifications after a change, say) reads the daemon's
+    settings without a global.
+    """
+
+    def __init__(self, engine: AsyncEngine, settings: Settings | None = None) -> None:
         self.engine = engine
+        self.settings = settings
         self._sessions = async_sessionmaker(engine, expire_on_commit=False)
 
     @classmethod
-    def from_url(cls, url: str, *, echo: bool = False) -> Store:
+    def from_url(cls, url: str, *, echo: bool = False, settings: Settings | None = None) -> Store:
         """Open the store at `url`."""
-        return cls(create_engine(url, echo=echo))
+        return cls(create_engine(url, echo=echo), settings)
 
     @property
     def dialect(self) -> str:
@@ -85,6 +109,7 @@ class Store:
     async def transaction(self) -> AsyncIterator[AsyncSession]:
         """A session in one transaction: committed on success, rolled back on any error."""
         async with self._sessions() as session, session.begin():
+            session.info[_SETTINGS] = self.settings
             yield session
 
     async def close(self) -> None:

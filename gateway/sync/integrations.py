@@ -327,6 +327,20 @@ async def _delete_remote(
         return False
 
 
+async def sync_log(
+    session: AsyncSession, account: Account, integration_id: str, limit: int = 50
+) -> list[SyncLogEntry]:
+    """The integration's latest log entries (conflicts, guards, errors), newest first."""
+    await get_integration(session, account, integration_id)
+    rows = await session.scalars(
+        select(SyncLogEntry)
+        .where(SyncLogEntry.integration_id == integration_id)
+        .order_by(SyncLogEntry.id.desc())
+        .limit(limit)
+    )
+    return list(rows)
+
+
 async def purge_receipt(
     session: AsyncSession, account: Account, integration_id: str
 ) -> PurgeReceipt:

@@ -136,6 +136,10 @@ async def test_conflict_calgate_wins_and_is_recorded(world: World, memory) -> No
     assert ours(server)[appointment_uid(apt["id"])].start == T0 + timedelta(hours=4)
     assert (await world.appointment(apt["id"]))["start"] == "2027-01-12T13:00:00Z"
     assert "conflict" in await world.log_kinds()
+    response = await world.api.get(f"/v1/integrations/{world.integration_id}/log")
+    (entry,) = [e for e in response.json()["data"] if e["kind"] == "conflict"]
+    assert entry["appointment_id"] == apt["id"]
+    assert "calgate version was kept" in entry["detail"]
 
 
 async def test_412_rereads_and_reconciles(world: World, memory) -> None:
@@ -228,3 +232,21 @@ async def test_wrong_password_says_so(world: World, memory) -> None:
         f"/v1/integrations/{body['id']}", {"password": "pw", "write_calendar": "Work"}
     )
     assert fixed.json()["status"] == "active"
+
+
+async def test_other_accounts_see_nothing(world: World, memory) -> None:
+    from tests.support import new_account
+
+    await connected(world, memory)
+    other = await new_account(world.store, world.api.http, name="Other Clinic")
+    base = f"/v1/integrations/{world.integration_id}"
+    assert (await other.get(base)).status_code == 404
+    assert (await other.get(f"{base}/log")).status_code == 404
+    assert (await other.delete(base)).status_code == 404
+    assert (await other.get(f"{base}/purge-receipt")).status_code == 404
+    busy = await other.get(
+        f"/v1/users/{world.user['id']}/busy",
+        params={"from": "2027-01-01T00:00:00Z", "to": "2027-02-01T00:00:00Z"},
+    )
+    assert busy.status_code == 404
+    assert (await world.api.get(base)).status_code == 200
