@@ -7,10 +7,11 @@ import asyncio
 import contextlib
 import signal
 import sys
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import uvicorn
+from sqlalchemy import select
 
 from gateway import logs
 from gateway.app import create_app
@@ -20,6 +21,7 @@ from gateway.domain import accounts
 from gateway.errors import CalgateError, ConfigError
 from gateway.store import migrate
 from gateway.store.db import Store
+from gateway.store.models import Account
 
 
 class _Server(uvicorn.Server):
@@ -37,81 +39,67 @@ class _Server(uvicorn.Server):
                 loop.remove_signal_handler(sig)
 
 
-async def _serve(settings: Settings, host: str, port: int) -> None:
+@contextlib.asynccontextmanager
+async def _migrated_store(settings: Settings) -> AsyncIterator[Store]:
+    """The store of the settings, migrated to the newest schema, closed afterwards."""
     store = Store.from_url(settings.database_url, echo=settings.database_echo, settings=settings)
     try:
         await migrate.upgrade(store)
+        yield store
+    finally:
+        await store.close()
+
+
+async def _serve(settings: Settings, host: str, port: int) -> None:
+    async with _migrated_store(settings) as store:
         app = create_app(settings, store)
         config = uvicorn.Config(
             app, host=host, port=port, log_config=None, access_log=False, lifespan="on"
         )
         await _Server(config).serve()
-    finally:
-        await store.close()
 
 
-async def _with_store(settings: Settings) -> Store:
-    store = Store.from_url(settings.database_url, echo=settings.database_echo, settings=settings)
-    await migrate.upgrade(store)
-    return store
+async def _migrate(settings: Settings) -> None:
+    async with _migrated_store(settings):
+        print("database schema is current")
 
 
 async def _account_create(
     settings: Settings, name: str, zone: str | None, country: str | None
 ) -> None:
-    store = await _with_store(settings)
-    try:
-        async with store.transaction() as session:
-            account, issued = await accounts.create_account(
-                session,
-                name,
-                timezone=zone or settings.default_timezone,
-                country=country or settings.default_country,
-            )
-        print(f"account {account.id} created; its API key (shown once) is on the next line")
-        print(issued.secret)
-    finally:
-        await store.close()
+    async with _migrated_store(settings) as store, store.transaction() as session:
+        account, issued = await accounts.create_account(
+            session,
+            name,
+            timezone=zone or settings.default_timezone,
+            country=country or settings.default_country,
+        )
+    print(f"account {account.id} created; its API key (shown once) is on the next line")
+    print(issued.secret)
 
 
 async def _account_list(settings: Settings) -> None:
-    from sqlalchemy import select
-
-    from gateway.store.models import Account
-
-    store = await _with_store(settings)
-    try:
-        async with store.transaction() as session:
-            for acc in (await session.scalars(select(Account).order_by(Account.id))).all():
-                print(f"{acc.id}\t{acc.timezone}\t{acc.country}\t{acc.name}")
-    finally:
-        await store.close()
+    async with _migrated_store(settings) as store, store.transaction() as session:
+        for acc in (await session.scalars(select(Account).order_by(Account.id))).all():
+            print(f"{acc.id}\t{acc.timezone}\t{acc.country}\t{acc.name}")
 
 
 async def _key_create(settings: Settings, account_id: str, name: str) -> None:
-    store = await _with_store(settings)
-    try:
-        async with store.transaction() as session:
-            account = await accounts.get_account(session, account_id)
-            issued = await accounts.issue_key(session, account, name)
-        print(f"key {issued.key.id} created; the key (shown once) is on the next line")
-        print(issued.secret)
-    finally:
-        await store.close()
+    async with _migrated_store(settings) as store, store.transaction() as session:
+        account = await accounts.get_account(session, account_id)
+        issued = await accounts.issue_key(session, account, name)
+    print(f"key {issued.key.id} created; the key (shown once) is on the next line")
+    print(issued.secret)
 
 
 async def _demo(settings: Settings) -> None:
-    store = await _with_store(settings)
-    try:
-        async with store.transaction() as session:
-            account_id, secret = await create_demo(session)
-        base = f"http://{settings.server_host}:{settings.server_port}"
-        print(f"demo account {account_id} created with 3 practitioners, 3 clients, 9 appointments")
-        print(next_steps(base, secret))
-        print("API key (shown once):")
-        print(secret)
-    finally:
-        await store.close()
+    async with _migrated_store(settings) as store, store.transaction() as session:
+        account_id, secret = await create_demo(session)
+    base = f"http://{settings.server_host}:{settings.server_port}"
+    print(f"demo account {account_id} created with 3 practitioners, 3 clients, 9 appointments")
+    print(next_steps(base, secret))
+    print("API key (shown once):")
+    print(secret)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -188,15 +176,6 @@ def run(argv: list[str] | None = None) -> int:
         print(f"calgate: {exc.message}", file=sys.stderr)
         return 1
     return 0
-
-
-async def _migrate(settings: Settings) -> None:
-    store = Store.from_url(settings.database_url, settings=settings)
-    try:
-        await migrate.upgrade(store)
-        print("database schema is current")
-    finally:
-        await store.close()
 
 
 def main() -> None:
