@@ -64,6 +64,20 @@ class Transient(ConnectorError):
         self.retry_after = retry_after
 
 
+class WritesPaused(Transient):
+    """The provider refuses writes to a calendar until `until` (a usage quota), reads go on.
+
+    Raised by writes only. The engine then stops pushing for this run but still records what it
+    read (busy time, moves in the calendar); the pushes stay pending until the pause ends.
+    """
+
+    code = "provider_writes_paused"
+
+    def __init__(self, message: str, until: datetime, retry_after: float | None = None) -> None:
+        super().__init__(message, retry_after)
+        self.until = until
+
+
 class CursorExpired(ConnectorError):
     """The provider declared the cursor invalid (sync token expired): do a full listing."""
 
@@ -200,12 +214,16 @@ class Credentials:
     """What a connector is built from. `secret` is the password or token, decrypted.
 
     `extra` holds provider-specific non-secret settings (e.g. a principal URL found at discovery).
+    `guard(host, address)`, when given, must be asked before every connection the connector
+    opens to a user-given address (redirect targets included): False means do not connect
+    (the SSRF rule, gateway/sync/outbound.py). Connectors refuse with a ConnectorError.
     """
 
     server_url: str | None
     username: str | None
     secret: str
     extra: Mapping[str, str] = field(default_factory=dict)
+    guard: Callable[[str, str], bool] | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True)

@@ -22,11 +22,15 @@ from datetime import UTC, datetime
 from typing import Any, ClassVar, TypeVar
 from urllib.parse import quote, unquote, urljoin, urlsplit
 
+import niquests
 from caldav.davclient import DAVClient
 from caldav.elements import cdav, dav
 from caldav.elements.base import ValuedBaseElement
 from caldav.lib import error as dav_error
 from lxml import etree  # type: ignore[import-untyped]
+from niquests.packages.urllib3.contrib.resolver.system import (  # type: ignore[import-not-found]
+    SystemResolver,
+)
 
 from connectors import ical
 from connectors.base import (
@@ -118,6 +122,26 @@ def _etag(value: Any) -> str:
     return str(value) if value else ""
 
 
+class _GuardedResolver(SystemResolver):  # type: ignore[misc]
+    """The system resolver, keeping only the addresses the guard allows: every connection the
+    HTTP library opens (redirect targets too) goes through here, so the address connected to is
+    the one checked (no second lookup in between)."""
+
+    def __init__(self, guard: Callable[[str, str], bool], refusals: list[str]) -> None:
+        super().__init__()
+        self._guard = guard
+        self._refusals = refusals
+
+    def getaddrinfo(self, host: Any, port: Any, *args: Any, **kwargs: Any) -> Any:
+        records = super().getaddrinfo(host, port, *args, **kwargs)
+        name = host.decode("ascii") if isinstance(host, bytes) else str(host or "")
+        allowed = [r for r in records if self._guard(name, str(r[4][0]))]
+        if not allowed:
+            self._refusals.append(name)
+            raise OSError("refused: the address is not allowed (outbound_allow)")
+        return allowed
+
+
 class CalDAVConnector(Connector):
     """One CalDAV account. `Credentials.server_url` is any URL discovery can start from."""
 
@@ -139,13 +163,27 @@ class CalDAVConnector(Connector):
             rate_limit_handle=False,
         )
         self._lock = threading.Lock()
+        self._refusals: list[str] = []
+        if credentials.guard is not None:
+            # Every connection checked where it is made; no proxies or netrc from the environment.
+            resolver = _GuardedResolver(credentials.guard, self._refusals)
+            session = niquests.Session(resolver=resolver)
+            session.trust_env = False
+            self.client.session.close()
+            self.client.session = session
 
     async def _call(self, what: str, fn: Callable[[], T]) -> T:
         def run() -> T:
             with self._lock:
+                self._refusals.clear()
                 try:
                     return fn()
                 except Exception as exc:
+                    if self._refusals:
+                        raise ConnectorError(
+                            "the CalDAV server (or a redirect) points to an internal address; "
+                            "calgate only connects there when the setting outbound_allow names it"
+                        ) from None
                     raise _translate(exc, what) from None
 
         return await asyncio.to_thread(run)

@@ -52,6 +52,7 @@ import httplib2
 from googleapiclient.discovery import build as build_service
 from googleapiclient.errors import HttpError
 
+from connectors import base
 from connectors.base import (
     AlreadyExists,
     AuthExpired,
@@ -239,7 +240,7 @@ def _rfc3339(moment: datetime) -> str:
 # --- errors -------------------------------------------------------------------------------
 
 
-class WritesPaused(Transient):
+class WritesPaused(base.WritesPaused):
     """Google said the calendar's usage limits are exceeded: writes wait until `until`."""
 
     code = "provider_quota_exceeded"
@@ -248,9 +249,9 @@ class WritesPaused(Transient):
         super().__init__(
             "Google Calendar usage limits exceeded: writes to this calendar are paused until "
             f"{until:%Y-%m-%d %H:%M} UTC",
+            until,
             max(1.0, (until - datetime.now(UTC)).total_seconds()),
         )
-        self.until = until
 
 
 def _reason(exc: HttpError) -> str:

@@ -8,6 +8,7 @@ already expanded (their occurrences), so the connector just filters them by wind
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -66,6 +67,7 @@ class MemoryServer:
     writes: int = 0
     # Called once after the next listing (a test acting between our read and our write).
     after_list: list[Callable[[], None]] = field(default_factory=list)
+    latency: float = 0.0  # seconds each listing takes (a slow server)
     _seq: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
     _last: int = 0
 
@@ -149,6 +151,8 @@ class MemoryConnector(Connector):
 
     async def list_changes(self, calendar_id: str, cursor: str | None, window: Window) -> ChangeSet:
         self._enter()
+        if self.server.latency:
+            await asyncio.sleep(self.server.latency)
         objects = self._calendar(calendar_id)
         now = str(self.server._last)
         hooks, self.server.after_list = self.server.after_list, []

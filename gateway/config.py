@@ -187,6 +187,13 @@ class Settings(BaseSettings):
     notify_sms_concurrency: int = Field(
         4, ge=1, description="Most Twilio requests in flight at once per process."
     )
+    notify_log_retention_days: float = Field(
+        90.0,
+        gt=0,
+        description="Delivery-log entries and finished outbox rows (they name recipients and "
+        "carry provider errors) are deleted this long after their last activity; pending rows "
+        "and SMS opt-outs are kept.",
+    )
 
     smtp_host: str = Field(
         "", description="SMTP server for email; empty = email is not sent (rows wait)."

@@ -62,4 +62,6 @@ class Ticks:
         await self.runner.stop(self.settings.server_shutdown_grace_seconds)
         if (notify := getattr(self, "notify", None)) is not None:
             await notify.stop(self.settings.server_shutdown_grace_seconds)
+        if (sync := getattr(self, "sync", None)) is not None:
+            await sync.stop(self.settings.server_shutdown_grace_seconds)
         log.info("scheduler stopped")

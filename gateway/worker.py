@@ -10,7 +10,6 @@ lease expires and another process (or this one, restarted) takes the job again.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
 import random
@@ -170,23 +169,15 @@ class JobRunner:
             renewer.cancel()
 
     async def _keep_lease(self, job_id: str) -> None:
-        while True:
-            await asyncio.sleep(self.lease.total_seconds() / 3)
-            try:
-                async with self.store.transaction() as session:
-                    held = await leases.renew(
-                        session, Job, [job_id], owner=self.owner, lease=self.lease, now=utcnow()
-                    )
-            except Exception as exc:
-                # A dropped connection or a failover: the lease still runs, so try again at the
-                # next beat instead of leaving the job to be taken over while it runs.
-                log.warning(
-                    "lease renewal failed: %s", type(exc).__name__, extra={"job_id": job_id}
-                )
-                continue
-            if not held:
-                log.warning("lease lost", extra={"job_id": job_id})
-                return
+        await leases.keep_renewed(
+            self.store,
+            Job,
+            [job_id],
+            owner=self.owner,
+            lease=self.lease,
+            log=log,
+            extra={"job_id": job_id},
+        )
 
     async def _done(self, ctx: JobContext, next_due: datetime | None) -> None:
         async with self.store.transaction() as session:
@@ -224,15 +215,4 @@ class JobRunner:
     async def stop(self, grace: float) -> None:
         """Stop claiming; let running jobs finish within `grace` seconds, then release them."""
         self._stopping = True
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + grace
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout_at(deadline), self._claiming:
-                pass  # a claim in progress hands its jobs back (see tick)
-        running = list(self._running)
-        if not running:
-            return
-        _done, pending = await asyncio.wait(running, timeout=max(0.0, deadline - loop.time()))
-        for task in pending:
-            task.cancel()
-        await asyncio.gather(*pending, return_exceptions=True)
+        await leases.wind_down(self._claiming, self._running, grace)

@@ -90,6 +90,11 @@ class ReceiptOut(ResponseModel):
     provider: str
     remote_removed: bool
     counts: dict[str, int]
+    remote_left: str | None = Field(
+        default=None,
+        description="In words, what could not be undone at the provider (events left in the "
+        "calendar, a grant not revoked); null when everything was done",
+    )
     purged_at: datetime
 
 
@@ -230,7 +235,9 @@ async def get_purge_receipt(integration_id: str, caller: CallerDep) -> ReceiptOu
 
 
 def _receipt(receipt: PurgeReceipt) -> ReceiptOut:
-    return ReceiptOut.model_validate(receipt)
+    out = ReceiptOut.model_validate(receipt)
+    out.remote_left = service.remote_left(receipt.counts)
+    return out
 
 
 @busy_router.get("/{user_id}/busy", response_model=BusyOut)

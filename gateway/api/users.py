@@ -5,16 +5,17 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, BackgroundTasks, Query, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import EmailStr, Field
 
-from gateway.api.context import CallerDep, page_limit
+from gateway.api.context import CallerDep, get_store, page_limit
 from gateway.api.idempotency import IdempotencyDep
 from gateway.api.schemas import ListOut, RequestModel, ResponseModel
 from gateway.domain import people
 from gateway.domain.scoping import get_owned
 from gateway.store.models import User
+from gateway.sync import integrations as sync_integrations
 
 router = APIRouter(prefix="/v1/users", tags=["users"])
 
@@ -96,7 +97,14 @@ async def update_user(user_id: str, body: UserUpdate, caller: CallerDep) -> User
 
 
 @router.delete("/{user_id}", status_code=204)
-async def delete_user(user_id: str, caller: CallerDep) -> Response:
-    """Delete a practitioner and every appointment with them."""
-    await people.delete_person(caller.session, caller.account, User, user_id)
+async def delete_user(
+    user_id: str, caller: CallerDep, request: Request, background: BackgroundTasks
+) -> Response:
+    """Delete a practitioner and every appointment with them; their connected calendars are
+    disconnected and purged (receipts at /v1/integrations/{id}/purge-receipt)."""
+    await people.delete_person(
+        caller.session, caller.account, User, user_id, settings=caller.settings
+    )
+    # After the commit: fold the WAL into the database file, where secure_delete zeroed it.
+    background.add_task(sync_integrations.checkpoint, get_store(request))
     return Response(status_code=204)

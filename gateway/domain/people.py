@@ -7,6 +7,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from gateway.config import Settings
 from gateway.domain.contacts import normalize_email, normalize_locale, normalize_phone, require_zone
 from gateway.domain.pagination import Page, paginate
 from gateway.domain.scoping import apply_changes, get_owned
@@ -14,6 +15,7 @@ from gateway.errors import ValidationFailed
 from gateway.feeds.invalidate import on_person_change
 from gateway.store.models import Account, Client, User
 from gateway.store.types import utcnow
+from gateway.sync import integrations as sync_integrations
 
 
 def _clean_contact(account: Account, values: dict[str, Any]) -> dict[str, Any]:
@@ -118,10 +120,21 @@ async def list_clients(
 
 
 async def delete_person(
-    session: AsyncSession, account: Account, model: type[User] | type[Client], row_id: str
+    session: AsyncSession,
+    account: Account,
+    model: type[User] | type[Client],
+    row_id: str,
+    *,
+    settings: Settings,
 ) -> None:
-    """Delete a user or client and, by cascade, every appointment with them."""
+    """Delete a user or client and, by cascade, every appointment with them.
+
+    A practitioner's connected calendars are disconnected and purged first, exactly as
+    `DELETE /v1/integrations/{id}` does (our events removed there, grants revoked, receipts kept).
+    """
     row = await get_owned(session, model, account, row_id)
+    if isinstance(row, User):
+        await sync_integrations.purge_user(session, settings, account, row.id)
     await on_person_change(session, account.id)
     await session.delete(row)
     await session.flush()

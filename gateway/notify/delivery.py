@@ -2,10 +2,12 @@
 
 One round: claim up to `notify_claim_batch` due rows (gateway/store/leases.py) and, in that
 same short transaction, check each (cancelled? past its deadline? consent withdrawn? opted out?),
-count the attempt, open its delivery-log entry and render it. Then send outside any
-transaction, at most `smtp_connections` SMTP and `notify_sms_concurrency` Twilio requests at
-once, and record each outcome in its own transaction, naming our lease so a row taken over by
-another process after our lease expired is not overwritten.
+count the attempt and open its delivery-log entry. After the commit, render each message (one at
+a time, letting the event loop serve the connections already sending in between) and send it
+outside any transaction, at most `smtp_connections` SMTP and `notify_sms_concurrency` Twilio
+requests at once. Outcomes are stored by group commit, naming our lease so a row taken over by
+another process after our lease expired is not overwritten. A message that cannot render is
+recorded as a failed attempt ("render: <error>") and not retried.
 
 At least once: a crash between the provider's acceptance and our record leaves the row leased;
 when the lease expires it is sent again. The window is one send per row in flight; the
@@ -16,17 +18,20 @@ shows the interrupted attempt (outcome empty).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import random
 import socket
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import select, update
+from sqlalchemy import Table, bindparam, case, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm.attributes import set_committed_value
 
 from gateway.config import Settings
 from gateway.notify import prefs as prefs_mod
@@ -90,13 +95,18 @@ class _Outcome:
 
 @dataclass(frozen=True)
 class Prepared:
-    """One claimed row and what to send for it."""
+    """One claimed row, checked and with its attempt opened, and how to build what to send.
+
+    `build` renders (Jinja, Babel, MIME, ICS) from values read inside the claim transaction:
+    it runs after that transaction, one message at a time between I/O, so rendering neither
+    holds the write lock nor stops the SMTP connections already sending.
+    """
 
     row_id: str
     attempt_id: str
     attempts: int
     deadline: datetime
-    job: EmailJob | SmsJob
+    build: Callable[[], EmailJob | SmsJob]
     lease_until: float  # time.monotonic() after which another process may own the row
 
 
@@ -106,6 +116,40 @@ async def load_overrides(session: AsyncSession, account_id: str) -> Overrides:
         select(NotifyTemplate).where(NotifyTemplate.account_id == account_id)
     )
     return {(t.channel, t.kind, t.locale, t.part): t.source for t in rows}
+
+
+_GROUP_MIN = 32
+_GROUP_WAIT = 0.004  # seconds
+
+_OUTBOX = cast(Table, OutboxMessage.__table__)
+_LOG = cast(Table, DeliveryAttempt.__table__)
+_RELEASED: dict[str, Any] = {
+    "lease_owner": None,
+    "lease_expires_at": None,
+    "sent_at": bindparam("now"),
+    "updated_at": bindparam("now"),
+    "last_error": None,
+}
+_MINE = (
+    _OUTBOX.c.id.in_(bindparam("ids", expanding=True)),
+    _OUTBOX.c.lease_owner == bindparam("owner"),
+)
+# Sent; a row withdrawn while we were sending went out all the same but stays withdrawn.
+_SENT_RELEASE = (
+    update(_OUTBOX)
+    .where(*_MINE)
+    .values(status=case((_OUTBOX.c.status == PENDING, SENT), else_=_OUTBOX.c.status), **_RELEASED)
+)
+_COUNT_ATTEMPT = (
+    update(_OUTBOX)
+    .where(_OUTBOX.c.id.in_(bindparam("ids", expanding=True)))
+    .values(attempts=_OUTBOX.c.attempts + 1)
+)
+_ATTEMPTS_SENT = (
+    update(_LOG)
+    .where(_LOG.c.id.in_(bindparam("ids", expanding=True)))
+    .values(finished_at=bindparam("now"), outcome="sent")
+)
 
 
 class Dispatcher:
@@ -122,6 +166,9 @@ class Dispatcher:
         self._running: set[asyncio.Task[None]] = set()
         self._outcomes: list[_Outcome] = []
         self._writer: asyncio.Task[None] | None = None
+        # SQLite has one writer: our claim and outcome transactions take turns here instead of
+        # meeting in SQLite's busy handler, which sleeps whole milliseconds between tries.
+        self._write_turn = asyncio.Lock() if store.dialect == "sqlite" else None
 
     @property
     def channels(self) -> list[str]:
@@ -135,10 +182,12 @@ class Dispatcher:
             batch = await self._claim()
             if not batch:
                 break
-            tasks = [asyncio.create_task(self._deliver(p)) for p in batch]
-            self._running.update(tasks)
-            for task in tasks:
+            for p in batch:
+                task = asyncio.create_task(self._deliver(p, self._build(p)))
+                self._running.add(task)
                 task.add_done_callback(self._running.discard)
+                # Let the loop serve the connections already sending before rendering the next.
+                await asyncio.sleep(0)
             total += len(batch)
             if len(batch) < self.settings.notify_claim_batch:
                 break
@@ -167,6 +216,13 @@ class Dispatcher:
         channels = self.channels
         if not channels:
             return []
+        async with self._turn():
+            return await self._claim_in_turn(channels)
+
+    def _turn(self) -> contextlib.AbstractAsyncContextManager[Any]:
+        return self._write_turn if self._write_turn is not None else contextlib.nullcontext()
+
+    async def _claim_in_turn(self, channels: list[str]) -> list[Prepared]:
         now = utcnow()
         async with self.store.transaction() as session:
             rows = await leases.claim(
@@ -192,34 +248,48 @@ class Dispatcher:
         self, session: AsyncSession, context: _Loaded, rows: list[OutboxMessage], now: datetime
     ) -> list[Prepared]:
         prepared: list[Prepared] = []
+        attempts: list[dict[str, Any]] = []
         # A margin of a fifth of the lease for clock skew between processes.
         lease_until = time.monotonic() + self.lease.total_seconds() * 0.8
         for row in rows:
             try:
-                job = await self._prepare(context, row, now)
-            except Exception as exc:  # e.g. a template that cannot render: never retried
-                log.warning("notification not renderable", extra={"outbox_id": row.id})
-                row.status, row.last_error = FAILED, f"render: {type(exc).__name__}"
-                job = None
-            if job is None:
+                build = await self._prepare(context, row, now)
+            except Exception as exc:  # a bug in a check must not stop the round: never retried
+                log.warning("notification not prepared", extra={"outbox_id": row.id})
+                row.status, row.last_error = FAILED, f"prepare: {type(exc).__name__}"
+                build = None
+            if build is None:
                 row.lease_owner = None
                 row.lease_expires_at = None
                 row.updated_at = now
                 continue
-            row.attempts += 1
-            attempt = DeliveryAttempt(
-                id=new_id("att"), outbox_id=row.id, attempt=row.attempts, started_at=now
+            # Counted by one statement below; the loaded row is told without an ORM flush.
+            set_committed_value(row, "attempts", row.attempts + 1)
+            attempt_id = new_id("att")
+            attempts.append(
+                {"id": attempt_id, "outbox_id": row.id, "attempt": row.attempts, "started_at": now}
             )
-            session.add(attempt)
             prepared.append(
-                Prepared(row.id, attempt.id, row.attempts, row.deadline_at, job, lease_until)
+                Prepared(row.id, attempt_id, row.attempts, row.deadline_at, build, lease_until)
             )
+        if attempts:  # Core statements, not one ORM object (and UPDATE) per row
+            ids = [a["outbox_id"] for a in attempts]
+            await session.execute(_COUNT_ATTEMPT, {"ids": ids})
+            await session.execute(insert(_LOG), attempts)
         return prepared
+
+    def _build(self, p: Prepared) -> EmailJob | SmsJob | ChannelError:
+        """Render `p`'s message; a failure (a template that cannot render) fails it for good."""
+        try:
+            return p.build()
+        except Exception as exc:
+            log.warning("notification not renderable", extra={"outbox_id": p.row_id})
+            return ChannelError(f"render: {type(exc).__name__}", permanent=True)
 
     async def _prepare(
         self, ctx: _Loaded, row: OutboxMessage, now: datetime
-    ) -> EmailJob | SmsJob | None:
-        """What to send for `row`, or None after settling it without sending."""
+    ) -> Callable[[], EmailJob | SmsJob] | None:
+        """How to build what to send for `row`, or None after settling it without sending."""
         appointment = await ctx.appointment(row.appointment_id)
         if appointment is None:
             row.status = CANCELLED
@@ -262,66 +332,83 @@ class Dispatcher:
         elif not prefs.email_enabled or (isinstance(person, Client) and not person.notify_email):
             row.status, row.last_error = SUPPRESSED, "email turned off"
             return None
-        context = message_context(
-            kind=row.kind,
-            locale=person.locale,
-            zone=zone,
-            start=appointment.start_at,
-            end=appointment.end_at,
-            offset_minutes=row.offset_minutes,
-            recipient_name=person.name,
-            client_name=client.name,
-            practitioner_name=user.name,
-            business_name=prefs.sender_name,
-            title=appointment.title,
-            location=appointment.location,
-            for_practitioner=row.recipient_type == "user",
-        )
         overrides = await ctx.overrides(account.id)
-        rendered = render(row.channel, row.kind, person.locale, context, overrides)
-        if row.channel == "sms":
-            assert person.phone is not None
-            callback = f"{self.settings.public_url}/webhooks/twilio/status?n={row.id}"
-            return SmsJob(person.phone, fold_to_gsm(rendered.text), row.id, callback)
-        assert person.email is not None
-        envelope = EmailEnvelope(
-            message_id=row.message_id or f"<{row.id}@calgate>",
-            from_name=prefs.sender_name,
-            from_address=prefs.email_from,
-            reply_to=prefs.email_reply_to,
-            to_name=person.name,
-            to_address=person.email,
-        )
-        ics = method = None
-        if row.kind in _INVITES and row.recipient_type == "client":
-            invite = Invite(
-                appointment_id=appointment.id,
-                version=appointment.version,
-                start=appointment.start_at,
-                end=appointment.end_at,
-                summary=appointment.title,
-                location=appointment.location,
-                organizer_email=prefs.email_from,
-                organizer_name=f"{user.name} ({prefs.sender_name})",
-                attendee_email=person.email,
-                attendee_name=person.name,
-                cancelled=row.kind == "cancellation",
-                stamp=now,
+        # Everything the message needs, read now inside the transaction: the build below runs
+        # after the commit.
+        row_id, kind, channel, offset = row.id, row.kind, row.channel, row.offset_minutes
+        recipient_type, message_id = row.recipient_type, row.message_id
+        name, locale, email, phone = person.name, person.locale, person.email, person.phone
+        client_name, user_name = client.name, user.name
+        apt_id, version = appointment.id, appointment.version
+        start, end = appointment.start_at, appointment.end_at
+        title, location = appointment.title, appointment.location
+        public_url = self.settings.public_url
+
+        def build() -> EmailJob | SmsJob:
+            context = message_context(
+                kind=kind,
+                locale=locale,
+                zone=zone,
+                start=start,
+                end=end,
+                offset_minutes=offset,
+                recipient_name=name,
+                client_name=client_name,
+                practitioner_name=user_name,
+                business_name=prefs.sender_name,
+                title=title,
+                location=location,
+                for_practitioner=recipient_type == "user",
             )
-            ics, method = build_ics(invite), method_of(invite)
-        message = build_message(envelope, rendered, ics, method)
-        return EmailJob(message, prefs.email_from, person.email)
+            rendered = render(channel, kind, locale, context, overrides)
+            if channel == "sms":
+                assert phone is not None
+                callback = f"{public_url}/webhooks/twilio/status?n={row_id}"
+                return SmsJob(phone, fold_to_gsm(rendered.text), row_id, callback)
+            assert email is not None
+            envelope = EmailEnvelope(
+                message_id=message_id or f"<{row_id}@calgate>",
+                from_name=prefs.sender_name,
+                from_address=prefs.email_from,
+                reply_to=prefs.email_reply_to,
+                to_name=name,
+                to_address=email,
+            )
+            ics = method = None
+            if kind in _INVITES and recipient_type == "client":
+                invite = Invite(
+                    appointment_id=apt_id,
+                    version=version,
+                    start=start,
+                    end=end,
+                    summary=title,
+                    location=location,
+                    organizer_email=prefs.email_from,
+                    organizer_name=f"{user_name} ({prefs.sender_name})",
+                    attendee_email=email,
+                    attendee_name=name,
+                    cancelled=kind == "cancellation",
+                    stamp=now,
+                )
+                ics, method = build_ics(invite), method_of(invite)
+            message = build_message(envelope, rendered, ics, method)
+            return EmailJob(message, prefs.email_from, email)
+
+        return build
 
     # -- sending ---------------------------------------------------------------------------
 
-    async def _deliver(self, p: Prepared) -> None:
+    async def _deliver(self, p: Prepared, job: EmailJob | SmsJob | ChannelError) -> None:
+        if isinstance(job, ChannelError):
+            await self._record(p, None, job)
+            return
         if time.monotonic() > p.lease_until:
             # Waited so long in the queue that the lease may have passed to another process:
             # sending now could duplicate its send. The row is re-claimed and sent once.
             log.warning("notification lease ran out before sending", extra={"outbox_id": p.row_id})
             return
         try:
-            receipt = await self._send(p.job)
+            receipt = await self._send(job)
         except ChannelError as exc:
             await self._record(p, None, exc)
         except asyncio.CancelledError:
@@ -351,7 +438,11 @@ class Dispatcher:
         # Group commit: every outcome that finished while the previous transaction ran is
         # stored by the next one. One SQLite commit per message would cap throughput far
         # below what SMTP does; the crash window grows only by the messages of one group.
+        # A group of a few messages costs nearly as much as a large one, so a small group
+        # waits a few milliseconds for company (at most _GROUP_WAIT more sends in the window).
         while self._outcomes:
+            if len(self._outcomes) < _GROUP_MIN and not self._stopping:
+                await asyncio.sleep(_GROUP_WAIT)
             group, self._outcomes = self._outcomes, []
             try:
                 await self._store_outcomes(group)
@@ -374,7 +465,7 @@ class Dispatcher:
             simple = o.error is None and o.receipt == Receipt()
             (plain if simple else rest).append(o)
         group = rest
-        async with self.store.transaction() as session:
+        async with self._turn(), self.store.transaction() as session:
             if plain:
                 await self._store_plain_successes(session, plain, now)
             if group:
@@ -384,34 +475,11 @@ class Dispatcher:
     async def _store_plain_successes(
         self, session: AsyncSession, plain: list[_Outcome], now: datetime
     ) -> None:
-        ids = [o.prepared.row_id for o in plain]
-        released = {
-            "lease_owner": None,
-            "lease_expires_at": None,
-            "sent_at": now,
-            "updated_at": now,
-            "last_error": None,
-        }
-        mine = [OutboxMessage.id.in_(ids), OutboxMessage.lease_owner == self.owner]
-        await session.execute(
-            update(OutboxMessage)
-            .where(*mine, OutboxMessage.status == PENDING)
-            .values(status=SENT, **released)
-            .execution_options(synchronize_session=False)
-        )
-        # Withdrawn while we were sending: it went out all the same; keep it withdrawn.
-        await session.execute(
-            update(OutboxMessage)
-            .where(*mine)
-            .values(**released)
-            .execution_options(synchronize_session=False)
-        )
-        await session.execute(
-            update(DeliveryAttempt)
-            .where(DeliveryAttempt.id.in_([o.prepared.attempt_id for o in plain]))
-            .values(finished_at=now, outcome="sent")
-            .execution_options(synchronize_session=False)
-        )
+        # Prebuilt Core statements: building ORM statements per group cost more than running them.
+        mine = {"ids": [o.prepared.row_id for o in plain], "owner": self.owner, "now": now}
+        await session.execute(_SENT_RELEASE, mine)
+        attempt_ids = [o.prepared.attempt_id for o in plain]
+        await session.execute(_ATTEMPTS_SENT, {"ids": attempt_ids, "now": now})
 
     async def _store_each(
         self, session: AsyncSession, group: list[_Outcome], now: datetime

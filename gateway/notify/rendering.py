@@ -68,6 +68,7 @@ def _gmt_offset(moment: datetime, locale: Locale) -> str:
     return gmt % (f"{sign}{hours}" + (f":{mins:02d}" if mins else ""))
 
 
+@lru_cache(maxsize=4096)
 def format_when(instant: datetime, zone: str, locale_tag: str) -> str:
     """``Tuesday 3 March 2026, 14:00 GMT`` / ``mardi 3 mars 2026 à 09:00 UTC\u22125``."""
     locale = babel_locale(locale_tag)
@@ -79,11 +80,13 @@ def format_when(instant: datetime, zone: str, locale_tag: str) -> str:
     return f"{day}{joiner}{clock} {_gmt_offset(local, locale)}"
 
 
+@lru_cache(maxsize=4096)
 def format_clock(instant: datetime, zone: str, locale_tag: str) -> str:
     """Only the local time of day, e.g. ``15:00``."""
     return format_time(instant.astimezone(ZoneInfo(zone)), "short", locale=babel_locale(locale_tag))
 
 
+@lru_cache(maxsize=4096)
 def format_lead(minutes: int, locale_tag: str) -> str:
     """How long before the start a reminder is, in words: ``1 day``, ``2 heures``."""
     locale = babel_locale(locale_tag)
@@ -136,15 +139,29 @@ def locale_chain(tag: str) -> list[str]:
 Overrides = Mapping[tuple[str, str, str, str], str]
 
 
+@lru_cache(maxsize=1024)
+def _shipped(name: str) -> Template | None:
+    # Jinja caches the templates it found, not the misses: each "fr-CA" would otherwise look
+    # for a file at every render. Shipped templates do not change while the daemon runs.
+    try:
+        return _environment().get_template(name)
+    except TemplateNotFound:
+        return None
+
+
+@lru_cache(maxsize=256)
+def _locale_chain(tag: str) -> tuple[str, ...]:
+    return tuple(locale_chain(tag))
+
+
 def _template(channel: str, kind: str, locale: str, part: str, overrides: Overrides) -> Template:
-    for candidate in locale_chain(locale):
+    for candidate in _locale_chain(locale):
         source = overrides.get((channel, kind, candidate, part))
         if source is not None:
             return _compile_override(source, part == "html")
-        try:
-            return _environment().get_template(f"{channel}/{kind}.{candidate}.{part}.j2")
-        except TemplateNotFound:
-            continue
+        template = _shipped(f"{channel}/{kind}.{candidate}.{part}.j2")
+        if template is not None:
+            return template
     raise TemplateNotFound(f"{channel}/{kind}.{locale}.{part}.j2")
 
 

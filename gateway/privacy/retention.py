@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway.config import Settings
 from gateway.feeds import access as feed_access
+from gateway.notify import retention as notify_retention
 from gateway.store.models import IdempotencyRecord, UsageRecord
 
 log = logging.getLogger("calgate.retention")
@@ -27,5 +28,6 @@ async def sweep(session: AsyncSession, settings: Settings, now: datetime) -> dic
         "idempotency_records": int(idem.rowcount),  # type: ignore[attr-defined]
     }
     counts.update(await feed_access.sweep(session, settings, now))
+    counts.update(await notify_retention.sweep(session, settings, now))
     log.info("retention sweep", extra={"deleted": counts})
     return counts

@@ -13,6 +13,9 @@ single writer lock, which gives the same guarantee.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
@@ -20,7 +23,9 @@ from typing import Any, TypeVar
 from sqlalchemy import ColumnElement, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from gateway.store.db import Store
 from gateway.store.models import LeaseMixin
+from gateway.store.types import utcnow
 
 L = TypeVar("L", bound=LeaseMixin)
 
@@ -101,3 +106,49 @@ async def release(
         .execution_options(synchronize_session=False)
     )
     return int(result.rowcount)  # type: ignore[attr-defined]
+
+
+async def keep_renewed(
+    store: Store,
+    model: type[LeaseMixin],
+    ids: Sequence[Any],
+    *,
+    owner: str,
+    lease: timedelta,
+    log: logging.Logger,
+    extra: dict[str, Any],
+) -> None:
+    """While work runs: renew `owner`'s leases on `ids` every third of a lease, until cancelled
+    or the lease is lost (then return). A renewal that fails (a dropped connection, a failover,
+    a busy database) is logged and tried again at the next beat: the lease still runs, and
+    giving up would let another process take the work over while it runs."""
+    while True:
+        await asyncio.sleep(lease.total_seconds() / 3)
+        try:
+            async with store.transaction() as session:
+                held = await renew(session, model, ids, owner=owner, lease=lease, now=utcnow())
+        except Exception as exc:
+            log.warning("lease renewal failed: %s", type(exc).__name__, extra=extra)
+            continue
+        if not held:
+            log.warning("lease lost", extra=extra)
+            return
+
+
+async def wind_down(claiming: asyncio.Lock, running: set[asyncio.Task[Any]], grace: float) -> None:
+    """A claimer's shutdown (after it set its own "stopping" flag, which its claim checks under
+    `claiming`): wait for a claim in progress, let the `running` tasks finish within `grace`
+    seconds, then cancel the rest and wait for them (a cancelled task releases its leases, so
+    another process takes the work at once)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + grace
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout_at(deadline), claiming:
+            pass  # a claim in progress hands its rows back
+    tasks = list(running)
+    if not tasks:
+        return
+    _done, pending = await asyncio.wait(tasks, timeout=max(0.0, deadline - loop.time()))
+    for task in pending:
+        task.cancel()
+    await asyncio.gather(*pending, return_exceptions=True)

@@ -111,7 +111,10 @@ async def create_integration(
     await session.flush()
     if new.provider in CONSENT:
         return integration  # credentials come with the consent (see `consent_url`)
-    connector = build(new.provider, Credentials(new.server_url, new.username, new.password))
+    guard = outbound.connect_guard(settings)
+    connector = build(
+        new.provider, Credentials(new.server_url, new.username, new.password, guard=guard)
+    )
     try:
         found = await connector.list_calendars()
     except AuthExpired as exc:
@@ -303,6 +306,42 @@ async def disconnect(
     await session.flush()
     log.info("integration purged", extra={"integration_id": integration_id, "counts": counts})
     return receipt
+
+
+async def purge_user(
+    session: AsyncSession, settings: Settings, account: Account, user_id: str
+) -> list[PurgeReceipt]:
+    """Before a practitioner is deleted: disconnect and purge each of their integrations exactly
+    as `DELETE /v1/integrations/{id}` does (our events removed from the calendars, channels
+    stopped, grants revoked, local rows purged, a receipt kept under each integration's id).
+
+    Remote steps that fail are recorded in the receipts (see `remote_left`); the local purge
+    happens regardless, so the deletion of the person never waits on a calendar server.
+    """
+    ids = list(
+        await session.scalars(
+            select(Integration.id)
+            .where(Integration.account_id == account.id, Integration.user_id == user_id)
+            .order_by(Integration.id)
+        )
+    )
+    return [await disconnect(session, settings, account, i) for i in ids]
+
+
+def remote_left(counts: dict[str, int]) -> str | None:
+    """In words, what a purge could not undo at the provider (None when everything was done)."""
+    parts = []
+    if n := counts.get("remote_events_not_deleted", 0):
+        parts.append(
+            f"{n} event{'s' if n != 1 else ''} added by calgate could not be removed from the "
+            "calendar (the server could not be reached or refused): delete them there by hand"
+        )
+    if counts.get("revoke_failed"):
+        parts.append(
+            "the access grant could not be revoked at the provider: "
+            "remove calgate's access in the calendar account's security settings"
+        )
+    return "; ".join(parts) + "." if parts else None
 
 
 async def _delete_remote(

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import socket
+from collections.abc import Callable
 from urllib.parse import urlsplit
 
 from gateway.config import Settings
@@ -46,6 +47,27 @@ def _internal(address: IPAddress) -> bool:
     )
 
 
+def _may_connect(
+    hosts: set[str],
+    networks: list[ipaddress.IPv4Network | ipaddress.IPv6Network],
+    host: str,
+    address: str,
+) -> bool:
+    if host.lower() in hosts:
+        return True
+    ip = ipaddress.ip_address(address.split("%", 1)[0])
+    return any(ip in n for n in networks) or not _internal(ip)
+
+
+def connect_guard(settings: Settings) -> Callable[[str, str], bool]:
+    """The same rule for connectors, at each connection they open (redirects included):
+    `guard(host, address)` is True when connecting to `address` (resolved from `host`) is safe.
+    Checking again there closes the window between `check_url` and the connection (DNS
+    rebinding) and covers redirect targets."""
+    hosts, networks = _allowed(settings)
+    return lambda host, address: _may_connect(hosts, networks, host, address)
+
+
 async def check_url(settings: Settings, url: str, field: str = "server_url") -> str:
     """`url` if it is safe to connect to; ValidationFailed naming `field` otherwise."""
     parts = urlsplit(url)
@@ -64,10 +86,8 @@ async def check_url(settings: Settings, url: str, field: str = "server_url") -> 
     except (socket.gaierror, UnicodeError):
         raise ValidationFailed.one(field, "the host name does not resolve") from None
     for info in infos:
-        address = ipaddress.ip_address(str(info[4][0]).split("%", 1)[0])
-        if any(address in n for n in networks):
-            continue
-        if _internal(address):
+        address = str(info[4][0])
+        if not _may_connect(hosts, networks, host, address):
             raise ValidationFailed.one(
                 field,
                 f"points to an internal address ({address}); calgate only connects there "

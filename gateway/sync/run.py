@@ -31,6 +31,7 @@ from connectors.base import (
     RemoteItem,
     Transient,
     Window,
+    WritesPaused,
     WrongEtag,
     build,
 )
@@ -48,7 +49,7 @@ from gateway.store.sync_models import (
     SyncMapping,
 )
 from gateway.store.types import new_id, utcnow
-from gateway.sync import plan
+from gateway.sync import outbound, plan
 from gateway.sync.plan import (
     Adopt,
     AppointmentSnap,
@@ -86,7 +87,12 @@ def sync_window(settings: Settings, now: datetime) -> Window:
 def connector_for(settings: Settings, integration: Integration) -> Connector:
     """A connector for the integration, its secret decrypted."""
     secret = secrets.decrypt(settings, integration.secret)
-    credentials = Credentials(integration.server_url, integration.username, secret)
+    credentials = Credentials(
+        integration.server_url,
+        integration.username,
+        secret,
+        guard=outbound.connect_guard(settings),
+    )
     return build(integration.provider, credentials)
 
 
@@ -125,6 +131,8 @@ class _State:
     cancel: list[str] = field(default_factory=list)
     logs: list[tuple[str, str | None, str]] = field(default_factory=list)
     changes: dict[str, ChangeSet] = field(default_factory=dict)
+    # Set when the provider paused writes (a quota): pushes wait, what was read is kept.
+    paused: WritesPaused | None = None
 
     def put(self, mapping: MappingSnap) -> None:
         self.mappings[mapping.appointment_id] = mapping
@@ -270,11 +278,19 @@ async def _push_and_pull(
         reread: list[RemoteItem] = []
         gone: list[str] = []
         for action in actions:
-            await _act(connector, cal.remote_id, action, state, outcome, reread, gone, window)
+            if state.paused is not None and isinstance(action, _WRITES):
+                continue  # stays pending: no mapping changes, so the next run plans it again
+            try:
+                await _act(connector, cal.remote_id, action, state, outcome, reread, gone, window)
+            except WritesPaused as exc:
+                state.paused = exc
         if not reread and not gone:
             return None
         changed, deleted, full = tuple(reread), tuple(gone), False
     return None
+
+
+_WRITES = (Create, Update, DeleteRemote)
 
 
 async def _act(
@@ -489,6 +505,18 @@ async def _commit(
         integration.last_error = None
         integration.failures = 0
         integration.counts = await integration_counts(session, integration_id)
+        if state.paused is not None:
+            # Read and recorded, but some pushes wait for the pause: say so and until when,
+            # keep the integration dirty, and run again when the pause ends (retry_after).
+            integration.last_error = _words(state.paused)
+            integration.dirty = True
+            session.add(
+                SyncLogEntry(
+                    integration_id=integration_id, kind="error", detail=_words(state.paused)
+                )
+            )
+            outcome.error = _words(state.paused)
+            outcome.retry_after = state.paused.retry_after
 
 
 async def _apply(

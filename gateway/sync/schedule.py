@@ -54,27 +54,64 @@ class SyncTicker:
         self.settings = settings
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{random.getrandbits(32):08x}:sync"
         self.lease = timedelta(seconds=settings.scheduler_lease_seconds)
+        self._stopping = False
+        self._running: set[asyncio.Task[None]] = set()
+        self._claiming = asyncio.Lock()  # held while a tick claims; stop() waits for it
 
     async def tick(self) -> int:
         """Claim due integrations and sync them concurrently; returns how many ran."""
-        async with self.store.transaction() as session:
-            rows = await leases.claim(
-                session,
-                Integration,
-                owner=self.owner,
-                limit=self.settings.scheduler_claim_batch,
-                lease=self.lease,
-                now=utcnow(),
-                where=[Integration.status == ACTIVE],
-            )
-            ids = [r.id for r in rows]
-        await asyncio.gather(*(self._run(i) for i in ids), return_exceptions=True)
+        async with self._claiming:
+            if self._stopping:
+                return 0
+            async with self.store.transaction() as session:
+                rows = await leases.claim(
+                    session,
+                    Integration,
+                    owner=self.owner,
+                    limit=self.settings.scheduler_claim_batch,
+                    lease=self.lease,
+                    now=utcnow(),
+                    where=[Integration.status == ACTIVE],
+                )
+                ids = [r.id for r in rows]
+            if self._stopping and ids:
+                # stop() came while we were claiming: hand them back instead of starting them.
+                async with self.store.transaction() as session:
+                    await leases.release(session, Integration, ids, owner=self.owner)
+                return 0
+            tasks = [asyncio.create_task(self._run(i)) for i in ids]
+            self._running.update(tasks)
+            for task in tasks:
+                task.add_done_callback(self._running.discard)
+        await asyncio.gather(*tasks, return_exceptions=True)
         return len(ids)
 
+    async def stop(self, grace: float) -> None:
+        """Stop claiming; let running syncs finish within `grace` seconds, then cancel them and
+        release their leases, so another process takes them at once."""
+        self._stopping = True
+        await leases.wind_down(self._claiming, self._running, grace)
+
     async def _run(self, integration_id: str) -> None:
-        keeper = asyncio.create_task(self._keep_lease(integration_id))
+        keeper = asyncio.create_task(
+            leases.keep_renewed(
+                self.store,
+                Integration,
+                [integration_id],
+                owner=self.owner,
+                lease=self.lease,
+                log=log,
+                extra={"integration_id": integration_id},
+            )
+        )
         try:
             outcome = await sync_integration(self.store, self.settings, integration_id)
+        except asyncio.CancelledError:
+            # Shutdown ran out of grace: nothing of this run was committed (one transaction at
+            # the end); hand the integration back, still due, for the next process.
+            async with self.store.transaction() as session:
+                await leases.release(session, Integration, [integration_id], owner=self.owner)
+            raise
         except Exception as exc:  # a bug must not stop the other integrations' syncs
             log.exception("sync crashed", extra={"integration_id": integration_id})
             outcome = Outcome(error=type(exc).__name__)
@@ -95,19 +132,6 @@ class SyncTicker:
             await leases.release(
                 session, Integration, [integration_id], owner=self.owner, due_at=due
             )
-
-    async def _keep_lease(self, integration_id: str) -> None:
-        while True:
-            await asyncio.sleep(self.lease.total_seconds() / 3)
-            async with self.store.transaction() as session:
-                await leases.renew(
-                    session,
-                    Integration,
-                    [integration_id],
-                    owner=self.owner,
-                    lease=self.lease,
-                    now=utcnow(),
-                )
 
 
 def install(scheduler: Any, store: Store, settings: Settings) -> SyncTicker:

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import event
 
 from connectors.base import AuthExpired, Transient
 from connectors.memory import MemoryServer
 from gateway.store import leases
+from gateway.store.db import Store
 from gateway.store.sync_models import Integration
 from gateway.store.types import utcnow
 from gateway.sync.run import Outcome
@@ -113,3 +118,79 @@ async def test_an_inbound_move_does_not_dirty_the_integration(world: World, memo
     outcome = await world.sync()
     assert outcome.rescheduled == 1
     assert not (await _row(world)).dirty  # its own reschedule needs no push
+
+
+def _short_busy_timeout(store: Store) -> None:
+    @event.listens_for(store.engine.sync_engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA busy_timeout=150")  # a busy database fails fast, not in 15 s
+        cursor.close()
+
+
+async def test_a_failed_lease_renewal_is_retried_and_the_lease_holds(
+    world: World, memory: tuple[str, MemoryServer]
+) -> None:
+    server = await _connect(world, memory)
+    settings = world.settings.model_copy(update={"scheduler_lease_seconds": 0.9})
+    # Another engine on the same database (another process, in effect) whose writes give up
+    # quickly when the database is busy: its lease renewal will fail while we hold the lock.
+    twin = Store.from_url(world.store.engine.url.render_as_string(hide_password=False))
+    _short_busy_timeout(twin)
+    server.latency = 2.0  # the sync's listing takes a while: several renewals
+    try:
+        owner = SyncTicker(twin, settings)
+        ticking = asyncio.create_task(owner.tick())
+        await asyncio.sleep(0.4)
+        expiry = (await _row(world)).lease_expires_at
+        async with world.store.engine.connect() as blocker:
+            await blocker.exec_driver_sql("SELECT 1")  # BEGIN IMMEDIATE: the write lock
+            await asyncio.sleep(0.45)  # the renewal at 0.6 s fails on the busy database
+            await blocker.rollback()
+        rival = SyncTicker(world.store, settings)
+        renewed_after_failure = False
+        while not ticking.done():
+            await asyncio.sleep(0.1)
+            assert await rival.tick() == 0, "the sync was taken over while it ran"
+            row = await _row(world)
+            if row.lease_owner == owner.owner and expiry and row.lease_expires_at:
+                renewed_after_failure |= row.lease_expires_at > expiry + timedelta(seconds=0.5)
+        assert await ticking == 1
+        assert renewed_after_failure
+    finally:
+        await twin.close()
+
+
+async def test_stop_lets_a_sync_finish_within_the_grace(
+    world: World, memory: tuple[str, MemoryServer]
+) -> None:
+    server = await _connect(world, memory)
+    await world.book("2027-01-12T09:00:00Z", "2027-01-12T10:00:00Z")
+    server.latency = 0.3
+    ticker = SyncTicker(world.store, world.settings)
+    ticking = asyncio.create_task(ticker.tick())
+    await asyncio.sleep(0.1)
+    await ticker.stop(grace=5)
+    assert await ticking == 1
+    assert len(server.calendars["work"]) == 1
+    row = await _row(world)
+    assert row.lease_owner is None and row.failures == 0
+    assert await ticker.tick() == 0  # stopped: claims nothing more
+
+
+async def test_stop_past_the_grace_releases_the_lease_at_once(
+    world: World, memory: tuple[str, MemoryServer]
+) -> None:
+    server = await _connect(world, memory)
+    server.latency = 30.0  # would hold the integration for a lease and more
+    ticker = SyncTicker(world.store, world.settings)
+    ticking = asyncio.create_task(ticker.tick())
+    await asyncio.sleep(0.2)
+    assert (await _row(world)).lease_owner == ticker.owner
+    await asyncio.wait_for(ticker.stop(grace=0.2), 5)
+    await asyncio.wait_for(ticking, 5)
+    row = await _row(world)
+    assert (row.lease_owner, row.lease_expires_at) == (None, None)
+    assert row.due_at <= utcnow()  # still due: another process runs it now
+    server.latency = 0.0
+    assert await SyncTicker(world.store, world.settings).tick() == 1

@@ -20,16 +20,17 @@ import secrets
 import ssl
 import time
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from email.charset import BASE64, Charset
 from email.header import Header
 from email.utils import format_datetime, formataddr
+from functools import lru_cache
 
 import aiosmtplib
 
 from gateway.config import Settings
 from gateway.notify.channels.base import ChannelError, Receipt
 from gateway.notify.rendering import Rendered
-from gateway.store.types import utcnow
 
 _IDLE_SECONDS = 5.0
 _DOWN_SECONDS = 5.0  # after a failed connect, how long sends fail fast
@@ -66,10 +67,12 @@ def _addr_spec(value: str) -> str:
     return value
 
 
+@lru_cache(maxsize=4096)  # the same sender and recipients come back round after round
 def _mailbox(name: str, address: str) -> str:
     return formataddr((one_line(name), _addr_spec(address)), charset="utf-8")
 
 
+@lru_cache(maxsize=4096)
 def _header_text(value: str) -> str:
     value = one_line(value)
     if value.isascii() and len(value) <= 900:
@@ -92,6 +95,11 @@ def _part(text: str, content_type: str) -> bytes:
     ).encode("ascii")
 
 
+@lru_cache(maxsize=2)
+def _date_header(second: int) -> str:
+    return format_datetime(datetime.fromtimestamp(second, UTC))
+
+
 def build_message(
     envelope: EmailEnvelope, rendered: Rendered, ics: str | None, method: str | None
 ) -> bytes:
@@ -109,7 +117,7 @@ def build_message(
         headers.append(("Reply-To", _addr_spec(envelope.reply_to)))
     headers += [
         ("Subject", _header_text(rendered.subject)),
-        ("Date", format_datetime(utcnow())),
+        ("Date", _date_header(int(time.time()))),
         ("Message-ID", "<" + _addr_spec(envelope.message_id.strip().strip("<>")) + ">"),
         ("MIME-Version", "1.0"),
         ("Auto-Submitted", "auto-generated"),  # RFC 3834: no auto-replies to a notification
