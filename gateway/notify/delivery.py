@@ -29,9 +29,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, case, insert, select, update
+from sqlalchemy import Row, Table, bindparam, case, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm.attributes import set_committed_value
 
 from gateway.config import Settings
 from gateway.notify import prefs as prefs_mod
@@ -83,6 +82,14 @@ class SmsJob:
     body: str
     token: str
     callback: str
+
+
+@dataclass(frozen=True)
+class _Settle:
+    """A claimed row settled without a send: its new status and last error."""
+
+    status: str
+    error: str | None
 
 
 @dataclass(frozen=True)
@@ -139,6 +146,45 @@ _SENT_RELEASE = (
     update(_OUTBOX)
     .where(*_MINE)
     .values(status=case((_OUTBOX.c.status == PENDING, SENT), else_=_OUTBOX.c.status), **_RELEASED)
+)
+# A row settled at claim time without a send (cancelled, skipped, suppressed...): executemany.
+_SETTLE = (
+    update(_OUTBOX)
+    .where(_OUTBOX.c.id == bindparam("b_id"))
+    .values(
+        status=bindparam("b_status"),
+        last_error=bindparam("b_error"),
+        lease_owner=None,
+        lease_expires_at=None,
+        updated_at=bindparam("now"),
+    )
+)
+# The outbox columns a claim reads (plain rows, not ORM objects).
+_CLAIMED = (
+    OutboxMessage.id,
+    OutboxMessage.account_id,
+    OutboxMessage.appointment_id,
+    OutboxMessage.recipient_type,
+    OutboxMessage.recipient_id,
+    OutboxMessage.channel,
+    OutboxMessage.kind,
+    OutboxMessage.offset_minutes,
+    OutboxMessage.deadline_at,
+    OutboxMessage.attempts,
+    OutboxMessage.last_error,
+    OutboxMessage.message_id,
+)
+# The appointment columns a claim reads.
+_APPOINTMENT = (
+    Appointment.id,
+    Appointment.status,
+    Appointment.user_id,
+    Appointment.client_id,
+    Appointment.version,
+    Appointment.start_at,
+    Appointment.end_at,
+    Appointment.title,
+    Appointment.location,
 )
 _COUNT_ATTEMPT = (
     update(_OUTBOX)
@@ -233,22 +279,22 @@ class Dispatcher:
                 lease=self.lease,
                 now=now,
                 where=[OutboxMessage.status == PENDING, OutboxMessage.channel.in_(channels)],
+                columns=_CLAIMED,  # plain rows and a Core lease stamp: no ORM objects
             )
             if not rows:
                 return []
             context = _Loaded(session, self.settings)
             await context.preload(rows)
-            # Rows are only read below (their changes are flushed at commit): no autoflush
-            # before each lookup.
             with session.sync_session.no_autoflush:
                 prepared = await self._prepare_all(session, context, rows, now)
         return prepared
 
     async def _prepare_all(
-        self, session: AsyncSession, context: _Loaded, rows: list[OutboxMessage], now: datetime
+        self, session: AsyncSession, context: _Loaded, rows: list[Row[Any]], now: datetime
     ) -> list[Prepared]:
         prepared: list[Prepared] = []
         attempts: list[dict[str, Any]] = []
+        settled: list[dict[str, Any]] = []
         # A margin of a fifth of the lease for clock skew between processes.
         lease_until = time.monotonic() + self.lease.total_seconds() * 0.8
         for row in rows:
@@ -256,23 +302,24 @@ class Dispatcher:
                 build = await self._prepare(context, row, now)
             except Exception as exc:  # a bug in a check must not stop the round: never retried
                 log.warning("notification not prepared", extra={"outbox_id": row.id})
-                row.status, row.last_error = FAILED, f"prepare: {type(exc).__name__}"
-                build = None
-            if build is None:
-                row.lease_owner = None
-                row.lease_expires_at = None
-                row.updated_at = now
+                build = _Settle(FAILED, f"prepare: {type(exc).__name__}")
+            if isinstance(build, _Settle):  # settled without sending; our lease is given back
+                settled.append(
+                    {"b_id": row.id, "b_status": build.status, "b_error": build.error, "now": now}
+                )
                 continue
-            # Counted by one statement below; the loaded row is told without an ORM flush.
-            set_committed_value(row, "attempts", row.attempts + 1)
+            attempt = row.attempts + 1  # counted by one statement below
             attempt_id = new_id("att")
             attempts.append(
-                {"id": attempt_id, "outbox_id": row.id, "attempt": row.attempts, "started_at": now}
+                {"id": attempt_id, "outbox_id": row.id, "attempt": attempt, "started_at": now}
             )
             prepared.append(
-                Prepared(row.id, attempt_id, row.attempts, row.deadline_at, build, lease_until)
+                Prepared(row.id, attempt_id, attempt, row.deadline_at, build, lease_until)
             )
-        if attempts:  # Core statements, not one ORM object (and UPDATE) per row
+        # Core statements, not one ORM object (and UPDATE) per row
+        if settled:
+            await session.execute(_SETTLE, settled)
+        if attempts:
             ids = [a["outbox_id"] for a in attempts]
             await session.execute(_COUNT_ATTEMPT, {"ids": ids})
             await session.execute(insert(_LOG), attempts)
@@ -287,26 +334,25 @@ class Dispatcher:
             return ChannelError(f"render: {type(exc).__name__}", permanent=True)
 
     async def _prepare(
-        self, ctx: _Loaded, row: OutboxMessage, now: datetime
-    ) -> Callable[[], EmailJob | SmsJob] | None:
-        """How to build what to send for `row`, or None after settling it without sending."""
+        self, ctx: _Loaded, row: Row[Any], now: datetime
+    ) -> Callable[[], EmailJob | SmsJob] | _Settle:
+        """How to build what to send for `row` (columns `_CLAIMED`), or how to settle it
+        without sending."""
         appointment = await ctx.appointment(row.appointment_id)
         if appointment is None:
-            row.status = CANCELLED
-            return None
+            return _Settle(CANCELLED, row.last_error)
         if appointment.status == "cancelled" and row.kind != "cancellation":
-            row.status, row.last_error = CANCELLED, "appointment cancelled"
-            return None
+            return _Settle(CANCELLED, "appointment cancelled")
         if now >= row.deadline_at:
-            row.status = SKIPPED if row.attempts == 0 else FAILED
-            row.last_error = "deadline passed" + (f" ({row.last_error})" if row.last_error else "")
-            return None
+            return _Settle(
+                SKIPPED if row.attempts == 0 else FAILED,
+                "deadline passed" + (f" ({row.last_error})" if row.last_error else ""),
+            )
         account = await ctx.account(row.account_id)
         user = await ctx.user(appointment.user_id)
         client = await ctx.client(appointment.client_id)
         if account is None or user is None or client is None:
-            row.status, row.last_error = CANCELLED, "participant deleted"
-            return None
+            return _Settle(CANCELLED, "participant deleted")
         prefs = await ctx.prefs(account)
         # The row's own recipient: after a change of client it may no longer be the
         # appointment's (a farewell cancellation to the previous one).
@@ -316,22 +362,18 @@ class Dispatcher:
             else (user if row.recipient_id == user.id else await ctx.user(row.recipient_id))
         )
         if person is None:
-            row.status, row.last_error = CANCELLED, "recipient deleted"
-            return None
+            return _Settle(CANCELLED, "recipient deleted")
         zone = person.timezone or user.timezone  # a client without a zone: the practitioner's
         if row.channel == "sms":
             assert isinstance(person, Client)
             opted = person.phone is not None and await ctx.opted_out(person.phone)
             reason = sms_block_reason(person, prefs.sms_countries, opted)
             if reason is not None or not prefs.sms_enabled or not person.notify_sms:
-                row.status, row.last_error = SUPPRESSED, reason or "SMS turned off"
-                return None
+                return _Settle(SUPPRESSED, reason or "SMS turned off")
         elif not person.email:
-            row.status, row.last_error = SUPPRESSED, "no email address"
-            return None
+            return _Settle(SUPPRESSED, "no email address")
         elif not prefs.email_enabled or (isinstance(person, Client) and not person.notify_email):
-            row.status, row.last_error = SUPPRESSED, "email turned off"
-            return None
+            return _Settle(SUPPRESSED, "email turned off")
         overrides = await ctx.overrides(account.id)
         # Everything the message needs, read now inside the transaction: the build below runs
         # after the commit.
@@ -581,23 +623,29 @@ class _Loaded:
         self._overrides: dict[str, Overrides] = {}
         self._optouts: dict[str, bool] = {}
         self._accounts: dict[str, Account | None] = {}
-        self._keep: list[Any] = []
+        self._appointments: dict[str, Any] = {}  # id -> row (columns `_APPOINTMENT`)
+        self._clients: dict[str, Client | None] = {}
+        self._users: dict[str, User | None] = {}
 
-    async def preload(self, rows: list[OutboxMessage]) -> None:
-        """Load the appointments and people of `rows` in three queries (then served from memory)."""
-        # The session's identity map holds rows weakly: keep them referenced for the claim.
+    async def preload(self, rows: list[Row[Any]]) -> None:
+        """Load the appointments and people of `rows` in three queries (then served from memory).
+
+        Appointments are read as plain rows (columns `_APPOINTMENT`), the people as objects.
+        """
         apt_ids = list({r.appointment_id for r in rows})
-        apts = list(
-            await self.session.scalars(select(Appointment).where(Appointment.id.in_(apt_ids)))
-        )
+        found = await self.session.execute(select(*_APPOINTMENT).where(Appointment.id.in_(apt_ids)))
+        self._appointments = {a.id: a for a in found}
+        apts = self._appointments.values()
         client_ids = list({a.client_id for a in apts})
         user_ids = list({a.user_id for a in apts})
-        self._keep = list(apts)
-        self._keep += await self.session.scalars(select(Client).where(Client.id.in_(client_ids)))
-        self._keep += await self.session.scalars(select(User).where(User.id.in_(user_ids)))
+        clients = await self.session.scalars(select(Client).where(Client.id.in_(client_ids)))
+        self._clients = {c.id: c for c in clients}
+        users = await self.session.scalars(select(User).where(User.id.in_(user_ids)))
+        self._users = {u.id: u for u in users}
 
-    async def appointment(self, ident: str) -> Appointment | None:
-        return await self.session.get(Appointment, ident)
+    async def appointment(self, ident: str) -> Row[Any] | None:
+        """A preloaded appointment (columns `_APPOINTMENT`); None when it is gone."""
+        return self._appointments.get(ident)
 
     async def account(self, ident: str) -> Account | None:
         if ident not in self._accounts:
@@ -605,10 +653,14 @@ class _Loaded:
         return self._accounts[ident]
 
     async def user(self, ident: str) -> User | None:
-        return await self.session.get(User, ident)
+        if ident not in self._users:
+            self._users[ident] = await self.session.get(User, ident)
+        return self._users[ident]
 
     async def client(self, ident: str) -> Client | None:
-        return await self.session.get(Client, ident)
+        if ident not in self._clients:
+            self._clients[ident] = await self.session.get(Client, ident)
+        return self._clients[ident]
 
     async def prefs(self, account: Account) -> prefs_mod.Prefs:
         if account.id not in self._prefs:

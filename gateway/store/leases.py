@@ -18,20 +18,50 @@ import contextlib
 import logging
 from collections.abc import Sequence
 from datetime import datetime, timedelta
-from typing import Any, TypeVar
+from typing import Any, TypeVar, overload
 
-from sqlalchemy import ColumnElement, or_, select, update
+from sqlalchemy import ColumnElement, Row, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import QueryableAttribute
 
 from gateway.store.db import Store
 from gateway.store.models import LeaseMixin
 from gateway.store.types import utcnow
 
 L = TypeVar("L", bound=LeaseMixin)
+_Column = ColumnElement[Any] | QueryableAttribute[Any]
 
 
 def _free_or_expired(model: type[LeaseMixin], now: datetime) -> ColumnElement[bool]:
     return or_(model.lease_expires_at.is_(None), model.lease_expires_at <= now)
+
+
+@overload
+async def claim(
+    session: AsyncSession,
+    model: type[L],
+    *,
+    owner: str,
+    limit: int,
+    lease: timedelta,
+    now: datetime,
+    where: Sequence[ColumnElement[bool]] = (),
+    columns: None = None,
+) -> list[L]: ...
+
+
+@overload
+async def claim(
+    session: AsyncSession,
+    model: type[L],
+    *,
+    owner: str,
+    limit: int,
+    lease: timedelta,
+    now: datetime,
+    where: Sequence[ColumnElement[bool]] = (),
+    columns: Sequence[_Column],
+) -> list[Row[Any]]: ...
 
 
 async def claim(
@@ -43,19 +73,44 @@ async def claim(
     lease: timedelta,
     now: datetime,
     where: Sequence[ColumnElement[bool]] = (),
-) -> list[L]:
+    columns: Sequence[_Column] | None = None,
+) -> list[L] | list[Row[Any]]:
     """Claim up to `limit` due rows of `model` for `owner` until `now + lease`.
+
+    By default the rows come back as ORM objects (their lease stamped through the session).
+    With `columns`, only those columns are read, as plain rows in due order, and the lease is
+    stamped by one Core UPDATE: far cheaper for a caller that claims large batches and does
+    not need the objects. The row selection (and SKIP LOCKED) is the same either way.
 
     The caller's transaction must commit for the claim to take effect; keep it short.
     """
-    query = (
-        select(model)
-        .where(model.due_at <= now, _free_or_expired(model, now), *where)
-        .order_by(model.due_at)
-        .limit(limit)
-        .with_for_update(skip_locked=True)
-    )
-    rows = list((await session.scalars(query)).all())
+    due = (model.due_at <= now, _free_or_expired(model, now), *where)
+    if columns is not None:
+        pk = model.__mapper__.primary_key[0]  # type: ignore[attr-defined]
+        found = list(
+            (
+                await session.execute(
+                    select(*columns)
+                    .add_columns(pk.label("_lease_pk"))
+                    .where(*due)
+                    .order_by(model.due_at)
+                    .limit(limit)
+                    .with_for_update(skip_locked=True)
+                )
+            ).all()
+        )
+        if found:
+            # The rows are locked by this transaction (FOR UPDATE on PostgreSQL, the write
+            # lock on SQLite), so stamping them by id cannot take another claimer's rows.
+            await session.execute(
+                update(model)
+                .where(pk.in_([r._lease_pk for r in found]))
+                .values(lease_owner=owner, lease_expires_at=now + lease)
+                .execution_options(synchronize_session=False)
+            )
+        return found
+    query = select(model).where(*due).order_by(model.due_at).limit(limit)
+    rows = list((await session.scalars(query.with_for_update(skip_locked=True))).all())
     for row in rows:
         row.lease_owner = owner
         row.lease_expires_at = now + lease

@@ -201,3 +201,27 @@ async def test_stale_owner_cannot_clobber_a_newer_claim(any_store):
     job = await get_job(any_store, job_id)
     assert (job.lease_owner, job.lease_expires_at, job.due_at) == ("fresh", t1 + LEASE, t0)
     assert await _claim(any_store, "stale", now=t1) == []
+
+
+async def test_claim_with_columns_returns_plain_rows_and_stamps_the_lease(any_store):
+    now = utcnow()
+    late = await add_jobs(any_store, 2, now - timedelta(minutes=1), kind="late")
+    early = await add_jobs(any_store, 2, now - timedelta(minutes=5), kind="early")
+    later = await add_jobs(any_store, 1, now + timedelta(seconds=1))
+    async with any_store.transaction() as session:
+        rows = await leases.claim(
+            session, Job, owner="a", limit=3, lease=LEASE, now=now, columns=[Job.id, Job.kind]
+        )
+    assert [r.kind for r in rows] == ["early", "early", "late"]  # due order, plain rows
+    assert {r.id for r in rows[:2]} == set(early)
+    for r in rows:
+        job = await get_job(any_store, r.id)
+        assert (job.lease_owner, job.lease_expires_at) == ("a", now + LEASE)
+    # Leased rows are not claimed again until the lease expires; the rest is.
+    rest = await _claim(any_store, "b", now=now)
+    assert set(rest) == (set(late) - {rows[2].id})
+    assert later[0] not in rest
+    # At expiry (inclusive) every lease is free again, and the row due since is taken too.
+    again = await _claim(any_store, "c", now=now + LEASE)
+    assert again[:2] == [r.id for r in rows[:2]]
+    assert set(again) == set(early + late + later)
