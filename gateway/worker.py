@@ -11,9 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import random
-import socket
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -21,6 +19,7 @@ from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway.config import Settings
 from gateway.privacy import retention
@@ -104,53 +103,35 @@ async def schedule(
         await session.execute(statement)
 
 
-class JobRunner:
+class JobRunner(leases.ClaimLoop[JobContext]):
     """Claims and runs due jobs; one per process, ticked by the scheduler."""
+
+    model = Job
 
     def __init__(
         self, store: Store, settings: Settings, handlers: dict[str, Handler] | None = None
     ) -> None:
-        self.store = store
+        super().__init__(store, timedelta(seconds=settings.scheduler_lease_seconds))
         self.settings = settings
         self.handlers = dict(DEFAULT_HANDLERS if handlers is None else handlers)
-        self.owner = f"{socket.gethostname()}:{os.getpid()}:{random.getrandbits(32):08x}"
-        self.lease = timedelta(seconds=settings.scheduler_lease_seconds)
-        self._stopping = False
-        self._running: set[asyncio.Task[None]] = set()
-        self._claiming = asyncio.Lock()  # held while a tick claims; stop() waits for it
 
-    async def tick(self) -> int:
-        """Claim due jobs and run them concurrently; returns how many were claimed."""
-        async with self._claiming:
-            if self._stopping:
-                return 0
-            async with self.store.transaction() as session:
-                jobs = await leases.claim(
-                    session,
-                    Job,
-                    owner=self.owner,
-                    limit=self.settings.scheduler_claim_batch,
-                    lease=self.lease,
-                    now=utcnow(),
-                    where=[Job.failed_at.is_(None), Job.kind.in_(list(self.handlers))],
-                )
-                contexts = [
-                    JobContext(j.id, j.kind, dict(j.payload), j.attempts, self.store, self.settings)
-                    for j in jobs
-                ]
-            if self._stopping and contexts:
-                # stop() came while we were claiming: hand the jobs back instead of starting them.
-                async with self.store.transaction() as session:
-                    ids = [c.job_id for c in contexts]
-                    await leases.release(session, Job, ids, owner=self.owner)
-                return 0
-            tasks = [asyncio.create_task(self._run(ctx)) for ctx in contexts]
-            self._running.update(tasks)
-            for task in tasks:
-                task.add_done_callback(self._running.discard)
-        if tasks:
-            await asyncio.gather(*tasks, return_exceptions=True)
-        return len(tasks)
+    async def _claim(self, session: AsyncSession) -> list[JobContext]:
+        jobs = await leases.claim(
+            session,
+            Job,
+            owner=self.owner,
+            limit=self.settings.scheduler_claim_batch,
+            lease=self.lease,
+            now=utcnow(),
+            where=[Job.failed_at.is_(None), Job.kind.in_(list(self.handlers))],
+        )
+        return [
+            JobContext(j.id, j.kind, dict(j.payload), j.attempts, self.store, self.settings)
+            for j in jobs
+        ]
+
+    def _item_id(self, item: JobContext) -> str:
+        return item.job_id
 
     async def _run(self, ctx: JobContext) -> None:
         renewer = asyncio.create_task(self._keep_lease(ctx.job_id))
@@ -211,8 +192,3 @@ class JobRunner:
             await leases.release(
                 session, Job, [job.id], owner=self.owner, due_at=utcnow() + backoff(attempts)
             )
-
-    async def stop(self, grace: float) -> None:
-        """Stop claiming; let running jobs finish within `grace` seconds, then release them."""
-        self._stopping = True
-        await leases.wind_down(self._claiming, self._running, grace)

@@ -13,12 +13,16 @@ single writer lock, which gives the same guarantee.
 
 from __future__ import annotations
 
+import abc
 import asyncio
 import contextlib
 import logging
+import os
+import random
+import socket
 from collections.abc import Sequence
 from datetime import datetime, timedelta
-from typing import Any, TypeVar, overload
+from typing import Any, Generic, TypeVar, overload
 
 from sqlalchemy import ColumnElement, Row, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -207,3 +211,65 @@ async def wind_down(claiming: asyncio.Lock, running: set[asyncio.Task[Any]], gra
     for task in pending:
         task.cancel()
     await asyncio.gather(*pending, return_exceptions=True)
+
+
+Item = TypeVar("Item")
+
+
+class ClaimLoop(abc.ABC, Generic[Item]):
+    """The skeleton every ticking claimer shares: claim a batch, run each item concurrently,
+    and on stop hand back what was claimed too late and wind the rest down within a grace.
+
+    A subclass names its `model`, claims in `_claim` (returning light items, not ORM objects that
+    outlive the transaction), says which row each item is (`_item_id`), and works in `_run`.
+    """
+
+    model: type[LeaseMixin]
+
+    def __init__(self, store: Store, lease: timedelta, owner_suffix: str = "") -> None:
+        self.store = store
+        self.lease = lease
+        host = f"{socket.gethostname()}:{os.getpid()}:{random.getrandbits(32):08x}"
+        self.owner = host + owner_suffix
+        self._stopping = False
+        self._running: set[asyncio.Task[None]] = set()
+        self._claiming = asyncio.Lock()  # held while a tick claims; stop() waits for it
+
+    @abc.abstractmethod
+    async def _claim(self, session: AsyncSession) -> list[Item]:
+        """Claim a batch for `self.owner` (with `claim`) inside the given transaction."""
+
+    @abc.abstractmethod
+    def _item_id(self, item: Item) -> Any:
+        """The primary key of the row behind `item`."""
+
+    @abc.abstractmethod
+    async def _run(self, item: Item) -> None:
+        """Do the work of one claimed item, then complete or release its lease."""
+
+    async def tick(self) -> int:
+        """Claim a batch and run it concurrently; returns how many items were started."""
+        async with self._claiming:
+            if self._stopping:
+                return 0
+            async with self.store.transaction() as session:
+                items = await self._claim(session)
+            if self._stopping and items:
+                # stop() came while we were claiming: hand them back instead of starting them.
+                async with self.store.transaction() as session:
+                    ids = [self._item_id(i) for i in items]
+                    await release(session, self.model, ids, owner=self.owner)
+                return 0
+            tasks = [asyncio.create_task(self._run(i)) for i in items]
+            self._running.update(tasks)
+            for task in tasks:
+                task.add_done_callback(self._running.discard)
+        if tasks:
+            await asyncio.gather(*tasks, return_exceptions=True)
+        return len(tasks)
+
+    async def stop(self, grace: float) -> None:
+        """Stop claiming; let running items finish within `grace` seconds, then cancel them
+        (each `_run` releases its lease on cancellation, so another process takes it at once)."""
+        self._stopping = True
+        await wind_down(self._claiming, self._running, grace)

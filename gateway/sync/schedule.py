@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import random
-import socket
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from typing import Any
@@ -46,51 +44,29 @@ def next_due(settings: Settings, outcome: Outcome, failures: int, now: datetime)
     return now + timedelta(seconds=wait)
 
 
-class SyncTicker:
+class SyncTicker(leases.ClaimLoop[str]):
     """Claims due integrations and syncs them; one per process, ticked by the scheduler."""
 
+    model = Integration
+
     def __init__(self, store: Store, settings: Settings) -> None:
-        self.store = store
+        super().__init__(store, timedelta(seconds=settings.scheduler_lease_seconds), ":sync")
         self.settings = settings
-        self.owner = f"{socket.gethostname()}:{os.getpid()}:{random.getrandbits(32):08x}:sync"
-        self.lease = timedelta(seconds=settings.scheduler_lease_seconds)
-        self._stopping = False
-        self._running: set[asyncio.Task[None]] = set()
-        self._claiming = asyncio.Lock()  # held while a tick claims; stop() waits for it
 
-    async def tick(self) -> int:
-        """Claim due integrations and sync them concurrently; returns how many ran."""
-        async with self._claiming:
-            if self._stopping:
-                return 0
-            async with self.store.transaction() as session:
-                rows = await leases.claim(
-                    session,
-                    Integration,
-                    owner=self.owner,
-                    limit=self.settings.scheduler_claim_batch,
-                    lease=self.lease,
-                    now=utcnow(),
-                    where=[Integration.status == ACTIVE],
-                )
-                ids = [r.id for r in rows]
-            if self._stopping and ids:
-                # stop() came while we were claiming: hand them back instead of starting them.
-                async with self.store.transaction() as session:
-                    await leases.release(session, Integration, ids, owner=self.owner)
-                return 0
-            tasks = [asyncio.create_task(self._run(i)) for i in ids]
-            self._running.update(tasks)
-            for task in tasks:
-                task.add_done_callback(self._running.discard)
-        await asyncio.gather(*tasks, return_exceptions=True)
-        return len(ids)
+    async def _claim(self, session: AsyncSession) -> list[str]:
+        rows = await leases.claim(
+            session,
+            Integration,
+            owner=self.owner,
+            limit=self.settings.scheduler_claim_batch,
+            lease=self.lease,
+            now=utcnow(),
+            where=[Integration.status == ACTIVE],
+        )
+        return [r.id for r in rows]
 
-    async def stop(self, grace: float) -> None:
-        """Stop claiming; let running syncs finish within `grace` seconds, then cancel them and
-        release their leases, so another process takes them at once."""
-        self._stopping = True
-        await leases.wind_down(self._claiming, self._running, grace)
+    def _item_id(self, item: str) -> str:
+        return item
 
     async def _run(self, integration_id: str) -> None:
         keeper = asyncio.create_task(
