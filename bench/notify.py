@@ -29,16 +29,15 @@ from typing import Any
 
 import aiosmtplib
 from aiosmtpd.controller import Controller
-from sqlalchemy import insert
 
 from gateway.config import Settings
-from gateway.domain import accounts
 from gateway.notify.delivery import Dispatcher
 from gateway.store import migrate
 from gateway.store.db import Store
-from gateway.store.models import Appointment, Client, User
 from gateway.store.notify_models import OutboxMessage
-from gateway.store.types import new_id
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the shared seeding of tests/
+from tests.notify.seed import seed_reminders
 
 QUICK = "--quick" in sys.argv
 N_THROUGHPUT = 2_000 if QUICK else 10_000
@@ -117,83 +116,6 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-async def seed(store: Store, dues: list[datetime]) -> None:
-    """One account, one practitioner, 50 clients, and one appointment + reminder per due time."""
-    async with store.transaction() as session:
-        account, _ = await accounts.create_account(
-            session, "Bench Clinic", timezone="Europe/London", country="GB"
-        )
-        user = User(
-            account_id=account.id,
-            name="Dr Bench",
-            email="dr@bench.example",
-            timezone="Europe/London",
-            locale="en-GB",
-        )
-        session.add(user)
-        clients = [
-            Client(
-                account_id=account.id,
-                name=f"Client {i}",
-                email=f"c{i}@bench.example",
-                timezone="America/New_York" if i % 2 else None,
-                locale="fr" if i % 3 == 0 else "en-GB",
-            )
-            for i in range(50)
-        ]
-        session.add_all(clients)
-        await session.flush()
-        account_id, user_id, client_ids = account.id, user.id, [c.id for c in clients]
-    now = datetime.now(UTC)
-    for chunk_start in range(0, len(dues), 5000):
-        chunk = dues[chunk_start : chunk_start + 5000]
-        apts, rows = [], []
-        for i, due in enumerate(chunk):
-            apt_id, row_id = new_id("apt"), new_id("ntf")
-            start = due + timedelta(hours=2)
-            apts.append(
-                {
-                    "id": apt_id,
-                    "account_id": account_id,
-                    "user_id": user_id,
-                    "client_id": client_ids[i % 50],
-                    "start_at": start,
-                    "end_at": start + timedelta(hours=1),
-                    "timezone": "Europe/London",
-                    "title": "Consultation",
-                    "status": "confirmed",
-                    "version": 1,
-                    "created_at": now,
-                    "updated_at": now,
-                }
-            )
-            rows.append(
-                {
-                    "id": row_id,
-                    "account_id": account_id,
-                    "appointment_id": apt_id,
-                    "recipient_type": "client",
-                    "recipient_id": client_ids[i % 50],
-                    "channel": "email",
-                    "kind": "reminder",
-                    "offset_minutes": 120,
-                    "version": 1,
-                    "idem_key": f"{apt_id}:bench",
-                    "status": "pending",
-                    "planned_at": due,
-                    "due_at": due,
-                    "deadline_at": start,
-                    "attempts": 0,
-                    "message_id": f"<{row_id}@bench>",
-                    "created_at": now,
-                    "updated_at": now,
-                }
-            )
-        async with store.transaction() as session:
-            await session.execute(insert(Appointment), apts)
-            await session.execute(insert(OutboxMessage), rows)
-
-
 async def baseline(port: int, messages: list[bytes], connections: int) -> float:
     """A plain aiosmtplib loop: the same messages over the same number of connections."""
     queue: asyncio.Queue[bytes] = asyncio.Queue()
@@ -237,7 +159,7 @@ async def main() -> None:
 async def run(store: Store, settings: Settings, sink: SinkHandle, port: int) -> None:
     # 1. Throughput.
     past = datetime.now(UTC) - timedelta(minutes=1)
-    await seed(store, [past] * N_THROUGHPUT)
+    await seed_reminders(store, [past] * N_THROUGHPUT)
     dispatcher = Dispatcher(store, settings)
     sink.ask("keep")
     began = time.perf_counter()
@@ -263,7 +185,7 @@ async def run(store: Store, settings: Settings, sink: SinkHandle, port: int) -> 
     far = [now + timedelta(days=2, seconds=i * 20) for i in range(N_FUTURE - N_DUE)]
     soon_start = now + timedelta(seconds=15)  # seeding takes a while
     due = [soon_start + timedelta(seconds=WINDOW * i / N_DUE) for i in range(N_DUE)]
-    await seed(store, far + due)
+    await seed_reminders(store, far + due)
     async with store.transaction() as session:
         from sqlalchemy import select
 
