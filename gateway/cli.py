@@ -13,7 +13,7 @@ from pathlib import Path
 import uvicorn
 from sqlalchemy import select
 
-from gateway import logs
+from gateway import heap, logs
 from gateway.app import create_app
 from gateway.config import Settings, load_settings
 from gateway.demo import create_demo, next_steps
@@ -56,6 +56,7 @@ async def _serve(settings: Settings, host: str, port: int) -> None:
         config = uvicorn.Config(
             app, host=host, port=port, log_config=None, access_log=False, lifespan="on"
         )
+        heap.settle_after_startup()
         await _Server(config).serve()
 
 

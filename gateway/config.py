@@ -219,7 +219,10 @@ class Settings(BaseSettings):
         30.0, gt=0, description="Timeout of each SMTP connect and command."
     )
     smtp_connections: int = Field(
-        4, ge=1, description="Most SMTP connections open at once per process."
+        8,
+        ge=1,
+        description="Most SMTP connections open at once per process (rendering and the server "
+        "take turns on each; fewer than 8 leave the server idle while messages are rendered).",
     )
 
     twilio_account_sid: str = Field("", description="Twilio account SID; empty = no SMS.")

@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import itertools
+import re
 import secrets
 import ssl
 import time
@@ -37,6 +39,8 @@ _DOWN_SECONDS = 5.0  # after a failed connect, how long sends fail fast
 # Encoded words in base64: the quoted-printable length estimate costs more than the message.
 _UTF8_B = Charset("utf-8")
 _UTF8_B.header_encoding = BASE64
+_BOUNDARY_PREFIX = secrets.token_hex(8)
+_boundary_count = itertools.count()
 
 
 def one_line(value: str) -> str:
@@ -57,12 +61,15 @@ class EmailEnvelope:
     to_address: str
 
 
+# One "@" between runs of characters other than whitespace and <>,;" (which could end a
+# header or smuggle in another address).
+_PLAIN_ADDRESS = re.compile(r'[^\s<>,;"@]+@[^\s<>,;"@]+')
+
+
 def _addr_spec(value: str) -> str:
     # Addresses were validated at the API edge; this refuses anything that could still end a
     # header (whitespace, controls, angle brackets) rather than trusting that.
-    if value.count("@") != 1 or any(
-        ch.isspace() or not ch.isprintable() or ch in '<>,;"' for ch in value
-    ):
+    if not value.isprintable() or _PLAIN_ADDRESS.fullmatch(value) is None:
         raise ValueError("not a plain address")
     return value
 
@@ -130,7 +137,8 @@ def build_message(
         if method not in ("REQUEST", "CANCEL"):
             raise ValueError("unexpected iTIP method")
         parts.append(_part(ics, f'text/calendar; charset="utf-8"; method={method}'))
-    boundary = f"=_calgate_{secrets.token_hex(16)}".encode("ascii")
+    # Unique per message without a system call each: a random prefix per process and a count.
+    boundary = f"=_calgate_{_BOUNDARY_PREFIX}_{next(_boundary_count):x}".encode("ascii")
     if any(boundary in part for part in parts):
         raise ValueError("boundary collision")
     headers.append(("Content-Type", f'multipart/alternative; boundary="{boundary.decode()}"'))
