@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import phonenumbers
 from babel import Locale, UnknownLocaleError
 from email_validator import EmailNotValidError, validate_email
@@ -22,11 +24,30 @@ def normalize_phone(raw: str, country: str, field: str = "phone") -> str:
 
 
 def normalize_email(raw: str, field: str = "email") -> str:
-    """Return the normalised address, or raise naming the problem (no DNS lookup is made)."""
+    """Return the normalised address, or raise naming the problem (no DNS lookup is made).
+
+    Non-ASCII before the "@" is refused: delivering it needs SMTPUTF8 end to end, which most
+    relays do not offer, so such an address would fail at every send. International domains
+    are accepted and kept as typed; they are sent in their ASCII form (`ascii_email`).
+    """
     try:
-        return validate_email(raw, check_deliverability=False).normalized
+        return validate_email(raw, check_deliverability=False, allow_smtputf8=False).normalized
     except EmailNotValidError as exc:
         raise ValidationFailed.one(field, str(exc)) from None
+
+
+@lru_cache(maxsize=4096)
+def ascii_email(address: str) -> str:
+    """`address` as SMTP and mail headers carry it: an international domain in its IDNA form
+    (``jose@exämple.fr`` → ``jose@xn--exmple-cua.fr``). Raises ValueError when that is
+    impossible (non-ASCII before the "@")."""
+    if address.isascii():
+        return address
+    try:
+        checked = validate_email(address, check_deliverability=False, allow_smtputf8=False)
+    except EmailNotValidError as exc:
+        raise ValueError(f"no ASCII form: {exc}") from None
+    return str(checked.ascii_email)
 
 
 def normalize_locale(raw: str, field: str = "locale") -> str:

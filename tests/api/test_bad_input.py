@@ -73,6 +73,7 @@ BAD_PEOPLE: list[tuple[str, str, dict[str, Any], str]] = [
     ("user: unknown field", "/v1/users", {"name": "A", "role": "admin"}, "role"),
     ("user: no name", "/v1/users", {"email": "a@example.com"}, "name"),
     ("client: bad email", "/v1/clients", {"name": "A", "email": "a@@example"}, "email"),
+    ("client: non-ASCII mailbox", "/v1/clients", {"name": "A", "email": "josé@a.example"}, "email"),
     ("client: too short phone", "/v1/clients", {"name": "A", "phone": "+44 12"}, "phone"),
     (
         "client: sms without consent",

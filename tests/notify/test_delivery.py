@@ -172,6 +172,18 @@ async def test_header_injection_through_names_and_titles_is_impossible(
     )
 
 
+async def test_an_international_domain_is_kept_as_typed_and_sent_in_ascii(
+    store: Store, client: httpx.AsyncClient, settings: Settings, smtp: SmtpSink
+) -> None:
+    api, apt = await _booked(store, client, email="jose@exämple.fr")
+    shown = await api.get(f"/v1/clients/{apt['client_id']}")
+    assert shown.json()["email"] == "jose@exämple.fr"
+    await deliver(store, settings)
+    [got] = smtp.received
+    assert got.recipients == ["jose@xn--exmple-cua.fr"]
+    assert got.message["To"].addresses[0].addr_spec == "jose@xn--exmple-cua.fr"
+
+
 async def test_crash_mid_send_is_resent_after_the_lease_expires_once(
     store: Store, client: httpx.AsyncClient, settings: Settings, smtp: SmtpSink
 ) -> None:

@@ -31,6 +31,7 @@ from functools import lru_cache
 import aiosmtplib
 
 from gateway.config import Settings
+from gateway.domain.contacts import ascii_email
 from gateway.notify.channels.base import ChannelError, Receipt
 from gateway.notify.rendering import Rendered
 
@@ -76,7 +77,7 @@ def _addr_spec(value: str) -> str:
 
 @lru_cache(maxsize=4096)  # the same sender and recipients come back round after round
 def _mailbox(name: str, address: str) -> str:
-    return formataddr((one_line(name), _addr_spec(address)), charset="utf-8")
+    return formataddr((one_line(name), _addr_spec(ascii_email(address))), charset="utf-8")
 
 
 @lru_cache(maxsize=4096)
@@ -121,7 +122,7 @@ def build_message(
         ("To", _mailbox(envelope.to_name, envelope.to_address)),
     ]
     if envelope.reply_to:
-        headers.append(("Reply-To", _addr_spec(envelope.reply_to)))
+        headers.append(("Reply-To", _addr_spec(ascii_email(envelope.reply_to))))
     headers += [
         ("Subject", _header_text(rendered.subject)),
         ("Date", _date_header(int(time.time()))),
@@ -212,6 +213,10 @@ class SmtpChannel:
 
     async def send(self, message: bytes, sender: str, recipient: str) -> Receipt:
         """Send one message to exactly `recipient`; raises ChannelError."""
+        try:  # international domains travel in their IDNA form, as in the headers
+            envelope_from, envelope_to = ascii_email(sender), ascii_email(recipient)
+        except ValueError:
+            raise ChannelError("smtp address has no ASCII form", permanent=True) from None
         async with self._slots:
             if time.monotonic() < self._down_until:
                 # The server could not be reached a moment ago: fail fast (and retry later)
@@ -225,7 +230,7 @@ class SmtpChannel:
                     except (aiosmtplib.SMTPConnectError, OSError, TimeoutError) as exc:
                         self._down_until = time.monotonic() + _DOWN_SECONDS
                         raise _classify(exc) from None
-                await client.sendmail(sender, [recipient], message)
+                await client.sendmail(envelope_from, [envelope_to], message)
             except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
                 if client is not None:
                     client.close()
