@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from gateway.errors import ConfigError
@@ -229,7 +229,10 @@ class Settings(BaseSettings):
     twilio_auth_token: SecretStr = Field(
         SecretStr(""), description="Twilio auth token (also checks X-Twilio-Signature)."
     )
-    twilio_from: str = Field("", description="Sender number (E.164) or alphanumeric sender ID.")
+    twilio_from: str = Field(
+        "",
+        description="Sender number (E.164) or alphanumeric sender ID; an account may set its own.",
+    )
     twilio_messaging_service_sid: str = Field(
         "", description="Messaging service SID; used instead of twilio.from when set."
     )
@@ -411,6 +414,21 @@ class Settings(BaseSettings):
         if upper not in phonenumbers.SUPPORTED_REGIONS:
             raise ValueError("must be an ISO 3166 two-letter country code such as 'GB'")
         return upper
+
+    @field_validator("twilio_from", "twilio_messaging_service_sid")
+    @classmethod
+    def _check_sms_sender(cls, value: str, info: ValidationInfo) -> str:
+        if not value:
+            return value
+        # Local import, as above: the sender rules need phonenumbers.
+        from gateway.notify.channels.senders import is_alphanumeric, parse_sms_sender
+
+        sender = parse_sms_sender(value)
+        if info.field_name == "twilio_messaging_service_sid" and (
+            sender.startswith("+") or is_alphanumeric(sender)
+        ):
+            raise ValueError("must be a messaging service SID: MG and 32 hex digits")
+        return sender
 
     @property
     def is_sqlite(self) -> bool:

@@ -15,6 +15,7 @@ from gateway.api.schemas import RequestModel, ResponseModel
 from gateway.domain.scoping import get_owned
 from gateway.notify import prefs as prefs_mod
 from gateway.notify import service
+from gateway.notify.channels.senders import SENDER_FORMS
 from gateway.store.models import Client
 
 router = APIRouter(tags=["notifications"])
@@ -37,6 +38,13 @@ class SettingsIn(RequestModel):
     sender_name: str | None = Field(None, max_length=200)
     email_from: str | None = Field(None, max_length=320)
     email_reply_to: str | None = Field(None, max_length=320)
+    sms_sender: str | None = Field(
+        None,
+        max_length=34,
+        description="The account's own SMS sender: " + SENDER_FORMS + ". An alphanumeric ID "
+        "cannot be replied to (no STOP by reply) and is not used for +1 numbers, which get the "
+        "daemon's sender.",
+    )
 
 
 class SettingsOut(BaseModel):
@@ -54,6 +62,7 @@ class SettingsOut(BaseModel):
     sender_name: str
     email_from: str
     email_reply_to: str | None
+    sms_sender: str | None = Field(description="The account's own SMS sender; null: the daemon's.")
 
     @classmethod
     def of(cls, p: prefs_mod.Prefs) -> SettingsOut:
@@ -70,6 +79,7 @@ class SettingsOut(BaseModel):
             sender_name=p.sender_name,
             email_from=p.email_from,
             email_reply_to=p.email_reply_to,
+            sms_sender=p.sms_sender,
         )
 
 

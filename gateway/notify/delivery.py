@@ -82,6 +82,7 @@ class SmsJob:
     body: str
     token: str
     callback: str
+    sender: str | None  # the account's own; None: the daemon's
 
 
 @dataclass(frozen=True)
@@ -406,7 +407,8 @@ class Dispatcher:
             if channel == "sms":
                 assert phone is not None
                 callback = f"{public_url}/webhooks/twilio/status?n={row_id}"
-                return SmsJob(phone, fold_to_gsm(rendered.text), row_id, callback)
+                body = fold_to_gsm(rendered.text)
+                return SmsJob(phone, body, row_id, callback, prefs.sms_sender)
             assert email is not None
             envelope = EmailEnvelope(
                 message_id=message_id or f"<{row_id}@calgate>",
@@ -464,7 +466,7 @@ class Dispatcher:
     async def _send(self, job: EmailJob | SmsJob) -> Receipt:
         if isinstance(job, EmailJob):
             return await self.email.send(job.message, job.sender, job.recipient)
-        return await self.sms.send(job.to, job.body, job.token, job.callback)
+        return await self.sms.send(job.to, job.body, job.token, job.callback, job.sender)
 
     async def _record(
         self, p: Prepared, receipt: Receipt | None, error: ChannelError | None

@@ -78,6 +78,7 @@ class Prefs:
     sender_name: str
     email_from: str
     email_reply_to: str | None
+    sms_sender: str | None  # None: the daemon's
 
 
 def effective(settings: Settings, account: Account, row: NotifyAccountSettings | None) -> Prefs:
@@ -114,6 +115,7 @@ def effective(settings: Settings, account: Account, row: NotifyAccountSettings |
         sender_name=(row.sender_name if row and row.sender_name else account.name),
         email_from=(row.email_from if row and row.email_from else settings.smtp_from),
         email_reply_to=row.email_reply_to if row else None,
+        sms_sender=row.sms_sender if row else None,
     )
 
 

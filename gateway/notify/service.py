@@ -17,6 +17,7 @@ from gateway.domain.contacts import normalize_email
 from gateway.domain.scoping import get_owned
 from gateway.errors import Conflict, ValidationFailed
 from gateway.notify import prefs as prefs_mod
+from gateway.notify.channels.senders import parse_sms_sender
 from gateway.notify.planner import PlannedRow, Recipient, insert_rows
 from gateway.notify.rendering import check_template, locale_chain
 from gateway.store.models import Account, Appointment, Client, User
@@ -69,6 +70,11 @@ async def update_settings(
         elif key in ("email_from", "email_reply_to"):
             row_value = None if value is None else normalize_email(value, key)
             setattr(row, key, row_value)
+        elif key == "sms_sender":
+            try:
+                row.sms_sender = None if value is None else parse_sms_sender(value)
+            except ValueError as exc:
+                raise ValidationFailed.one(key, str(exc)) from None
         elif key == "sender_name":
             row.sender_name = None if value is None else _one_line(value, key)
         elif key in ("email_enabled", "sms_enabled", "notify_practitioner"):

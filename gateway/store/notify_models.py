@@ -51,6 +51,9 @@ class NotifyAccountSettings(Base):
     sender_name: Mapped[str | None] = mapped_column(String(200), default=None)
     email_from: Mapped[str | None] = mapped_column(String(320), default=None)
     email_reply_to: Mapped[str | None] = mapped_column(String(320), default=None)
+    # The account's own SMS sender (number, alphanumeric ID or messaging service); None = the
+    # daemon's (config [twilio]). Added by migration 0006notify.
+    sms_sender: Mapped[str | None] = mapped_column(String(34), default=None)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 

@@ -147,6 +147,44 @@ async def test_consent_and_allowed_countries(
     assert [r.form["To"] for r in twilio.accepted] == ["+12025550143"]
 
 
+async def test_an_account_sends_from_its_own_sender_except_where_carriers_refuse_it(
+    store: Store, client: httpx.AsyncClient, settings: Settings, twilio: TwilioPeer
+) -> None:
+    api = await new_account(store, client)
+    await api.patch("/v1/notification-settings", {"sms_countries": ["GB", "US"]})
+    user = await api.user()
+    british = await api.client(notify_sms=True, sms_consent=True, notify_email=False)
+    american = await api.client(
+        notify_sms=True, sms_consent=True, notify_email=False, phone="+12025550143"
+    )
+
+    async def book_and_send(hours: float) -> dict[str, dict[str, str]]:
+        start, end = soon(hours)
+        for person in (british, american):
+            await api.appointment(user["id"], person["id"], start=start, end=end)
+        before = len(twilio.accepted)
+        await deliver(store, settings)
+        return {r.form["To"]: r.form for r in twilio.accepted[before:]}
+
+    # An alphanumeric sender ID for the British number; +1 carriers refuse those.
+    named = await api.patch("/v1/notification-settings", {"sms_sender": "BrightDent"})
+    assert named.json()["sms_sender"] == "BrightDent"
+    sent = await book_and_send(72)
+    assert sent[british["phone"]]["From"] == "BrightDent"
+    assert sent["+12025550143"]["From"] == "+15005550006"  # the daemon's number
+    # A messaging service picks its own number for every destination.
+    service_sid = "MG" + "ab" * 16
+    await api.patch("/v1/notification-settings", {"sms_sender": service_sid})
+    sent = await book_and_send(74)
+    for form in sent.values():
+        assert form["MessagingServiceSid"] == service_sid and "From" not in form
+    # Back to the daemon's sender.
+    reset = await api.patch("/v1/notification-settings", {"sms_sender": None})
+    assert reset.json()["sms_sender"] is None
+    sent = await book_and_send(76)
+    assert {form["From"] for form in sent.values()} == {"+15005550006"}
+
+
 async def test_header_injection_through_names_and_titles_is_impossible(
     store: Store, client: httpx.AsyncClient, settings: Settings, smtp: SmtpSink
 ) -> None:

@@ -134,6 +134,12 @@ async def test_settings_and_client_offsets(
     assert got["reminder_offsets"] == ["1d", "2h"] and got["sms_countries"] == ["GB"]
     bad = await api.patch("/v1/notification-settings", {"reminder_offsets": ["0m"]})
     assert bad.status_code == 422
+    for sender in ("Bright Dental Clinic", "12345", "+44 12", "MG" + "z" * 32, "Bright\nDent"):
+        refused = await api.patch("/v1/notification-settings", {"sms_sender": sender})
+        assert refused.status_code == 422, sender
+        assert refused.json()["error"]["fields"][0]["field"] == "sms_sender", refused.text
+    number = await api.patch("/v1/notification-settings", {"sms_sender": "+44 20 7183 8750"})
+    assert number.json()["sms_sender"] == "+442071838750"
     ok = await api.patch(
         "/v1/notification-settings", {"reminder_offsets": ["3h", "1m"], "quiet_start": "22:30"}
     )

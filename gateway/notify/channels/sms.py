@@ -30,6 +30,7 @@ from twilio.rest import Client
 
 from gateway.config import Settings
 from gateway.notify.channels.base import ChannelError, Receipt
+from gateway.notify.channels.senders import choose_sender, twilio_sender_params
 
 _GSM_BASIC = (
     "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?"
@@ -147,27 +148,33 @@ class TwilioChannel:
             and (s.twilio_from or s.twilio_messaging_service_sid)
         )
 
-    def _create(self, to: str, body: str, status_callback: str) -> Any:
+    @property
+    def default_sender(self) -> str:
+        """The daemon's sender: its messaging service, else its number or sender ID."""
+        return self.settings.twilio_messaging_service_sid or self.settings.twilio_from
+
+    def _create(self, to: str, body: str, status_callback: str, sender: str) -> Any:
         s = self.settings
         client = Client(
             s.twilio_account_sid,
             s.twilio_auth_token.get_secret_value(),
             http_client=_RebasedHttpClient(s.twilio_api_base, s.twilio_timeout_seconds),
         )
-        sender: dict[str, str] = (
-            {"messaging_service_sid": s.twilio_messaging_service_sid}
-            if s.twilio_messaging_service_sid
-            else {"from_": s.twilio_from}
+        return client.messages.create(
+            to=to, body=body, status_callback=status_callback, **twilio_sender_params(sender)
         )
-        return client.messages.create(to=to, body=body, status_callback=status_callback, **sender)
 
-    async def send(self, to: str, body: str, token: str, status_callback: str) -> Receipt:
-        """Create one message; raises ChannelError (``code`` 21610 means the number opted out)."""
+    async def send(
+        self, to: str, body: str, token: str, status_callback: str, sender: str | None = None
+    ) -> Receipt:
+        """Create one message from the account's `sender` (None: the daemon's); raises
+        ChannelError (``code`` 21610 means the number opted out)."""
         segments = count_segments(body)
+        chosen = choose_sender(sender, self.default_sender, to)
         async with self._slots:
             _token.set(token)
             try:
-                message = await asyncio.to_thread(self._create, to, body, status_callback)
+                message = await asyncio.to_thread(self._create, to, body, status_callback, chosen)
             except (TwilioException, RequestException, OSError) as exc:
                 raise _classify(exc) from None
         return Receipt(provider_id=str(message.sid), segments=segments.count)
