@@ -70,7 +70,10 @@ async def _sqlite_store(settings: Settings) -> AsyncIterator[Store]:
         await store.close()
 
 
-async def _postgres_store(settings: Settings | None = None) -> AsyncIterator[Store]:
+async def postgres_schema_store(
+    settings: Settings | None = None, *, migrated: bool = True
+) -> AsyncIterator[Store]:
+    """A PostgreSQL store in a schema of its own, dropped afterwards (skips without a server)."""
     reason = await postgres_unavailable()
     if reason:
         pytest.skip(reason)
@@ -83,7 +86,8 @@ async def _postgres_store(settings: Settings | None = None) -> AsyncIterator[Sto
     )
     store = Store(engine, settings)
     try:
-        await migrate.upgrade(store)
+        if migrated:
+            await migrate.upgrade(store)
         yield store
     finally:
         await store.close()
@@ -102,14 +106,14 @@ async def store(settings: Settings) -> AsyncIterator[Store]:
 @pytest.fixture
 async def pg_store(settings: Settings) -> AsyncIterator[Store]:
     """A migrated PostgreSQL store in a schema of its own (skips without a server)."""
-    async for s in _postgres_store(settings):
+    async for s in postgres_schema_store(settings):
         yield s
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
 async def any_store(request: pytest.FixtureRequest, settings: Settings) -> AsyncIterator[Store]:
     """The same test on both stores."""
-    gen = _sqlite_store(settings) if request.param == "sqlite" else _postgres_store(settings)
+    gen = _sqlite_store(settings) if request.param == "sqlite" else postgres_schema_store(settings)
     async for s in gen:
         yield s
 

@@ -2,21 +2,19 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import inspect, select, text
-from sqlalchemy.ext.asyncio import create_async_engine
+from sqlalchemy import inspect, select
 
 import gateway.store.all_models  # noqa: F401 - every table on Base.metadata
 from gateway.store import migrate
 from gateway.store.db import Store
 from gateway.store.models import Account, Base
-from tests.conftest import POSTGRES_URL, postgres_unavailable
+from tests.conftest import postgres_schema_store
 
 # The foundation's own tables (gateway/store/models.py).
 FOUNDATION = {
@@ -36,23 +34,8 @@ async def fresh_store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIt
         finally:
             await store.close()
         return
-    reason = await postgres_unavailable()
-    if reason:
-        pytest.skip(reason)
-    schema = f"t_{uuid.uuid4().hex[:12]}"
-    admin = create_async_engine(POSTGRES_URL)
-    async with admin.begin() as conn:
-        await conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-    store = Store(
-        create_async_engine(POSTGRES_URL, connect_args={"server_settings": {"search_path": schema}})
-    )
-    try:
+    async for store in postgres_schema_store(migrated=False):
         yield store
-    finally:
-        await store.close()
-        async with admin.begin() as conn:
-            await conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        await admin.dispose()
 
 
 async def _tables(store: Store) -> set[str]:
