@@ -421,12 +421,10 @@ class Settings(BaseSettings):
         if not value:
             return value
         # Local import, as above: the sender rules need phonenumbers.
-        from gateway.notify.channels.senders import is_alphanumeric, parse_sms_sender
+        from gateway.notify.channels.senders import is_messaging_service, parse_sms_sender
 
         sender = parse_sms_sender(value)
-        if info.field_name == "twilio_messaging_service_sid" and (
-            sender.startswith("+") or is_alphanumeric(sender)
-        ):
+        if info.field_name == "twilio_messaging_service_sid" and not is_messaging_service(sender):
             raise ValueError("must be a messaging service SID: MG and 32 hex digits")
         return sender
 

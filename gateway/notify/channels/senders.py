@@ -42,9 +42,14 @@ def parse_sms_sender(raw: str) -> str:
     raise ValueError(f"must be {SENDER_FORMS}")
 
 
+def is_messaging_service(sender: str) -> bool:
+    """True for a messaging service SID."""
+    return _MESSAGING_SERVICE.fullmatch(sender) is not None
+
+
 def is_alphanumeric(sender: str) -> bool:
     """True for an alphanumeric sender ID (neither a number nor a messaging service)."""
-    return not sender.startswith("+") and _MESSAGING_SERVICE.fullmatch(sender) is None
+    return not sender.startswith("+") and not is_messaging_service(sender)
 
 
 def choose_sender(own: str | None, default: str, to: str) -> str:
@@ -57,6 +62,6 @@ def choose_sender(own: str | None, default: str, to: str) -> str:
 
 def twilio_sender_params(sender: str) -> dict[str, str]:
     """The Messages-create parameter that names `sender`."""
-    if _MESSAGING_SERVICE.fullmatch(sender):
+    if is_messaging_service(sender):
         return {"messaging_service_sid": sender}
     return {"from_": sender}

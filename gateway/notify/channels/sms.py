@@ -143,9 +143,7 @@ class TwilioChannel:
         """True when an account SID, a token and a sender are set."""
         s = self.settings
         return bool(
-            s.twilio_account_sid
-            and s.twilio_auth_token.get_secret_value()
-            and (s.twilio_from or s.twilio_messaging_service_sid)
+            s.twilio_account_sid and s.twilio_auth_token.get_secret_value() and self.default_sender
         )
 
     @property
