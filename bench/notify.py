@@ -169,7 +169,7 @@ async def run(store: Store, settings: Settings, sink: SinkHandle, port: int) -> 
         if not await dispatcher.tick():
             break
     daemon_rate = N_THROUGHPUT / (time.perf_counter() - began)
-    await dispatcher.email.close()
+    await dispatcher.close()
     assert sink.count == N_THROUGHPUT, sink.count
     # The ceiling: the very messages the daemon sent, already rendered, sent again.
     messages = sink.ask("take")
@@ -209,7 +209,7 @@ async def run(store: Store, settings: Settings, sink: SinkHandle, port: int) -> 
         t0 = time.perf_counter()
         await dispatcher.tick()
         await asyncio.sleep(max(0.0, settings.notify_tick_seconds - (time.perf_counter() - t0)))
-    await dispatcher.email.close()
+    await dispatcher.close()
     arrivals = sink.ask("arrivals")
     late = sorted(
         arrivals[mid] - planned.timestamp() for mid, planned in wanted.items() if mid in arrivals

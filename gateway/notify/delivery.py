@@ -255,7 +255,12 @@ class Dispatcher:
             for task in pending:
                 task.cancel()
             await asyncio.gather(*pending, return_exceptions=True)
+        await self.close()
+
+    async def close(self) -> None:
+        """Close the channels' idle connections."""
         await self.email.close()
+        self.sms.close()
 
     # -- claiming --------------------------------------------------------------------------
 

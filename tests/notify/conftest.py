@@ -82,7 +82,7 @@ async def deliver(store: Store, settings: Settings) -> int:
     try:
         return await dispatcher.tick()
     finally:
-        await dispatcher.email.close()
+        await dispatcher.close()
 
 
 async def seed_due_reminders(store: Store, count: int) -> list[str]:

@@ -185,6 +185,24 @@ async def test_an_account_sends_from_its_own_sender_except_where_carriers_refuse
     assert {form["From"] for form in sent.values()} == {"+15005550006"}
 
 
+async def test_sms_keep_one_connection_to_twilio(
+    store: Store, client: httpx.AsyncClient, settings: Settings, twilio: TwilioPeer
+) -> None:
+    api = await new_account(store, client)
+    user = await api.user()
+    dispatcher = Dispatcher(store, settings)
+    try:
+        for hours in (72, 74, 76):  # one message per round, as reminders trickle in
+            person = await api.client(notify_sms=True, sms_consent=True, notify_email=False)
+            start, end = soon(hours)
+            await api.appointment(user["id"], person["id"], start=start, end=end)
+            assert await dispatcher.tick() == 1
+    finally:
+        await dispatcher.close()
+    assert len(twilio.accepted) == 3
+    assert len({r.connection for r in twilio.accepted}) == 1  # no new TLS handshake per SMS
+
+
 async def test_header_injection_through_names_and_titles_is_impossible(
     store: Store, client: httpx.AsyncClient, settings: Settings, smtp: SmtpSink
 ) -> None:
@@ -236,7 +254,7 @@ async def test_crash_mid_send_is_resent_after_the_lease_expires_once(
             update(OutboxMessage).values(lease_expires_at=datetime.now(UTC) - timedelta(seconds=1))
         )
     assert await second.tick() == 1
-    await second.email.close()
+    await second.close()
     assert len(smtp.received) == 1
     row = _one(await rows(store, str(apt["id"])), "email")
     assert row.status == "sent" and row.attempts == 2
@@ -312,8 +330,8 @@ async def test_two_claimers_on_postgresql_send_each_reminder_once(
     try:
         handled = await asyncio.gather(first.tick(), second.tick())
     finally:
-        await first.email.close()
-        await second.email.close()
+        await first.close()
+        await second.close()
     assert sum(handled) == 300 and all(handled)  # both took part
     counts = Counter(str(m.message["Message-ID"]) for m in smtp.received)
     assert counts == Counter({f"<{i}@crash.test>": 1 for i in ids})

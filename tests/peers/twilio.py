@@ -38,6 +38,7 @@ class Sent:
     headers: dict[str, str]
     status: int
     sid: str | None
+    connection: int = 0  # the client's port: requests over one kept-alive connection share it
 
 
 @dataclass
@@ -67,6 +68,8 @@ class TwilioPeer:
 
 def _handler(peer: TwilioPeer) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"  # as api.twilio.com: connections are kept alive
+
         def log_message(self, format: str, *args: Any) -> None:
             pass
 
@@ -92,13 +95,13 @@ def _handler(peer: TwilioPeer) -> type[BaseHTTPRequestHandler]:
                 self._json(404, {"code": 20404, "message": "Not found", "status": 404})
                 return
             if headers.get("authorization") != expected:
-                peer.requests.append(Sent(form, headers, 401, None))
+                peer.requests.append(Sent(form, headers, 401, None, self.client_address[1]))
                 self._json(401, {"code": 20003, "message": "Authenticate", "status": 401})
                 return
             if peer.failures:
                 code = peer.failures.pop(0)
                 status, message = _MESSAGES[code]
-                peer.requests.append(Sent(form, headers, status, None))
+                peer.requests.append(Sent(form, headers, status, None, self.client_address[1]))
                 self._json(
                     status,
                     {
@@ -110,7 +113,7 @@ def _handler(peer: TwilioPeer) -> type[BaseHTTPRequestHandler]:
                 )
                 return
             sid = "SM" + uuid.uuid4().hex
-            peer.requests.append(Sent(form, headers, 201, sid))
+            peer.requests.append(Sent(form, headers, 201, sid, self.client_address[1]))
             self._json(
                 201,
                 {

@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import logging
+import threading
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -91,7 +92,7 @@ class _RebasedHttpClient(TwilioHttpClient):  # type: ignore[misc]
     """Sends every request to the configured API base, with the idempotency token if set."""
 
     def __init__(self, base: str, timeout: float) -> None:
-        super().__init__(pool_connections=False, timeout=timeout, logger=_library_log)
+        super().__init__(pool_connections=True, timeout=timeout, logger=_library_log)
         self._base = urlsplit(base)
 
     def request(
@@ -137,6 +138,9 @@ class TwilioChannel:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self._slots = asyncio.Semaphore(settings.notify_sms_concurrency)
+        self._local = threading.local()
+        self._sessions: list[_RebasedHttpClient] = []  # every thread's, for close()
+        self._sessions_lock = threading.Lock()
 
     @property
     def configured(self) -> bool:
@@ -151,14 +155,24 @@ class TwilioChannel:
         """The daemon's sender: its messaging service, else its number or sender ID."""
         return self.settings.twilio_messaging_service_sid or self.settings.twilio_from
 
+    def _client(self) -> Client:
+        # One client per worker thread: its HTTP session keeps the TLS connection to Twilio
+        # from one message to the next, and the library's HTTP client keeps per-request state,
+        # so it is not shared between threads.
+        client: Client | None = getattr(self._local, "client", None)
+        if client is None:
+            s = self.settings
+            http = _RebasedHttpClient(s.twilio_api_base, s.twilio_timeout_seconds)
+            client = Client(
+                s.twilio_account_sid, s.twilio_auth_token.get_secret_value(), http_client=http
+            )
+            self._local.client = client
+            with self._sessions_lock:
+                self._sessions.append(http)
+        return client
+
     def _create(self, to: str, body: str, status_callback: str, sender: str) -> Any:
-        s = self.settings
-        client = Client(
-            s.twilio_account_sid,
-            s.twilio_auth_token.get_secret_value(),
-            http_client=_RebasedHttpClient(s.twilio_api_base, s.twilio_timeout_seconds),
-        )
-        return client.messages.create(
+        return self._client().messages.create(
             to=to, body=body, status_callback=status_callback, **twilio_sender_params(sender)
         )
 
@@ -176,3 +190,11 @@ class TwilioChannel:
             except (TwilioException, RequestException, OSError) as exc:
                 raise _classify(exc) from None
         return Receipt(provider_id=str(message.sid), segments=segments.count)
+
+    def close(self) -> None:
+        """Close the connections every thread's session keeps (a later send opens new ones)."""
+        with self._sessions_lock:
+            sessions = list(self._sessions)  # kept: each thread goes on using its client
+        for http in sessions:
+            if http.session is not None:
+                http.session.close()
