@@ -21,10 +21,8 @@ from connectors.base import (
     CalendarInfo,
     Connector,
     ConnectorError,
-    Credentials,
     NotFound,
     WrongEtag,
-    build,
     capabilities_of,
     providers,
 )
@@ -111,21 +109,9 @@ async def create_integration(
     await session.flush()
     if new.provider in CONSENT:
         return integration  # credentials come with the consent (see `consent_url`)
-    guard = outbound.connect_guard(settings)
-    connector = build(
-        new.provider, Credentials(new.server_url, new.username, new.password, guard=guard)
-    )
-    try:
-        found = await connector.list_calendars()
-    except AuthExpired as exc:
-        integration.status = RECONNECT
-        integration.last_error = exc.message
+    found = await _discover_calendars(session, settings, integration)
+    if found is None:
         return integration
-    finally:
-        await connector.close()
-    for info in found:
-        session.add(SyncCalendar(integration_id=integration.id, remote_id=info.id, name=info.name))
-    await session.flush()
     if new.write_calendar is not None or new.busy_calendars is not None:
         await choose_calendars(session, integration, new.write_calendar, new.busy_calendars)
     elif len(found) == 1:
@@ -183,18 +169,18 @@ async def choose_calendars(
     return integration
 
 
-async def update_password(
-    session: AsyncSession, settings: Settings, integration: Integration, password: str
-) -> Integration:
-    """New credentials: try them, and resume the integration when they work."""
-    integration.secret = secrets.encrypt(settings, password)
+async def _discover_calendars(
+    session: AsyncSession, settings: Settings, integration: Integration
+) -> list[CalendarInfo] | None:
+    """List the integration's calendars with its credentials and record the new ones; None
+    (and the integration marked for reconnection) when the credentials are refused."""
     connector = connector_for(settings, integration)
     try:
-        found: list[CalendarInfo] = await connector.list_calendars()
+        found = await connector.list_calendars()
     except AuthExpired as exc:
         integration.status = RECONNECT
         integration.last_error = exc.message
-        return integration
+        return None
     finally:
         await connector.close()
     known = {c.remote_id for c in await calendars_of(session, integration.id)}
@@ -203,6 +189,17 @@ async def update_password(
             session.add(
                 SyncCalendar(integration_id=integration.id, remote_id=info.id, name=info.name)
             )
+    await session.flush()
+    return found
+
+
+async def update_password(
+    session: AsyncSession, settings: Settings, integration: Integration, password: str
+) -> Integration:
+    """New credentials: try them, and resume the integration when they work."""
+    integration.secret = secrets.encrypt(settings, password)
+    if await _discover_calendars(session, settings, integration) is None:
+        return integration
     calendars = await calendars_of(session, integration.id)
     integration.status = ACTIVE if any(c.write for c in calendars) else PENDING
     integration.last_error = None
