@@ -555,7 +555,7 @@ class Dispatcher:
             row = owned.get(o.prepared.row_id)
             outcome = "sent" if error is None else ("failed" if error.permanent else "retry")
             if row is not None:
-                outcome = self._settle(session, row, receipt, error, now)
+                outcome = self._settle(row, receipt, error, now)
             attempt = attempts.get(o.prepared.attempt_id)
             if attempt is not None:
                 attempt.finished_at = now
@@ -578,7 +578,6 @@ class Dispatcher:
 
     def _settle(
         self,
-        session: AsyncSession,
         row: OutboxMessage,
         receipt: Receipt | None,
         error: ChannelError | None,

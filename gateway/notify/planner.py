@@ -158,8 +158,6 @@ def plan(
 
 async def _recipients(
     session: AsyncSession,
-    settings: Settings,
-    account: Account,
     appointment: Appointment,
     prefs: prefs_mod.Prefs,
 ) -> list[Recipient]:
@@ -290,7 +288,7 @@ async def on_appointment_change(
         return
     kind = NOTICE_OF.get(change.kind, "confirmation")
     prefs = await prefs_mod.account_prefs(session, settings, account)
-    recipients = await _recipients(session, settings, account, appointment, prefs)
+    recipients = await _recipients(session, appointment, prefs)
     reached, in_flight = await _history(session, appointment.id)
     if change.kind != "created":
         await _withdraw_older(session, appointment)

@@ -232,9 +232,9 @@ async def sync_integration(
             if guard is not None:
                 return await _finish_guard(store, integration_id, guard, outcome, now)
     except AuthExpired as exc:
-        return await _finish_error(store, settings, integration_id, exc, outcome, now, RECONNECT)
+        return await _finish_error(store, integration_id, exc, outcome, now, RECONNECT)
     except ConnectorError as exc:
-        return await _finish_error(store, settings, integration_id, exc, outcome, now, ACTIVE)
+        return await _finish_error(store, integration_id, exc, outcome, now, ACTIVE)
     finally:
         await connector.close()
     await _commit(store, integration_id, calendars, state, zone, window, now, outcome)
@@ -406,7 +406,6 @@ def _words(exc: ConnectorError) -> str:
 
 async def _finish_error(
     store: Store,
-    settings: Settings,
     integration_id: str,
     exc: ConnectorError,
     outcome: Outcome,
