@@ -21,6 +21,7 @@ from gateway.api import (
     twilio_webhooks,
     usage,
     users,
+    webhook_endpoints,
 )
 from gateway.api.middleware import RequestMiddleware
 from gateway.config import Settings
@@ -73,6 +74,7 @@ def create_app(
     app.include_router(integrations.router)
     app.include_router(integrations.busy_router)
     app.include_router(google.router)
+    app.include_router(webhook_endpoints.router)
     google_install.install(settings)
     app.add_middleware(
         RequestMiddleware, store=the_store, max_body_bytes=settings.api_max_body_bytes

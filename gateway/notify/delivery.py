@@ -57,6 +57,7 @@ from gateway.store.notify_models import (
     SmsOptOut,
 )
 from gateway.store.types import new_id, utcnow
+from gateway.webhooks import hooks as webhook_hooks
 from gateway.worker import backoff
 
 log = logging.getLogger("calgate.notify")
@@ -519,6 +520,9 @@ class Dispatcher:
                 await self._store_plain_successes(session, plain, now)
             if group:
                 await self._store_each(session, group, now)
+            await webhook_hooks.notification_outcomes(
+                session, [o.prepared.row_id for o in plain + group]
+            )
         log.info("notification outcomes stored", extra={"count": len(plain) + len(group)})
 
     async def _store_plain_successes(

@@ -51,6 +51,7 @@ from gateway.sync.run import (
     integration_counts,
     sync_window,
 )
+from gateway.webhooks import hooks as webhook_hooks
 
 log = logging.getLogger("calgate.sync")
 
@@ -180,6 +181,7 @@ async def _discover_calendars(
     except AuthExpired as exc:
         integration.status = RECONNECT
         integration.last_error = exc.message
+        await webhook_hooks.integration_status_changed(session, integration)
         return None
     finally:
         await connector.close()
@@ -205,6 +207,7 @@ async def update_password(
     integration.last_error = None
     integration.failures = 0
     integration.due_at = utcnow()
+    await webhook_hooks.integration_status_changed(session, integration)
     return integration
 
 
@@ -301,6 +304,7 @@ async def disconnect(
     await session.delete(integration)
     session.add(receipt)
     await session.flush()
+    await webhook_hooks.integration_purged(session, receipt)
     log.info("integration purged", extra={"integration_id": integration_id, "counts": counts})
     return receipt
 

@@ -66,6 +66,7 @@ from gateway.sync.plan import (
     Seen,
     Update,
 )
+from gateway.webhooks import hooks as webhook_hooks
 
 log = logging.getLogger("calgate.sync")
 
@@ -206,6 +207,7 @@ async def sync_integration(
         except secrets.SecretUnreadable:
             integration.status = RECONNECT
             integration.last_error = "the stored password cannot be read: connect again"
+            await webhook_hooks.integration_status_changed(session, integration)
             return Outcome(status=RECONNECT, error=integration.last_error)
     state = _State(
         {
@@ -423,6 +425,7 @@ async def _finish_error(
             session.add(
                 SyncLogEntry(integration_id=integration_id, kind="error", detail=_words(exc))
             )
+            await webhook_hooks.integration_status_changed(session, integration)
     outcome.status = status
     outcome.error = _words(exc)
     outcome.retry_after = exc.retry_after if isinstance(exc, Transient) else None
@@ -446,6 +449,7 @@ async def _finish_guard(
             session.add(
                 SyncLogEntry(integration_id=integration_id, kind="guard", detail=guard.reason)
             )
+            await webhook_hooks.integration_status_changed(session, integration)
     outcome.status = PAUSED
     outcome.error = guard.reason
     return outcome
@@ -477,10 +481,12 @@ async def _commit(
         account = await session.get(Account, integration.account_id)
         assert account is not None
         for move in state.reschedule:
-            await _apply(session, integration_id, state, outcome, move, account)
+            await _apply(session, integration, state, outcome, move, account)
         for apt_id in state.cancel:
             try:
-                await appointment_service.cancel_appointment(session, account, apt_id)
+                await appointment_service.cancel_appointment(
+                    session, account, apt_id, source=integration.provider
+                )
                 outcome.cancelled += 1
             except CalgateError as exc:
                 state.logs.append(("error", apt_id, f"could not cancel: {exc.message}"))
@@ -520,15 +526,20 @@ async def _commit(
 
 async def _apply(
     session: AsyncSession,
-    integration_id: str,
+    integration: Integration,
     state: _State,
     outcome: Outcome,
     move: Reschedule,
     account: Account,
 ) -> None:
+    integration_id = integration.id
     try:
         appointment = await appointment_service.update_appointment(
-            session, account, move.appointment_id, {"start_at": move.start, "end_at": move.end}
+            session,
+            account,
+            move.appointment_id,
+            {"start_at": move.start, "end_at": move.end},
+            source=integration.provider,
         )
     except CalgateError as exc:
         # Refused (too long, cancelled meanwhile): keep ours, written back on the next run.

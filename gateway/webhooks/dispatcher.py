@@ -1,0 +1,299 @@
+"""Delivery: claim due deliveries with leases, sign and post them, record every attempt.
+
+A claim takes, per endpoint with due work, at most `webhooks_endpoint_concurrency` minus the
+deliveries already in flight to it (live leases, whatever process holds them), so one slow
+receiver cannot take the batch from the others; and only the first pending delivery of each
+appointment (lowest version), so an appointment's events arrive in order. Sends run outside any
+transaction, at once, without waiting for each other; each finished one wakes the claimer, which
+fills the freed slot. Outcomes are stored by group commit, naming our lease.
+
+At least once: a crash between the receiver's answer and our record leaves the delivery leased;
+when the lease expires it is sent again, with the same `webhook-id`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import httpx
+from sqlalchemy import and_, exists, func, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
+
+from gateway import secrets
+from gateway.config import Settings
+from gateway.store import leases
+from gateway.store.db import Store
+from gateway.store.types import utcnow
+from gateway.store.webhook_models import PENDING, WebhookDelivery, WebhookEndpoint, WebhookEvent
+from gateway.webhooks import http, outcomes, signing
+from gateway.webhooks.events import body_of
+from gateway.webhooks.outcomes import Attempt
+
+log = logging.getLogger("calgate.webhooks")
+
+_EARLIER = aliased(WebhookDelivery)
+# No pending delivery of the same appointment to the same endpoint comes before this one.
+_FIRST_IN_LINE = ~exists().where(
+    _EARLIER.endpoint_id == WebhookDelivery.endpoint_id,
+    _EARLIER.order_key == WebhookDelivery.order_key,
+    _EARLIER.status == PENDING,
+    or_(
+        _EARLIER.seq < WebhookDelivery.seq,
+        and_(_EARLIER.seq == WebhookDelivery.seq, _EARLIER.id < WebhookDelivery.id),
+    ),
+)
+_CLAIMED = (
+    WebhookDelivery.id,
+    WebhookDelivery.endpoint_id,
+    WebhookDelivery.event_id,
+    WebhookDelivery.attempts,
+    WebhookDelivery.created_at,
+    WebhookDelivery.retry_since,
+)
+
+
+@dataclass(frozen=True)
+class Item:
+    """One claimed delivery with everything needed to send it."""
+
+    delivery_id: str
+    endpoint_id: str
+    event_id: str
+    attempt: int
+    url: str
+    signing_secrets: list[str]
+    body: bytes
+    retry_from: datetime
+
+
+class Dispatcher(leases.ClaimLoop[Item]):
+    """Sends due webhook deliveries; one per process, ticked by the scheduler."""
+
+    model = WebhookDelivery
+
+    def __init__(self, store: Store, settings: Settings) -> None:
+        super().__init__(store, timedelta(seconds=settings.webhooks_lease_seconds), ":webhooks")
+        self.settings = settings
+        self.http = http.client(settings)
+        self._wake = asyncio.Event()
+        self._plain: dict[str, str] = {}  # encrypted secret -> secret (decrypt once)
+        self._writer = outcomes.Writer(store, settings, self.owner)
+
+    # -- the loop --------------------------------------------------------------------------
+
+    async def tick(self) -> int:
+        """Claim and start deliveries until nothing is due and nothing is in flight; a finished
+        delivery wakes the claim at once. Returns how many were started."""
+        started = 0
+        while not self._stopping:
+            self._wake.clear()
+            tasks = await self.start_batch()
+            started += len(tasks)
+            if not tasks and not self._running:
+                break
+            if not tasks or len(tasks) < self.settings.webhooks_claim_batch:
+                # Wait for a slot to free up (or for new work now and then).
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), self.settings.webhooks_tick_seconds)
+        return started
+
+    async def stop(self, grace: float) -> None:
+        """Stop claiming, let sends in flight finish within `grace`, then close the client."""
+        await super().stop(grace)
+        await self._writer.flush()
+        await self.http.aclose()
+
+    # -- claiming --------------------------------------------------------------------------
+
+    async def _claim(self, session: AsyncSession) -> list[Item]:
+        now = utcnow()
+        cap = self.settings.webhooks_endpoint_concurrency
+        in_flight = dict(
+            (
+                await session.execute(
+                    select(WebhookDelivery.endpoint_id, func.count())
+                    .where(
+                        WebhookDelivery.status == PENDING, WebhookDelivery.lease_expires_at > now
+                    )
+                    .group_by(WebhookDelivery.endpoint_id)
+                )
+            ).all()
+        )
+        due_endpoints = list(
+            await session.scalars(
+                select(WebhookDelivery.endpoint_id)
+                .join(WebhookEndpoint, WebhookEndpoint.id == WebhookDelivery.endpoint_id)
+                .where(
+                    WebhookDelivery.status == PENDING,
+                    WebhookDelivery.due_at <= now,
+                    WebhookEndpoint.enabled,
+                )
+                .distinct()
+            )
+        )
+        budget = self.settings.webhooks_claim_batch
+        rows: list[Any] = []
+        for endpoint_id in due_endpoints:
+            free = min(cap - int(in_flight.get(endpoint_id, 0)), budget - len(rows))
+            if free <= 0:
+                continue
+            rows += await leases.claim(
+                session,
+                WebhookDelivery,
+                owner=self.owner,
+                limit=free,
+                lease=self.lease,
+                now=now,
+                where=[
+                    WebhookDelivery.status == PENDING,
+                    WebhookDelivery.endpoint_id == endpoint_id,
+                    _FIRST_IN_LINE,
+                ],
+                columns=_CLAIMED,
+            )
+            if len(rows) >= budget:
+                break
+        return await self._items(session, rows) if rows else []
+
+    async def _items(self, session: AsyncSession, rows: list[Any]) -> list[Item]:
+        events = {
+            e.id: e
+            for e in await session.scalars(
+                select(WebhookEvent).where(WebhookEvent.id.in_({r.event_id for r in rows}))
+            )
+        }
+        endpoints = {
+            e.id: e
+            for e in await session.scalars(
+                select(WebhookEndpoint).where(WebhookEndpoint.id.in_({r.endpoint_id for r in rows}))
+            )
+        }
+        now = utcnow()
+        items = []
+        for r in rows:
+            event, endpoint = events[r.event_id], endpoints[r.endpoint_id]
+            keys = [endpoint.secret]
+            if (
+                endpoint.previous_secret
+                and endpoint.previous_until
+                and endpoint.previous_until > now
+            ):
+                keys.append(endpoint.previous_secret)
+            items.append(
+                Item(
+                    r.id,
+                    r.endpoint_id,
+                    r.event_id,
+                    r.attempts + 1,
+                    endpoint.url,
+                    [self._decrypt(k) for k in keys],
+                    body_of(event.type, event.created_at, event.data),
+                    r.retry_since or r.created_at,
+                )
+            )
+        return items
+
+    def _decrypt(self, token: str) -> str:
+        if token not in self._plain:
+            self._plain[token] = secrets.decrypt(self.settings, token)
+        return self._plain[token]
+
+    def _item_id(self, item: Item) -> str:
+        return item.delivery_id
+
+    # -- sending ---------------------------------------------------------------------------
+
+    async def _run(self, item: Item) -> None:
+        try:
+            attempt = await self._send(item)
+            await self._writer.record(attempt)
+        except asyncio.CancelledError:
+            # Shutdown ran out of grace: hand the delivery back at once for the next process.
+            async with self.store.transaction() as session:
+                await leases.release(session, WebhookDelivery, [item.delivery_id], owner=self.owner)
+            raise
+        except Exception:  # a bug or a database outage must not lose it: the lease expires
+            log.exception("webhook delivery not recorded", extra={"delivery_id": item.delivery_id})
+        finally:
+            self._wake.set()
+
+    async def _send(self, item: Item) -> Attempt:
+        started_at = utcnow()
+        clock = time.perf_counter()
+        status: int | None = None
+        error: str | None = None
+        answer = b""
+        retry_after: str | None = None
+        try:
+            headers = signing.headers(item.signing_secrets, item.event_id, item.body, started_at)
+            request = self.http.build_request("POST", item.url, content=item.body, headers=headers)
+            response = await self.http.send(request, stream=True)
+            try:
+                status = response.status_code
+                retry_after = response.headers.get("retry-after")
+                answer = await _first_bytes(response, self.settings.webhooks_response_bytes)
+            finally:
+                await response.aclose()
+        except httpx.TimeoutException:
+            error = "timeout"
+        except httpx.TransportError as exc:
+            error = _words(exc)
+        return Attempt(
+            item=item,
+            started_at=started_at,
+            duration_ms=(time.perf_counter() - clock) * 1000.0,
+            status=status,
+            error=error,
+            answer=answer.decode("utf-8", "replace"),
+            retry_after=retry_after,
+        )
+
+
+async def _first_bytes(response: httpx.Response, limit: int) -> bytes:
+    """Up to `limit` bytes of the answer; the rest is not read (a huge answer costs nothing)."""
+    kept = b""
+    if limit <= 0:
+        return kept
+    async for chunk in response.aiter_raw():
+        kept += chunk
+        if len(kept) >= limit:
+            break
+    return kept[:limit]
+
+
+def _words(exc: httpx.TransportError) -> str:
+    text = str(exc) or type(exc).__name__
+    if http.REFUSED in text:
+        return http.REFUSED
+    if isinstance(exc, httpx.ConnectError):
+        return f"connection failed: {text}"[:200]
+    return f"{type(exc).__name__}: {text}"[:200]
+
+
+def install(scheduler: Any, store: Store, settings: Settings) -> Dispatcher | None:
+    """Add the webhook tick to `scheduler` (an APScheduler); None when webhooks are off."""
+    if not settings.webhooks_enabled:
+        return None
+    dispatcher = Dispatcher(store, settings)
+
+    async def _tick() -> None:
+        try:
+            await dispatcher.tick()
+        except Exception as exc:  # a failed round (database away) must not stop later ones
+            log.warning("webhook tick failed: %s", type(exc).__name__)
+
+    scheduler.add_job(
+        _tick,
+        "interval",
+        seconds=settings.webhooks_tick_seconds,
+        id="webhooks",
+        next_run_time=utcnow(),
+    )
+    return dispatcher
