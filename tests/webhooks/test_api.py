@@ -32,7 +32,9 @@ async def test_secret_is_shown_once_and_stored_encrypted(hooked: Hooked) -> None
     assert "secret" not in listed[0] and "secret" not in one
     async with hooked.store.transaction() as session:
         stored = await session.scalar(select(WebhookEndpoint.secret))
-    assert stored is not None and secret not in stored and secret.removeprefix("whsec_") not in stored
+    assert (
+        stored is not None and secret not in stored and secret.removeprefix("whsec_") not in stored
+    )
     assert one["event_types"] == [
         "appointment.created",
         "appointment.updated",
@@ -81,7 +83,9 @@ async def test_https_is_required_unless_allowed(
 
 
 async def test_unknown_event_types_are_named(hooked: Hooked, receiver: Receiver) -> None:
-    answer = await hooked.api.post(BASE, {"url": receiver.url, "event_types": ["appointment.moved"]})
+    answer = await hooked.api.post(
+        BASE, {"url": receiver.url, "event_types": ["appointment.moved"]}
+    )
     assert answer.status_code == 422 and "appointment.moved" in answer.text
     answer = await hooked.api.post(BASE, {"url": receiver.url, "event_types": []})
     assert answer.status_code == 422
