@@ -74,7 +74,10 @@ class WebhookDelivery(LeaseMixin, Base):
 
     __tablename__ = "webhook_deliveries"
     __table_args__ = (
-        Index("ix_webhook_deliveries_claim", "status", "due_at"),
+        # Which endpoints have due work, and the claim of one endpoint's due deliveries.
+        Index("ix_webhook_deliveries_claim", "endpoint_id", "status", "due_at"),
+        # How many deliveries are in flight to an endpoint (live leases), by any process.
+        Index("ix_webhook_deliveries_busy", "endpoint_id", "lease_expires_at"),
         Index("ix_webhook_deliveries_order", "endpoint_id", "order_key", "seq"),
         Index("ix_webhook_deliveries_endpoint_created", "endpoint_id", "created_at"),
     )

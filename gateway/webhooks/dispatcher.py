@@ -1,11 +1,14 @@
 """Delivery: claim due deliveries with leases, sign and post them, record every attempt.
 
-A claim takes, per endpoint with due work, at most `webhooks_endpoint_concurrency` minus the
-deliveries already in flight to it (live leases, whatever process holds them), so one slow
-receiver cannot take the batch from the others; and only the first pending delivery of each
-appointment (lowest version), so an appointment's events arrive in order. Sends run outside any
-transaction, at once, without waiting for each other; each finished one wakes the claimer, which
-fills the freed slot. Outcomes are stored by group commit, naming our lease.
+Per endpoint with due work, a claim takes up to PREFETCH rounds of
+`webhooks_endpoint_concurrency` deliveries (minus those already leased by any process), and
+only the first pending delivery of each appointment (lowest version), so an appointment's events
+arrive in order. At most `webhooks_endpoint_concurrency` requests per endpoint are on the wire
+at once in a process (a semaphore per endpoint), so one slow receiver cannot hold up the others:
+its claims wait for its own slots while the other endpoints' go out. Sends run outside any
+transaction and do not wait for each other; when an endpoint has room for a whole round again,
+the claim runs at once (not at the next tick). Outcomes are stored by group commit, naming our
+lease. A delivery that waited for a slot until its lease was nearly out is handed back unsent.
 
 At least once: a crash between the receiver's answer and our record leaves the delivery leased;
 when the lease expires it is sent again, with the same `webhook-id`.
@@ -14,9 +17,9 @@ when the lease expires it is sent again, with the same `webhook-id`.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
+from collections import Counter, defaultdict
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -37,6 +40,10 @@ from gateway.webhooks.events import body_of
 from gateway.webhooks.outcomes import Attempt
 
 log = logging.getLogger("calgate.webhooks")
+
+# Deliveries claimed per endpoint: up to this many rounds of `webhooks_endpoint_concurrency`,
+# so each claim takes a round's worth while the previous round is still on the wire.
+PREFETCH = 4
 
 _EARLIER = aliased(WebhookDelivery)
 # No pending delivery of the same appointment to the same endpoint comes before this one.
@@ -71,6 +78,7 @@ class Item:
     signing_secrets: list[str]
     body: bytes
     retry_from: datetime
+    lease_until: float = 0.0  # time.monotonic() after which another process may own it
 
 
 class Dispatcher(leases.ClaimLoop[Item]):
@@ -82,26 +90,42 @@ class Dispatcher(leases.ClaimLoop[Item]):
         super().__init__(store, timedelta(seconds=settings.webhooks_lease_seconds), ":webhooks")
         self.settings = settings
         self.http = http.client(settings)
-        self._wake = asyncio.Event()
         self._plain: dict[str, str] = {}  # encrypted secret -> secret (decrypt once)
         self._writer = outcomes.Writer(store, settings, self.owner)
+        cap = settings.webhooks_endpoint_concurrency
+        self._slots: dict[str, asyncio.Semaphore] = defaultdict(lambda: asyncio.Semaphore(cap))
+        self._held: Counter[str] = Counter()  # endpoint -> deliveries we hold (queued or sent)
+        self._filling = False
+        self._again = False
+        self._refills: set[asyncio.Task[None]] = set()
 
     # -- the loop --------------------------------------------------------------------------
 
     async def tick(self) -> int:
-        """Claim and start deliveries until nothing is due and nothing is in flight; a finished
-        delivery wakes the claim at once. Returns how many were started."""
+        """Claim and start what is due now, without waiting for the sends (each finished one
+        claims again when its endpoint has room for a whole round). Returns how many started."""
+        if self._filling:
+            self._again = True  # the claim in progress goes round once more
+            return 0
+        self._filling = True
         started = 0
-        while not self._stopping:
-            self._wake.clear()
-            tasks = await self.start_batch()
-            started += len(tasks)
-            if not tasks and not self._running:
-                break
-            if not tasks or len(tasks) < self.settings.webhooks_claim_batch:
-                # Wait for a slot to free up (or for new work now and then).
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), self.settings.webhooks_tick_seconds)
+        try:
+            while not self._stopping:
+                self._again = False
+                tasks = await self.start_batch()
+                started += len(tasks)
+                if not self._again and len(tasks) < self.settings.webhooks_claim_batch:
+                    break
+        finally:
+            self._filling = False
+        return started
+
+    async def drain(self) -> int:
+        """Tick, then wait until nothing claimed is in flight (and no claim it caused is
+        running); returns how many deliveries started meanwhile. For tests and benchmarks."""
+        started = await self.tick()
+        while self._running or self._refills:
+            await asyncio.gather(*self._running, *self._refills, return_exceptions=True)
         return started
 
     async def stop(self, grace: float) -> None:
@@ -110,38 +134,52 @@ class Dispatcher(leases.ClaimLoop[Item]):
         await self._writer.flush()
         await self.http.aclose()
 
+    def _finished(self, endpoint_id: str) -> None:
+        self._held[endpoint_id] -= 1
+        cap = self.settings.webhooks_endpoint_concurrency
+        if not self._stopping and self._held[endpoint_id] <= cap * (PREFETCH - 1):
+            task = asyncio.create_task(self._tick_quietly())
+            self._refills.add(task)
+            task.add_done_callback(self._refills.discard)
+
+    async def _tick_quietly(self) -> None:
+        try:
+            await self.tick()
+        except Exception as exc:  # the scheduler's next tick tries again
+            log.warning("webhook claim failed: %s", type(exc).__name__)
+
     # -- claiming --------------------------------------------------------------------------
 
     async def _claim(self, session: AsyncSession) -> list[Item]:
         now = utcnow()
         cap = self.settings.webhooks_endpoint_concurrency
-        in_flight = dict(
-            (
-                await session.execute(
-                    select(WebhookDelivery.endpoint_id, func.count())
-                    .where(
-                        WebhookDelivery.status == PENDING, WebhookDelivery.lease_expires_at > now
-                    )
-                    .group_by(WebhookDelivery.endpoint_id)
-                )
-            ).all()
-        )
-        due_endpoints = list(
-            await session.scalars(
-                select(WebhookDelivery.endpoint_id)
-                .join(WebhookEndpoint, WebhookEndpoint.id == WebhookDelivery.endpoint_id)
-                .where(
-                    WebhookDelivery.status == PENDING,
-                    WebhookDelivery.due_at <= now,
-                    WebhookEndpoint.enabled,
-                )
-                .distinct()
+        # Index seeks per enabled endpoint, not a scan of the queue (which may be long).
+        held = (
+            select(func.count())
+            .where(
+                WebhookDelivery.endpoint_id == WebhookEndpoint.id,
+                WebhookDelivery.lease_expires_at > now,
             )
+            .correlate(WebhookEndpoint)
+            .scalar_subquery()
         )
+        has_due = exists().where(
+            WebhookDelivery.endpoint_id == WebhookEndpoint.id,
+            WebhookDelivery.status == PENDING,
+            WebhookDelivery.due_at <= now,
+        )
+        candidates = (
+            await session.execute(
+                select(WebhookEndpoint.id, held).where(WebhookEndpoint.enabled, has_due)
+            )
+        ).all()
         budget = self.settings.webhooks_claim_batch
         rows: list[Any] = []
-        for endpoint_id in due_endpoints:
-            free = min(cap - int(in_flight.get(endpoint_id, 0)), budget - len(rows))
+        for endpoint_id, leased in candidates:
+            room = cap * PREFETCH - int(leased)
+            if room < cap and leased:
+                continue  # a round's worth at a time: fewer, larger claims
+            free = min(room, budget - len(rows))
             if free <= 0:
                 continue
             rows += await leases.claim(
@@ -152,15 +190,18 @@ class Dispatcher(leases.ClaimLoop[Item]):
                 lease=self.lease,
                 now=now,
                 where=[
-                    WebhookDelivery.status == PENDING,
                     WebhookDelivery.endpoint_id == endpoint_id,
+                    WebhookDelivery.status == PENDING,
                     _FIRST_IN_LINE,
                 ],
                 columns=_CLAIMED,
             )
             if len(rows) >= budget:
                 break
-        return await self._items(session, rows) if rows else []
+        items = await self._items(session, rows) if rows else []
+        for item in items:
+            self._held[item.endpoint_id] += 1
+        return items
 
     async def _items(self, session: AsyncSession, rows: list[Any]) -> list[Item]:
         events = {
@@ -176,6 +217,8 @@ class Dispatcher(leases.ClaimLoop[Item]):
             )
         }
         now = utcnow()
+        # A fifth of the lease kept as margin for clock skew between processes.
+        lease_until = time.monotonic() + self.lease.total_seconds() * 0.8
         items = []
         for r in rows:
             event, endpoint = events[r.event_id], endpoints[r.endpoint_id]
@@ -196,6 +239,7 @@ class Dispatcher(leases.ClaimLoop[Item]):
                     [self._decrypt(k) for k in keys],
                     body_of(event.type, event.created_at, event.data),
                     r.retry_since or r.created_at,
+                    lease_until,
                 )
             )
         return items
@@ -212,7 +256,15 @@ class Dispatcher(leases.ClaimLoop[Item]):
 
     async def _run(self, item: Item) -> None:
         try:
-            attempt = await self._send(item)
+            async with self._slots[item.endpoint_id]:
+                if time.monotonic() > item.lease_until:
+                    # Waited so long for a slot that another process may own it now: give it
+                    # back rather than risk sending it twice at once.
+                    async with self.store.transaction() as session:
+                        ids = [item.delivery_id]
+                        await leases.release(session, WebhookDelivery, ids, owner=self.owner)
+                    return
+                attempt = await self._send(item)
             await self._writer.record(attempt)
         except asyncio.CancelledError:
             # Shutdown ran out of grace: hand the delivery back at once for the next process.
@@ -222,7 +274,7 @@ class Dispatcher(leases.ClaimLoop[Item]):
         except Exception:  # a bug or a database outage must not lose it: the lease expires
             log.exception("webhook delivery not recorded", extra={"delivery_id": item.delivery_id})
         finally:
-            self._wake.set()
+            self._finished(item.endpoint_id)
 
     async def _send(self, item: Item) -> Attempt:
         started_at = utcnow()

@@ -64,7 +64,7 @@ class Hooked:
         deadline = time.monotonic() + seconds
         while not await _holds(done):
             assert time.monotonic() < deadline, "timed out waiting for deliveries"
-            await self.dispatcher.tick()
+            await self.dispatcher.drain()
             await asyncio.sleep(0.02)
 
     def events(self, event_type: str | None = None) -> list[dict[str, Any]]:

@@ -109,7 +109,7 @@ async def test_other_tenants_endpoints_are_404(hooked: Hooked) -> None:
     user = await other.user()
     person = await other.client()
     await other.appointment(user["id"], person["id"])
-    await hooked.dispatcher.tick()
+    await hooked.dispatcher.drain()
     assert hooked.receiver.app.received == []
     assert (await hooked.api.get(f"{BASE}/{mine}")).json()["enabled"] is True
 

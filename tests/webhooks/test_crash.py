@@ -58,7 +58,7 @@ async def test_sigkill_with_the_receiver_down_loses_no_event(tmp_path: Path) -> 
             "CALGATE_WEBHOOKS_ALLOW_HTTP": "true",
             "CALGATE_WEBHOOKS_RETRY_BASE_SECONDS": "0.05",
             "CALGATE_WEBHOOKS_TIMEOUT_SECONDS": "1",
-            "CALGATE_WEBHOOKS_LEASE_SECONDS": "2",
+            "CALGATE_WEBHOOKS_LEASE_SECONDS": "3",
             "CALGATE_WEBHOOKS_TICK_SECONDS": "0.05",
             "CALGATE_NOTIFY_ENABLED": "false",
             "CALGATE_LOG_LEVEL": "WARNING",

@@ -115,14 +115,14 @@ async def test_410_disables_the_endpoint_with_a_reason(hooked: Hooked) -> None:
     hooked.receiver.app.script = [410]
     await _booking(hooked)
     await hooked.run_until(lambda: len(hooked.receiver.app.received) == 1)
-    await hooked.dispatcher.tick()
+    await hooked.dispatcher.drain()
     endpoint = (await hooked.api.get(f"/v1/webhook-endpoints/{hooked.endpoint['id']}")).json()
     assert endpoint["enabled"] is False
     assert "410" in endpoint["disabled_reason"]
     [delivery] = await hooked.deliveries()
     assert delivery["status"] == "pending"  # kept: enabling the endpoint sends it
     await _booking(hooked)  # no delivery is made for a disabled endpoint
-    await hooked.dispatcher.tick()
+    await hooked.dispatcher.drain()
     assert len(hooked.receiver.app.received) == 1
     patched = await hooked.api.patch(
         f"/v1/webhook-endpoints/{hooked.endpoint['id']}", {"enabled": True}
@@ -144,11 +144,11 @@ async def test_a_4xx_refusal_fails_without_retry_and_can_be_retried_by_hand(
     hooked.receiver.app.script = [400]
     await _booking(hooked)
     await hooked.run_until(lambda: len(hooked.receiver.app.received) == 1)
-    await hooked.dispatcher.tick()
+    await hooked.dispatcher.drain()
     [delivery] = await hooked.deliveries()
     assert delivery["status"] == "failed" and delivery["last_error"] == "HTTP 400"
     await asyncio.sleep(0.3)
-    await hooked.dispatcher.tick()
+    await hooked.dispatcher.drain()
     assert len(hooked.receiver.app.received) == 1
     retried = await hooked.api.post(
         f"/v1/webhook-endpoints/{hooked.endpoint['id']}/deliveries/{delivery['id']}/retry"

@@ -46,7 +46,7 @@ async def _events(dispatcher: Dispatcher, receiver: Receiver, count: int) -> lis
     for _ in range(300):
         if len(receiver.app.events()) >= count:
             return receiver.app.events()
-        await dispatcher.tick()
+        await dispatcher.drain()
         await asyncio.sleep(0.02)
     raise AssertionError(f"only {len(receiver.app.events())} events arrived")
 

@@ -64,7 +64,7 @@ async def _until(dispatcher: Dispatcher, receiver: Receiver, count: int) -> list
     for _ in range(300):
         if len(receiver.app.events()) >= count:
             return receiver.app.events()
-        await dispatcher.tick()
+        await dispatcher.drain()
         await asyncio.sleep(0.02)
     raise AssertionError(f"only {len(receiver.app.events())} events arrived")
 

@@ -118,7 +118,12 @@ def upgrade() -> None:
         batch_op.create_index(
             batch_op.f("ix_webhook_deliveries_account_id"), ["account_id"], unique=False
         )
-        batch_op.create_index("ix_webhook_deliveries_claim", ["status", "due_at"], unique=False)
+        batch_op.create_index(
+            "ix_webhook_deliveries_busy", ["endpoint_id", "lease_expires_at"], unique=False
+        )
+        batch_op.create_index(
+            "ix_webhook_deliveries_claim", ["endpoint_id", "status", "due_at"], unique=False
+        )
         batch_op.create_index(batch_op.f("ix_webhook_deliveries_due_at"), ["due_at"], unique=False)
         batch_op.create_index(
             "ix_webhook_deliveries_endpoint_created", ["endpoint_id", "created_at"], unique=False
