@@ -17,6 +17,7 @@ when the lease expires it is sent again, with the same `webhook-id`.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections import Counter, defaultdict
@@ -91,7 +92,10 @@ class Dispatcher(leases.ClaimLoop[Item]):
         self.settings = settings
         self.http = http.client(settings)
         self._plain: dict[str, str] = {}  # encrypted secret -> secret (decrypt once)
-        self._writer = outcomes.Writer(store, settings, self.owner)
+        # SQLite has one writer: our claims and outcome writes take turns here instead of
+        # meeting in SQLite's busy handler, which sleeps whole milliseconds between tries.
+        self._turn = asyncio.Lock() if store.dialect == "sqlite" else None
+        self._writer = outcomes.Writer(store, settings, self.owner, self._turn)
         cap = settings.webhooks_endpoint_concurrency
         self._slots: dict[str, asyncio.Semaphore] = defaultdict(lambda: asyncio.Semaphore(cap))
         self._held: Counter[str] = Counter()  # endpoint -> deliveries we hold (queued or sent)
@@ -119,6 +123,11 @@ class Dispatcher(leases.ClaimLoop[Item]):
         finally:
             self._filling = False
         return started
+
+    async def start_batch(self) -> list[asyncio.Task[None]]:
+        """The base class's claim, taking its turn at the SQLite writer."""
+        async with self._turn or contextlib.nullcontext():
+            return await super().start_batch()
 
     async def drain(self) -> int:
         """Tick, then wait until nothing claimed is in flight (and no claim it caused is

@@ -16,6 +16,7 @@ An endpoint whose attempts have all failed for `webhooks_disable_after_days` is 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -44,6 +45,7 @@ log = logging.getLogger("calgate.webhooks")
 _GROUP_WAIT = 0.003  # seconds a small group waits for company
 
 _DELIVERIES = cast(Table, WebhookDelivery.__table__)
+_ATTEMPTS = cast(Table, WebhookAttempt.__table__)
 # Core, not ORM: an executemany over the group (the ORM's bulk update takes no extra WHERE).
 _DELIVERED = (
     update(_DELIVERIES)
@@ -83,10 +85,13 @@ class _Pending:
 class Writer:
     """Stores attempts in groups; `record` returns once its attempt is stored."""
 
-    def __init__(self, store: Store, settings: Settings, owner: str) -> None:
+    def __init__(
+        self, store: Store, settings: Settings, owner: str, turn: asyncio.Lock | None
+    ) -> None:
         self.store = store
         self.settings = settings
         self.owner = owner
+        self._turn = turn
         self._queue: list[_Pending] = []
         self._task: asyncio.Task[None] | None = None
 
@@ -108,7 +113,10 @@ class Writer:
             await asyncio.sleep(_GROUP_WAIT)
             group, self._queue = self._queue, []
             try:
-                async with self.store.transaction() as session:
+                async with (
+                    self._turn or contextlib.nullcontext(),
+                    self.store.transaction() as session,
+                ):
                     await store_group(
                         session, self.settings, self.owner, [p.attempt for p in group]
                     )
@@ -129,7 +137,7 @@ async def store_group(
     now = utcnow()
     keep = settings.webhooks_response_bytes
     await session.execute(
-        insert(WebhookAttempt),
+        insert(_ATTEMPTS),
         [
             {
                 "id": new_id("wha"),
