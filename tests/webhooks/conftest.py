@@ -100,13 +100,31 @@ async def add_endpoint(api: Api, receiver: Receiver, **over: Any) -> dict[str, A
 
 
 @pytest.fixture
+async def dispatcher(store: Store, settings: Settings) -> AsyncIterator[Dispatcher]:
+    """The daemon's webhook dispatcher on the test's store, driven by the test."""
+    running = Dispatcher(store, settings)
+    yield running
+    await running.stop(1.0)
+
+
+async def arrived(dispatcher: Dispatcher, receiver: Receiver, count: int) -> list[dict[str, Any]]:
+    """Run the dispatcher until `count` distinct events reached the receiver; those events."""
+    deadline = time.monotonic() + 15
+    while len(receiver.app.events()) < count:
+        assert time.monotonic() < deadline, f"only {len(receiver.app.events())} events arrived"
+        await dispatcher.drain()
+        await asyncio.sleep(0.02)
+    return receiver.app.events()
+
+
+@pytest.fixture
 async def hooked(
-    store: Store, client: httpx.AsyncClient, settings: Settings, receiver: Receiver
-) -> AsyncIterator[Hooked]:
+    store: Store,
+    client: httpx.AsyncClient,
+    settings: Settings,
+    receiver: Receiver,
+    dispatcher: Dispatcher,
+) -> Hooked:
     api = await new_account(store, client)
     endpoint = await add_endpoint(api, receiver)
-    dispatcher = Dispatcher(store, settings)
-    try:
-        yield Hooked(api, store, settings, receiver, endpoint, dispatcher)
-    finally:
-        await dispatcher.stop(1.0)
+    return Hooked(api, store, settings, receiver, endpoint, dispatcher)

@@ -3,10 +3,7 @@ accepted one as notification.delivered (asked for), and STOP / START as client.s
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
@@ -20,7 +17,7 @@ from tests.peers.smtp import SmtpSink
 from tests.peers.twilio import TwilioPeer
 from tests.peers.webhook_receiver import Receiver
 from tests.support import new_account
-from tests.webhooks.conftest import WEBHOOK_SETTINGS, add_endpoint
+from tests.webhooks.conftest import WEBHOOK_SETTINGS, add_endpoint, arrived
 
 TYPES = [
     "notification.failed",
@@ -33,22 +30,6 @@ TYPES = [
 @pytest.fixture
 def settings(tmp_path: Path, smtp: SmtpSink, twilio: TwilioPeer) -> Settings:  # noqa: F811
     return notify_settings(tmp_path, smtp, twilio, **WEBHOOK_SETTINGS)
-
-
-@pytest.fixture
-async def dispatcher(store: Store, settings: Settings) -> AsyncIterator[Dispatcher]:
-    running = Dispatcher(store, settings)
-    yield running
-    await running.stop(1.0)
-
-
-async def _events(dispatcher: Dispatcher, receiver: Receiver, count: int) -> list[dict[str, Any]]:
-    for _ in range(300):
-        if len(receiver.app.events()) >= count:
-            return receiver.app.events()
-        await dispatcher.drain()
-        await asyncio.sleep(0.02)
-    raise AssertionError(f"only {len(receiver.app.events())} events arrived")
 
 
 async def test_refused_and_accepted_email(
@@ -69,7 +50,7 @@ async def test_refused_and_accepted_email(
     await deliver(store, settings)
     kept = await api.appointment(user["id"], person["id"], start=start, end=end)
     await deliver(store, settings)
-    events = await _events(dispatcher, receiver, 2)
+    events = await arrived(dispatcher, receiver, 2)
     by_type = {e["type"]: e["data"] for e in events}
     failed = by_type["notification.failed"]
     assert (failed["appointment_id"], failed["channel"], failed["kind"]) == (
@@ -96,9 +77,9 @@ async def test_stop_and_start_arrive_per_client(
     reply = {"From": person["phone"], "To": "+15005550006", "Body": "STOP", "MessageSid": "SMx"}
     assert (await _signed_post(client, twilio, inbound, reply)).status_code == 200
     assert (await _signed_post(client, twilio, inbound, reply)).status_code == 200  # again
-    events = await _events(dispatcher, receiver, 1)
+    events = await arrived(dispatcher, receiver, 1)
     await _signed_post(client, twilio, inbound, {**reply, "Body": "start"})
-    events = await _events(dispatcher, receiver, 2)
+    events = await arrived(dispatcher, receiver, 2)
     assert [(e["type"], e["data"]) for e in events] == [
         ("client.sms_opted_out", {"client_id": person["id"]}),
         ("client.sms_opted_in", {"client_id": person["id"]}),

@@ -4,10 +4,9 @@ appointment.updated with its source; a reconnect-needed and a purge arrive too."
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
-from typing import Any
 from zoneinfo import ZoneInfo
 
 import httpx
@@ -31,7 +30,7 @@ from tests.peers import radicale
 from tests.peers.webhook_receiver import Receiver
 from tests.sync.conftest import World
 from tests.sync.test_caldav_sync import Dav, OtherSide
-from tests.webhooks.conftest import WEBHOOK_SETTINGS, add_endpoint
+from tests.webhooks.conftest import WEBHOOK_SETTINGS, add_endpoint, arrived
 
 START = "2027-01-12T09:00:00Z"
 END = "2027-01-12T10:00:00Z"
@@ -51,22 +50,6 @@ def peer() -> Iterator[google_peer.GooglePeer]:
 def settings(tmp_path: Path, peer: google_peer.GooglePeer) -> Settings:
     """The Google stand-in, calendar servers and the receiver on 127.0.0.1."""
     return make_settings(tmp_path, **google_settings(peer), **WEBHOOK_SETTINGS)
-
-
-@pytest.fixture
-async def dispatcher(store: Store, settings: Settings) -> AsyncIterator[Dispatcher]:
-    running = Dispatcher(store, settings)
-    yield running
-    await running.stop(1.0)
-
-
-async def _until(dispatcher: Dispatcher, receiver: Receiver, count: int) -> list[dict[str, Any]]:
-    for _ in range(300):
-        if len(receiver.app.events()) >= count:
-            return receiver.app.events()
-        await dispatcher.drain()
-        await asyncio.sleep(0.02)
-    raise AssertionError(f"only {len(receiver.app.events())} events arrived")
 
 
 async def test_move_in_radicale_arrives_as_updated_with_source_caldav(
@@ -105,7 +88,7 @@ async def test_move_in_radicale_arrives_as_updated_with_source_caldav(
             assert (await world.sync()).cancelled == 1
         finally:
             other.client.close()
-    events = await _until(dispatcher, receiver, 3)
+    events = await arrived(dispatcher, receiver, 3)
     assert [(e["type"], e["data"]["source"]) for e in events] == [
         ("appointment.created", "api"),
         ("appointment.updated", "caldav"),
@@ -141,7 +124,7 @@ async def test_move_in_google_and_reconnect_and_purge_arrive(
     assert (await gworld.sync()).status == "reconnect_needed"  # no second event: unchanged
     deleted = await gworld.api.delete(f"/v1/integrations/{gworld.integration_id}")
     assert deleted.status_code == 200, deleted.text
-    events = await _until(dispatcher, receiver, 4)
+    events = await arrived(dispatcher, receiver, 4)
     # One appointment's events arrive in order; events of different subjects may interleave.
     by_type = {e["type"]: e["data"] for e in events}
     assert sorted(by_type) == [
