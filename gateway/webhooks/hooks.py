@@ -44,7 +44,7 @@ async def on_appointment_change(session: AsyncSession, change: AppointmentChange
         "end": iso(apt.end_at),
         "timezone": apt.timezone,
         "change": change.kind,
-        "source": getattr(change, "source", "api"),
+        "source": change.source,
     }
     await emit(
         session,
