@@ -13,6 +13,7 @@ from gateway.api import (
     appointments,
     clients,
     errors,
+    exports,
     feeds,
     google,
     health,
@@ -73,6 +74,7 @@ def create_app(
     app.include_router(integrations.router)
     app.include_router(integrations.busy_router)
     app.include_router(google.router)
+    app.include_router(exports.router)
     google_install.install(settings)
     app.add_middleware(
         RequestMiddleware, store=the_store, max_body_bytes=settings.api_max_body_bytes

@@ -1,4 +1,4 @@
-"""The `calgate` command: serve, migrate, account, key, demo."""
+"""The `calgate` command: serve, migrate, account, key, export, import, secrets, demo."""
 
 from __future__ import annotations
 
@@ -17,8 +17,9 @@ from gateway import heap, logs
 from gateway.app import create_app
 from gateway.config import Settings, load_settings
 from gateway.demo import create_demo, next_steps
-from gateway.domain import accounts
+from gateway.domain import account_states, accounts
 from gateway.errors import CalgateError, ConfigError
+from gateway.privacy import export
 from gateway.store import migrate
 from gateway.store.db import Store
 from gateway.store.models import Account
@@ -93,6 +94,35 @@ async def _key_create(settings: Settings, account_id: str, name: str) -> None:
     print(issued.secret)
 
 
+async def _account_state(settings: Settings, action: str, account_id: str, reason: str) -> None:
+    async with _migrated_store(settings) as store, store.transaction() as session:
+        account = await accounts.get_account(session, account_id)
+        if action == "suspend":
+            await account_states.suspend(session, account, reason or "payment failed")
+        elif action == "resume":
+            await account_states.resume(session, account)
+        else:
+            default = "expired" if action == "expire" else "deletion requested"
+            due = await account_states.schedule_deletion(
+                session,
+                account,
+                reason=reason or default,
+                grace_days=settings.accounts_deletion_grace_days,
+            )
+            print(f"account {account.id} will be deleted at {due.isoformat()}")
+        print(f"account {account.id} is {account.status}")
+
+
+async def _export(settings: Settings, account_id: str) -> None:
+    async with _migrated_store(settings) as store:
+        async with store.transaction() as session:
+            await accounts.get_account(session, account_id)
+        out = sys.stdout.buffer
+        async for chunk in export.account_export(store, account_id):
+            out.write(chunk)
+        out.flush()
+
+
 async def _demo(settings: Settings) -> None:
     async with _migrated_store(settings) as store, store.transaction() as session:
         account_id, secret = await create_demo(session)
@@ -133,6 +163,20 @@ def build_parser() -> argparse.ArgumentParser:
     create.add_argument("--timezone", help="IANA zone (default: default_timezone setting)")
     create.add_argument("--country", help="ISO country code (default: default_country setting)")
     account_sub.add_parser("list", parents=[common], help="list accounts")
+    for action, text in (
+        ("suspend", "suspend (payment failed): no reminders, feeds 410, syncs paused, API 402"),
+        ("resume", "make active again, cancelling a scheduled deletion"),
+        ("delete", "schedule deletion after accounts.deletion_grace_days (cancellation)"),
+        ("expire", "schedule deletion after accounts.deletion_grace_days (trial or plan ended)"),
+    ):
+        state = account_sub.add_parser(action, parents=[common], help=text)
+        state.add_argument("account_id")
+        state.add_argument("--reason", default="", help="shown to the account's API callers")
+
+    export_cmd = sub.add_parser(
+        "export", parents=[common], help="write the account's data as JSON to standard output"
+    )
+    export_cmd.add_argument("account_id")
 
     key = sub.add_parser("key", parents=[common], help="manage API keys")
     key_sub = key.add_subparsers(dest="key_command", required=True, metavar="ACTION")
@@ -164,8 +208,14 @@ def run(argv: list[str] | None = None) -> int:
             asyncio.run(_migrate(settings))
         elif args.command == "account" and args.account_command == "create":
             asyncio.run(_account_create(settings, args.name, args.timezone, args.country))
-        elif args.command == "account":
+        elif args.command == "account" and args.account_command == "list":
             asyncio.run(_account_list(settings))
+        elif args.command == "account":
+            asyncio.run(
+                _account_state(settings, args.account_command, args.account_id, args.reason)
+            )
+        elif args.command == "export":
+            asyncio.run(_export(settings, args.account_id))
         elif args.command == "key":
             asyncio.run(_key_create(settings, args.account_id, args.name))
         elif args.command == "demo":

@@ -10,6 +10,7 @@ from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway.config import Settings
+from gateway.domain import account_states
 from gateway.domain.accounts import authenticate
 from gateway.errors import Unauthorized
 from gateway.store.db import Store
@@ -26,6 +27,9 @@ def get_store(request: Request) -> Store:
     """The daemon's store."""
     store: Store = request.app.state.store
     return store
+
+
+StoreDep = Annotated[Store, Depends(get_store)]
 
 
 async def _transaction(request: Request) -> AsyncIterator[AsyncSession]:
@@ -54,6 +58,8 @@ async def _caller(request: Request, session: SessionDep) -> Caller:
     if scheme.lower() != "bearer" or not secret.strip():
         raise Unauthorized("send the API key as 'Authorization: Bearer <key>'")
     account, key = await authenticate(session, secret.strip())
+    route = str(getattr(request.scope.get("route"), "path", ""))
+    account_states.check_access(account, request.method, route)
     # Read by the usage middleware after the response; ids only, never personal data.
     request.state.account_id = account.id
     request.state.api_key_id = key.id
