@@ -4,6 +4,7 @@ appointment and a feed, so that every test can check that one never sees the oth
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -45,13 +46,15 @@ async def seed_tenant(store: Store, http: httpx.AsyncClient, tag: str) -> Tenant
     client = await api.client(
         name=f"Patient {tag} Person", email=f"patient.{tag.lower()}@example.org", phone=phone
     )
+    # Inside the sync window, and far enough ahead for reminders to be planned.
+    day = (datetime.now(UTC) + timedelta(days=10)).date().isoformat()
     appointment = await api.appointment(
         user["id"],
         client["id"],
         title=f"Root canal {tag}",
         notes="Notes-" + api.account_id[-8:],
-        start="2030-03-03T14:00:00Z",
-        end="2030-03-03T15:00:00Z",
+        start=f"{day}T14:00:00Z",
+        end=f"{day}T15:00:00Z",
     )
     feed = await api.created(
         "/v1/feeds", {"scope": "user", "user_id": user["id"], "privacy": "full"}
