@@ -19,6 +19,7 @@ from gateway.api import (
     health,
     integrations,
     notifications,
+    reports,
     twilio_webhooks,
     usage,
     users,
@@ -75,6 +76,7 @@ def create_app(
     app.include_router(integrations.busy_router)
     app.include_router(google.router)
     app.include_router(exports.router)
+    app.include_router(reports.router)
     google_install.install(settings)
     app.add_middleware(
         RequestMiddleware, store=the_store, max_body_bytes=settings.api_max_body_bytes
