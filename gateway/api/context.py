@@ -10,11 +10,12 @@ from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway.config import Settings
-from gateway.domain import account_states
+from gateway.domain import account_states, key_activity
 from gateway.domain.accounts import authenticate
 from gateway.errors import Unauthorized
 from gateway.store.db import Store
 from gateway.store.models import Account, ApiKey
+from gateway.store.types import utcnow
 
 
 def get_settings(request: Request) -> Settings:
@@ -58,6 +59,13 @@ async def _caller(request: Request, session: SessionDep) -> Caller:
     if scheme.lower() != "bearer" or not secret.strip():
         raise Unauthorized("send the API key as 'Authorization: Bearer <key>'")
     account, key = await authenticate(session, secret.strip())
+    await key_activity.record(
+        session,
+        key,
+        request.client.host if request.client else None,
+        request.headers.get("user-agent"),
+        utcnow(),
+    )
     route = str(getattr(request.scope.get("route"), "path", ""))
     account_states.check_access(account, request.method, route)
     # Read by the usage middleware after the response; ids only, never personal data.

@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, ForeignKey, Index, Integer, String, UniqueConstraint
+from sqlalchemy import JSON, ForeignKey, Index, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from gateway.store.models import ID, Base
@@ -33,7 +33,6 @@ class ApiKeyActivity(Base):
     address: Mapped[str | None] = mapped_column(String(45), default=None)
     first_at: Mapped[datetime]
     last_at: Mapped[datetime] = mapped_column(index=True)
-    requests: Mapped[int] = mapped_column(Integer, default=1)
 
 
 class ImportedEvent(Base):

@@ -37,7 +37,6 @@ def upgrade() -> None:
         sa.Column("address", sa.String(length=45), nullable=True),
         sa.Column("first_at", _TS, nullable=False),
         sa.Column("last_at", _TS, nullable=False),
-        sa.Column("requests", sa.Integer(), nullable=False),
         sa.ForeignKeyConstraint(
             ["api_key_id"],
             ["api_keys.id"],
