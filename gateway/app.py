@@ -17,6 +17,7 @@ from gateway.api import (
     feeds,
     google,
     health,
+    imports,
     integrations,
     notifications,
     reports,
@@ -77,6 +78,7 @@ def create_app(
     app.include_router(google.router)
     app.include_router(exports.router)
     app.include_router(reports.router)
+    app.include_router(imports.router)
     google_install.install(settings)
     app.add_middleware(
         RequestMiddleware, store=the_store, max_body_bytes=settings.api_max_body_bytes

@@ -7,19 +7,19 @@ import asyncio
 import contextlib
 import signal
 import sys
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import uvicorn
 from sqlalchemy import select
 
-from gateway import heap, logs
+from gateway import cli_data, heap, logs
 from gateway.app import create_app
 from gateway.config import Settings, load_settings
 from gateway.demo import create_demo, next_steps
-from gateway.domain import account_states, accounts
+from gateway.domain import accounts
 from gateway.errors import CalgateError, ConfigError
-from gateway.privacy import export
 from gateway.store import migrate
 from gateway.store.db import Store
 from gateway.store.models import Account
@@ -94,33 +94,11 @@ async def _key_create(settings: Settings, account_id: str, name: str) -> None:
     print(issued.secret)
 
 
-async def _account_state(settings: Settings, action: str, account_id: str, reason: str) -> None:
-    async with _migrated_store(settings) as store, store.transaction() as session:
-        account = await accounts.get_account(session, account_id)
-        if action == "suspend":
-            await account_states.suspend(session, account, reason or "payment failed")
-        elif action == "resume":
-            await account_states.resume(session, account)
-        else:
-            default = "expired" if action == "expire" else "deletion requested"
-            due = await account_states.schedule_deletion(
-                session,
-                account,
-                reason=reason or default,
-                grace_days=settings.accounts_deletion_grace_days,
-            )
-            print(f"account {account.id} will be deleted at {due.isoformat()}")
-        print(f"account {account.id} is {account.status}")
-
-
-async def _export(settings: Settings, account_id: str) -> None:
+async def _with_store(
+    settings: Settings, command: Callable[[Store, Settings, Any], Awaitable[None]], args: Any
+) -> None:
     async with _migrated_store(settings) as store:
-        async with store.transaction() as session:
-            await accounts.get_account(session, account_id)
-        out = sys.stdout.buffer
-        async for chunk in export.account_export(store, account_id):
-            out.write(chunk)
-        out.flush()
+        await command(store, settings, args)
 
 
 async def _demo(settings: Settings) -> None:
@@ -163,20 +141,7 @@ def build_parser() -> argparse.ArgumentParser:
     create.add_argument("--timezone", help="IANA zone (default: default_timezone setting)")
     create.add_argument("--country", help="ISO country code (default: default_country setting)")
     account_sub.add_parser("list", parents=[common], help="list accounts")
-    for action, text in (
-        ("suspend", "suspend (payment failed): no reminders, feeds 410, syncs paused, API 402"),
-        ("resume", "make active again, cancelling a scheduled deletion"),
-        ("delete", "schedule deletion after accounts.deletion_grace_days (cancellation)"),
-        ("expire", "schedule deletion after accounts.deletion_grace_days (trial or plan ended)"),
-    ):
-        state = account_sub.add_parser(action, parents=[common], help=text)
-        state.add_argument("account_id")
-        state.add_argument("--reason", default="", help="shown to the account's API callers")
-
-    export_cmd = sub.add_parser(
-        "export", parents=[common], help="write the account's data as JSON to standard output"
-    )
-    export_cmd.add_argument("account_id")
+    cli_data.add_account_states(account_sub, common)
 
     key = sub.add_parser("key", parents=[common], help="manage API keys")
     key_sub = key.add_subparsers(dest="key_command", required=True, metavar="ACTION")
@@ -186,6 +151,7 @@ def build_parser() -> argparse.ArgumentParser:
     key_create.add_argument("account_id")
     key_create.add_argument("--name", default="cli")
 
+    cli_data.add_commands(sub, common)
     sub.add_parser(
         "demo", parents=[common], help="create a demo account and print curl commands to try"
     )
@@ -210,12 +176,8 @@ def run(argv: list[str] | None = None) -> int:
             asyncio.run(_account_create(settings, args.name, args.timezone, args.country))
         elif args.command == "account" and args.account_command == "list":
             asyncio.run(_account_list(settings))
-        elif args.command == "account":
-            asyncio.run(
-                _account_state(settings, args.account_command, args.account_id, args.reason)
-            )
-        elif args.command == "export":
-            asyncio.run(_export(settings, args.account_id))
+        elif args.command in cli_data.COMMANDS or args.command == "account":
+            asyncio.run(_with_store(settings, cli_data.run, args))
         elif args.command == "key":
             asyncio.run(_key_create(settings, args.account_id, args.name))
         elif args.command == "demo":

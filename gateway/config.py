@@ -306,6 +306,11 @@ class Settings(BaseSettings):
         description="Key file (created 0600 when missing), relative to data_dir; used when "
         "secrets.key is empty.",
     )
+    secrets_previous_keys: SecretStr = Field(
+        SecretStr(""),
+        description="Comma-separated earlier keys that still decrypt while `calgate secrets "
+        "rotate` re-encrypts under the current one; remove them afterwards.",
+    )
 
     outbound_allow: str = Field(
         "",

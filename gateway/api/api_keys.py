@@ -78,4 +78,6 @@ class ActivityOut(ResponseModel):
 async def key_activity_log(key_id: str, caller: CallerDep) -> ListOut[ActivityOut]:
     """Sign-in activity of the key, newest day first (revoked keys included)."""
     rows = await key_activity.activity(caller.session, caller.account, key_id)
-    return ListOut[ActivityOut](data=[ActivityOut.model_validate(r) for r in rows], next_cursor=None)
+    return ListOut[ActivityOut](
+        data=[ActivityOut.model_validate(r) for r in rows], next_cursor=None
+    )

@@ -31,12 +31,12 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from gateway.config import Settings
+from gateway.domain.account_states import ACTIVE
 from gateway.feeds import tokens
 from gateway.feeds.access import AccessRecorder
 from gateway.feeds.cache import Body, FeedBodies
 from gateway.feeds.guard import MissGuard
 from gateway.store.db import Store
-from gateway.domain.account_states import ACTIVE
 from gateway.store.feed_models import Feed
 from gateway.store.models import Account
 from gateway.store.types import utcnow
@@ -224,7 +224,9 @@ class FeedEndpoint:
         found = await runtime.lookup(token)
         if found is not None and not found.active:
             # A suspended account (or one being deleted): gone, and nothing to read.
-            await _send(send, 410, [(b"cache-control", b"no-store"), (b"content-length", b"0")], b"")
+            await _send(
+                send, 410, [(b"cache-control", b"no-store"), (b"content-length", b"0")], b""
+            )
             return
         body = await runtime.bodies.get(found.feed_id, found.version) if found else None
         if body is None:

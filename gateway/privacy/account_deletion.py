@@ -83,7 +83,10 @@ async def delete_account(
                 rows[name] = deleted
         counts["rows"] = rows
         receipt = AccountDeletionReceipt(
-            deleted_account_id=account_id, requested_at=requested, deleted_at=utcnow(), counts=counts
+            deleted_account_id=account_id,
+            requested_at=requested,
+            deleted_at=utcnow(),
+            counts=counts,
         )
         session.add(receipt)
     await integrations.checkpoint(store)

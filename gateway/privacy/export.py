@@ -56,7 +56,9 @@ def iso(value: datetime) -> str:
 
 
 async def _rows(store: Store, section: Section) -> AsyncIterator[dict[str, Any]]:
-    hidden = datamap.TABLES[section.table.name].hidden if section.table.name in datamap.TABLES else {}
+    hidden = (
+        datamap.TABLES[section.table.name].hidden if section.table.name in datamap.TABLES else {}
+    )
     columns = [c for c in section.table.columns if c.name not in hidden]
     (key,) = section.table.primary_key.columns
     last: Any = None
@@ -114,4 +116,6 @@ def account_sections(account_id: str) -> list[Section]:
 
 def account_export(store: Store, account_id: str) -> AsyncIterator[bytes]:
     """The whole account, as `GET /v1/export` and `calgate export` give it."""
-    return stream_document(store, {"kind": "account", "id": account_id}, account_sections(account_id))
+    return stream_document(
+        store, {"kind": "account", "id": account_id}, account_sections(account_id)
+    )
