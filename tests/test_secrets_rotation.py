@@ -71,7 +71,9 @@ async def test_rotation_in_batches_survives_an_interruption(store: Store, tmp_pa
 
 async def test_a_secret_no_key_opens_is_counted_and_left(store: Store, tmp_path: Path) -> None:
     await _seed(store, make_settings(tmp_path, secrets_key=SecretStr(K3)), ["lost"])
-    settings = make_settings(tmp_path, secrets_key=SecretStr(K2), secrets_previous_keys=SecretStr(K1))
+    settings = make_settings(
+        tmp_path, secrets_key=SecretStr(K2), secrets_previous_keys=SecretStr(K1)
+    )
     before = await _stored(store)
     report = await secrets_rotation.rotate(store, settings)
     assert (report.rotated, report.unreadable) == (0, 1)

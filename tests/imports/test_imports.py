@@ -22,7 +22,7 @@ from tests.support import Api, new_account
 # What Excel's "CSV UTF-8" writes in a French locale: BOM, ";" and CRLF.
 EXCEL = (
     "\ufeffName;E-mail;Phone Number;SMS consent;Notes\r\n"
-    "Amélie Poulain;amelie@example.fr;020 7183 8750;oui;\"likes ; semicolons\r\nand lines\"\r\n"
+    'Amélie Poulain;amelie@example.fr;020 7183 8750;oui;"likes ; semicolons\r\nand lines"\r\n'
     "Bad Email;not-an-email;;;\r\n"
     "Bad Flag;flag@example.fr;;maybe;\r\n"
     ";noname@example.fr;;;\r\n"
