@@ -49,7 +49,7 @@ async def test_rotation_in_batches_survives_an_interruption(store: Store, tmp_pa
     old = make_settings(tmp_path, secrets_key=SecretStr(K1))
     await _seed(store, old, [f"password-{i}" for i in range(5)])
     new = make_settings(tmp_path, secrets_key=SecretStr(K2), secrets_previous_keys=SecretStr(K1))
-    assert [secrets.decrypt(new, t) for t in await _stored(store)][0] == "password-0"
+    assert next(secrets.decrypt(new, t) for t in await _stored(store)) == "password-0"
 
     def crash_after_first_batch(done: int) -> None:
         raise KeyboardInterrupt

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from typing import Any
 
 from fastapi import APIRouter
 from fastapi.responses import StreamingResponse
@@ -15,7 +16,9 @@ from gateway.privacy.person_export import person_export
 from gateway.store.models import Client, User
 
 router = APIRouter(tags=["exports"])
-_DOC = {200: {"content": {"application/json": {}}, "description": "The export document."}}
+_DOC: dict[int | str, dict[str, Any]] = {
+    200: {"content": {"application/json": {}}, "description": "The export document."}
+}
 
 
 def _download(chunks: AsyncIterator[bytes], name: str) -> StreamingResponse:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 from fastapi.responses import StreamingResponse
@@ -15,7 +15,9 @@ from gateway.privacy.reports import ReportFilter, appointments_csv
 from gateway.store.models import User
 
 router = APIRouter(prefix="/v1/reports", tags=["reports"])
-_CSV = {200: {"content": {"text/csv": {}}, "description": "The report, one row a line."}}
+_CSV: dict[int | str, dict[str, Any]] = {
+    200: {"content": {"text/csv": {}}, "description": "The report, one row a line."}
+}
 
 
 @router.get("/appointments.csv", response_class=StreamingResponse, responses=_CSV)

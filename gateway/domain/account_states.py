@@ -10,6 +10,7 @@ The deletion itself is a durable job (gateway/privacy/account_deletion.py).
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import Select, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -46,7 +47,7 @@ def delete_job_key(account_id: str) -> str:
     return f"{DELETE_JOB}:{account_id}"
 
 
-def active_accounts() -> Select[tuple[str]]:
+def active_accounts() -> Select[Any]:
     """The ids of active accounts: background work (reminders, syncs) is limited to these."""
     return select(Account.id).where(Account.status == ACTIVE)
 

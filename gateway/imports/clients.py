@@ -133,10 +133,10 @@ async def import_clients(
         try:
             client = new_client(account, values)
         except ValidationFailed as exc:
-            problem = exc.problems[0] if exc.problems else None
-            field = problem.field if problem else "row"
+            first = exc.problems[0] if exc.problems else None
+            field = first.field if first else "row"
             report.reject(
-                number, column_of.get(field, field), problem.problem if problem else exc.message
+                number, column_of.get(field, field), first.problem if first else exc.message
             )
             continue
         keys = _match_keys(client.name, client.email, client.phone)

@@ -11,13 +11,16 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import AsyncIterator
-from datetime import date, datetime, timedelta
+from dataclasses import replace
+from datetime import datetime, timedelta
 from typing import Any
 
-from icalendar import Calendar, Event
+from icalendar import Calendar, Component
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from connectors.base import Event
+from connectors.ical import component_to_event
 from gateway.domain.appointments import create_appointment
 from gateway.domain.people import create_client
 from gateway.domain.scoping import get_referenced
@@ -41,20 +44,29 @@ def uid_hash(uid: str) -> str:
     return hashlib.sha256(uid.encode()).hexdigest()
 
 
-def _instant(event: Event, name: str, user: User) -> tuple[datetime, str | None]:
-    prop = event.get(name)
-    if prop is None:
-        raise _Skip(name, "is missing")
-    value = prop.dt
-    if isinstance(value, date) and not isinstance(value, datetime):
-        raise _Skip(name, "is a date (an all-day event), not a time: not an appointment")
-    if value.tzinfo is None:  # floating time: the practitioner's clock
-        value = value.replace(tzinfo=zone(user.timezone))
-    tzid = prop.params.get("TZID")
-    return value, str(tzid) if tzid and is_known_zone(str(tzid)) else None
+def _times(component: Component, user: User) -> Event:
+    """The event through the sync's own reader (connectors/ical.py); a floating time is on
+    the practitioner's clock here (a calendar exported from their own system)."""
+    if component.get("DTSTART") is None:
+        raise _Skip("DTSTART", "is missing")
+    try:
+        event = component_to_event(component)
+    except (ValueError, TypeError):
+        raise _Skip("DTSTART", "is not a date-time") from None
+    if not isinstance(event.start, datetime) or not isinstance(event.end, datetime):
+        raise _Skip("DTSTART", "is a date (an all-day event), not a time: not an appointment")
+    if component.decoded("DTSTART").tzinfo is None:
+        local = zone(user.timezone)
+        span = event.end - event.start
+        start = event.start.replace(tzinfo=local)
+        event = replace(event, start=start, end=start + span, timezone=None)
+    if event.end == event.start and component.get("DTEND") is None:
+        # No DTEND nor DURATION: RFC 5545 §3.6.1 makes it an instant; an hour is bookable.
+        event = replace(event, end=event.start + timedelta(hours=1))
+    return event
 
 
-def _attendee(event: Event) -> tuple[str, str | None]:
+def _attendee(event: Component) -> tuple[str, str | None]:
     attendees = event.get("ATTENDEE")
     for attendee in attendees if isinstance(attendees, list) else [attendees]:
         if attendee is None:
@@ -81,7 +93,7 @@ async def _client_for(
 
 
 async def _one(
-    session: AsyncSession, account: Account, user: User, event: Event, report: ImportReport
+    session: AsyncSession, account: Account, user: User, event: Component, report: ImportReport
 ) -> None:
     uid = str(event.get("UID") or "").strip()
     if not uid:
@@ -99,24 +111,18 @@ async def _one(
     if seen is not None:
         report.already_present += 1
         return
-    start, tzid = _instant(event, "DTSTART", user)
-    if event.get("DTEND") is not None:
-        end, _ = _instant(event, "DTEND", user)
-    elif event.get("DURATION") is not None:
-        end = start + event["DURATION"].dt
-    else:
-        end = start + timedelta(hours=1)  # RFC 5545 §3.6.1 would say 0; an hour is bookable
+    times = _times(event, user)
     email, name = _attendee(event)
     client = await _client_for(session, account, email, name)
     values: dict[str, Any] = {
         "user_id": user.id,
         "client_id": client.id,
-        "start_at": start,
-        "end_at": end,
-        "timezone": tzid,
-        "title": str(event.get("SUMMARY") or "Appointment")[:500],
-        "location": str(event["LOCATION"]) if event.get("LOCATION") else None,
-        "notes": str(event["DESCRIPTION"]) if event.get("DESCRIPTION") else None,
+        "start_at": times.start,
+        "end_at": times.end,
+        "timezone": times.timezone if times.timezone and is_known_zone(times.timezone) else None,
+        "title": (times.title or "Appointment")[:500],
+        "location": times.location,
+        "notes": times.description,
     }
     try:
         # Every check comes before the row is added: a refusal leaves nothing behind.

@@ -4,6 +4,7 @@ SQLite file and its WAL, nor a pg_dump hold any of its strings; the other accoun
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 import subprocess
 from collections.abc import AsyncIterator
@@ -61,8 +62,11 @@ async def _pg_dump(store: Store) -> bytes | None:
     async with store.engine.connect() as conn:
         schema = str(await conn.scalar(text("SELECT current_schema()")))
     url = POSTGRES_URL.replace("postgresql+asyncpg://", "postgresql://")
-    done = subprocess.run(
-        ["pg_dump", "--data-only", "--schema", schema, url], capture_output=True, timeout=60
+    done = await asyncio.to_thread(
+        subprocess.run,
+        ["pg_dump", "--data-only", "--schema", schema, url],
+        capture_output=True,
+        timeout=60,
     )
     assert done.returncode == 0, done.stderr.decode()
     return done.stdout

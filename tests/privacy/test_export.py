@@ -54,7 +54,7 @@ async def test_the_account_export_holds_every_table_and_only_the_callers_rows(
     assert len(tables["api_keys"]) == 1
     assert tables["notify_outbox"], "the booking planned notifications: they are exported"
     text = json.dumps(doc)
-    for needle in beta.strings + [beta.api.account_id]:
+    for needle in [*beta.strings, beta.api.account_id]:
         assert needle not in text
     hidden = {c for e in datamap.TABLES.values() for c in e.hidden}
     assert _keys(tables) & hidden == set()
