@@ -28,7 +28,7 @@ from gateway.store.types import utcnow
 
 FORMAT = "calgate.export"
 VERSION = 1
-BATCH = 500
+BATCH = 2000
 
 
 @dataclass(frozen=True)
