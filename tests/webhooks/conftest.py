@@ -66,6 +66,7 @@ class Hooked:
             assert time.monotonic() < deadline, "timed out waiting for deliveries"
             await self.dispatcher.drain()
             await asyncio.sleep(0.02)
+        await self.dispatcher.drain()  # what arrived is recorded too
 
     def events(self, event_type: str | None = None) -> list[dict[str, Any]]:
         got = self.receiver.app.events()
@@ -114,6 +115,7 @@ async def arrived(dispatcher: Dispatcher, receiver: Receiver, count: int) -> lis
         assert time.monotonic() < deadline, f"only {len(receiver.app.events())} events arrived"
         await dispatcher.drain()
         await asyncio.sleep(0.02)
+    await dispatcher.drain()  # what arrived is recorded too
     return receiver.app.events()
 
 

@@ -14,6 +14,7 @@ import time
 from collections import Counter, defaultdict
 from pathlib import Path
 
+import pytest
 from sqlalchemy import select
 
 from gateway.store import migrate
@@ -36,6 +37,7 @@ async def _wait(predicate: object, seconds: float) -> None:
         await asyncio.sleep(0.02)
 
 
+@pytest.mark.timeout(300)  # two daemon start-ups: ~20 s each on a loaded machine
 async def test_sigkill_with_the_receiver_down_loses_no_event(tmp_path: Path) -> None:
     receiver = Receiver()
     receiver.app.delay = 0.005  # a real receiver takes a moment: the kill lands mid-send
