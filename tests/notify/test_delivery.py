@@ -245,7 +245,8 @@ async def test_crash_mid_send_is_resent_after_the_lease_expires_once(
 ) -> None:
     _api, apt = await _booked(store, client)
     crashed = Dispatcher(store, settings)
-    prepared = await crashed._claim()  # claimed and rendered, then the process dies
+    async with store.transaction() as session:  # claimed, then the process dies
+        prepared = await crashed._claim(session)
     assert len(prepared) == 1
     second = Dispatcher(store, settings)
     assert await second.tick() == 0  # the lease holds: no second send
