@@ -182,6 +182,7 @@ async def test_through_the_api_to_the_peers_at_night(
     apt = await api.appointment(
         user["id"], c["id"], start=start.isoformat(), end=(start + timedelta(hours=1)).isoformat()
     )
+
     def sent() -> int:
         return len(twilio.accepted if channel == "sms" else smtp.received)
 

@@ -4,8 +4,8 @@ and the protocol every channel implements (gateway/notify/channels/registry.py l
 A channel reduces its library's errors to two outcomes the delivery loop understands:
 permanent (never retried: a bad address, an opted-out number, SMTP 5xx) and transient
 (retried with backoff: SMTP 4xx, timeouts, refused connections, Twilio 5xx and 20429). Each
-error also keeps the provider's own code and message (phone numbers and addresses masked) and a sentence a
-practitioner understands; the delivery log shows all three.
+error also keeps the provider's own code and message (phone numbers and addresses masked) and
+a sentence a practitioner understands; the delivery log shows all three.
 """
 
 from __future__ import annotations
@@ -46,8 +46,8 @@ class ChannelError(Exception):
     """Sending failed.
 
     `code` is short and free of personal data: it is stored and logged. `reason` is the
-    sentence a practitioner reads; `provider_code`, `provider_message` (phone numbers and addresses masked)
-    and `more_info` are what the provider said (contact details masked), kept for the delivery log.
+    sentence a practitioner reads; `provider_code`, `provider_message` (phone numbers and
+    addresses masked) and `more_info` are what the provider said, kept for the delivery log.
     """
 
     def __init__(
