@@ -308,10 +308,14 @@ async def test_starttls_with_login(
             smtp_username="mailer",
             smtp_password="wrong",
         )
-        _api, apt = await _booked(store, client)
+        api, apt = await _booked(store, client)
         await deliver(store, bad)
         row = _one(await rows(store, str(apt["id"])), "email")
         assert row.status == "pending" and "535" in (row.last_error or "")  # kept until fixed
+        log = (await api.get(f"/v1/appointments/{apt['id']}/notifications")).json()
+        [attempt] = [a for e in log if e["id"] == row.id for a in e["log"]]
+        assert attempt["reason"].startswith("authentication refused")
+        assert attempt["provider_code"] == "535"
         await make_due(store, row.id)
         await deliver(store, good)
         assert len(sink.received) == 1

@@ -1,24 +1,22 @@
 """Why a message failed, as the delivery log shows it: the provider's code and words (contact
 details masked) and a sentence a practitioner understands; and SMS bodies that stay one line
-per field whatever a name holds."""
+per field whatever a name holds. (A refused SMTP login: tests/notify/test_delivery.py.)"""
 
 from __future__ import annotations
 
 import json
-import ssl
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-import trustme
 from sqlalchemy import update
 
 from gateway.config import Settings
 from gateway.store.db import Store
 from gateway.store.models import Client
 from tests.notify.conftest import deliver, notify_settings, soon
-from tests.peers.smtp import SmtpServer, SmtpSink, free_port
+from tests.peers.smtp import SmtpSink, free_port
 from tests.peers.twilio import TwilioPeer
 from tests.support import Api, new_account
 
@@ -92,29 +90,6 @@ async def test_smtp_without_starttls_says_what_to_set(
         "the server does not offer STARTTLS; set smtp.tls = none for a local relay"
     )
     assert smtp.received == []
-
-
-async def test_smtp_login_refused_says_so(
-    store: Store, client: httpx.AsyncClient, tmp_path: Path, twilio: TwilioPeer
-) -> None:
-    ca = trustme.CA()
-    server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    ca.issue_cert("127.0.0.1").configure_cert(server_ctx)
-    ca_file = tmp_path / "ca.pem"
-    ca.cert_pem.write_to_path(str(ca_file))
-    with SmtpServer(tls_context=server_ctx, login=("mailer", "s3cret")) as sink:
-        settings = notify_settings(
-            tmp_path,
-            sink,
-            twilio,
-            smtp_tls="starttls",
-            smtp_ca_file=str(ca_file),
-            smtp_username="mailer",
-            smtp_password="wrong",
-        )
-        attempt = await _email_failure(store, client, settings)
-    assert attempt["reason"].startswith("authentication refused")
-    assert attempt["provider_code"] == "535"
 
 
 async def test_smtp_connection_refused_names_host_and_port(

@@ -62,3 +62,21 @@ def test_a_sender_number_is_used_in_e164(tmp_path: Path) -> None:
     settings = load_settings(_write(tmp_path, '[twilio]\nfrom = "+44 20 7183 8750"\n'))
     create_app(settings, run_ticks=False)  # accepted
     assert TwilioChannel(settings).default_sender == "+442071838750"
+
+
+def test_config_imports_no_feature() -> None:
+    import ast
+
+    import gateway.config
+
+    tree = ast.parse(Path(str(gateway.config.__file__)).read_text())
+    imported = {
+        node.module or "" for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)
+    } | {
+        alias.name
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Import)
+        for alias in node.names
+    }
+    features = ("gateway.notify", "gateway.feeds", "gateway.sync", "gateway.google", "gateway.api")
+    assert not [m for m in imported if m.startswith(features)]
