@@ -30,6 +30,7 @@ from sqlalchemy import Row, Table, bindparam, insert, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway.config import Settings
+from gateway.domain import account_states
 from gateway.notify import claims
 from gateway.notify.channels import registry
 from gateway.notify.channels.base import Channel, ChannelError, Outgoing
@@ -156,7 +157,12 @@ class Dispatcher(leases.ClaimLoop[Claimed]):
             limit=self.settings.notify_claim_batch,
             lease=self.lease,
             now=now,
-            where=[OutboxMessage.status == PENDING, OutboxMessage.channel.in_(self.ready)],
+            where=[
+                OutboxMessage.status == PENDING,
+                OutboxMessage.channel.in_(self.ready),
+                # Nothing is sent for a suspended account (or one being deleted).
+                OutboxMessage.account_id.in_(account_states.active_accounts()),
+            ],
             columns=claims.CLAIMED,  # plain rows and a Core lease stamp: no ORM objects
         )
         if not rows:
