@@ -30,6 +30,7 @@ from gateway.api.middleware import RequestMiddleware
 from gateway.config import Settings
 from gateway.feeds import http as feeds_http
 from gateway.google import install as google_install
+from gateway.notify.channels.senders import check_sender_settings
 from gateway.scheduler import Ticks
 from gateway.store.db import Store
 
@@ -37,7 +38,11 @@ from gateway.store.db import Store
 def create_app(
     settings: Settings, store: Store | None = None, *, run_ticks: bool = True
 ) -> FastAPI:
-    """Build the app. Without `store`, one is opened from the settings and closed on shutdown."""
+    """Build the app. Without `store`, one is opened from the settings and closed on shutdown.
+
+    Raises ConfigError when a feature refuses its settings.
+    """
+    check_sender_settings(settings)  # the notify feature's own settings
     owns_store = store is None
     the_store = (
         store

@@ -510,19 +510,6 @@ class Settings(BaseSettings):
             raise ValueError("must be an ISO 3166 two-letter country code such as 'GB'")
         return upper
 
-    @field_validator("twilio_from", "twilio_messaging_service_sid")
-    @classmethod
-    def _check_sms_sender(cls, value: str, info: ValidationInfo) -> str:
-        if not value:
-            return value
-        # Local import, as above: the sender rules need phonenumbers.
-        from gateway.notify.channels.senders import is_messaging_service, parse_sms_sender
-
-        sender = parse_sms_sender(value)
-        if info.field_name == "twilio_messaging_service_sid" and not is_messaging_service(sender):
-            raise ValueError("must be a messaging service SID: MG and 32 hex digits")
-        return sender
-
     @property
     def is_sqlite(self) -> bool:
         """True when the store is the embedded SQLite file."""
@@ -559,11 +546,21 @@ def flatten_toml(data: dict[str, Any], source: str) -> dict[str, Any]:
     return flat
 
 
-def _describe_source(name: str, config_file: Path | None) -> str:
+def describe_source(name: str, config_file: Path | None) -> str:
+    """Where setting `name` came from: its environment variable, else `config_file`."""
     env = ENV_PREFIX + name.upper()
     if env in os.environ:
         return env
     return str(config_file) if config_file else "defaults"
+
+
+def default_config_file() -> Path | None:
+    """The file settings are read from when none is given: CALGATE_CONFIG, else
+    config/calgate.toml if present."""
+    env_file = os.environ.get(ENV_PREFIX + "CONFIG")
+    if env_file:
+        return Path(env_file)
+    return DEFAULT_CONFIG_FILE if DEFAULT_CONFIG_FILE.is_file() else None
 
 
 def load_settings(config_file: Path | None = None) -> Settings:
@@ -572,11 +569,7 @@ def load_settings(config_file: Path | None = None) -> Settings:
     Raises ConfigError with one line naming the first bad setting and its source.
     """
     if config_file is None:
-        env_file = os.environ.get(ENV_PREFIX + "CONFIG")
-        if env_file:
-            config_file = Path(env_file)
-        elif DEFAULT_CONFIG_FILE.is_file():
-            config_file = DEFAULT_CONFIG_FILE
+        config_file = default_config_file()
     values: dict[str, Any] = {}
     if config_file is not None:
         try:
@@ -602,5 +595,5 @@ def load_settings(config_file: Path | None = None) -> Settings:
         name = str(first["loc"][0]) if first["loc"] else "?"
         message = str(first["msg"]).removeprefix("Value error, ")
         raise ConfigError(
-            f"bad setting {name} (from {_describe_source(name, config_file)}): {message}"
+            f"bad setting {name} (from {describe_source(name, config_file)}): {message}"
         ) from None

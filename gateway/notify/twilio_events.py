@@ -12,6 +12,7 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from gateway.notify.channels.sms import status_failure
 from gateway.store.notify_models import (
     DELIVERED,
     FAILED,
@@ -53,6 +54,7 @@ async def record_status(
             outcome=f"status:{status}"[:16],
             error=f"twilio {error_code}" if error_code else None,
             provider_id=sid,
+            detail=status_failure(error_code) if error_code else None,
         )
     )
     if new is not None and row.status in _RANK and _RANK[new] > _RANK[row.status]:
