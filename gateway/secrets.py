@@ -69,3 +69,20 @@ def decrypt(settings: Settings, token: str) -> str:
         return _fernet(settings).decrypt(token.encode("ascii")).decode("utf-8")
     except InvalidToken:
         raise SecretUnreadable("the stored secret cannot be read with the current key") from None
+
+
+def signing_key(settings: Settings, purpose: str) -> bytes:
+    """A key for signing links of one `purpose`, derived from the secrets key (HMAC-SHA256).
+
+    One secret to keep, and a signature made for one purpose never verifies for another.
+    """
+    import hashlib  # only the link signers need it
+    import hmac
+
+    configured = settings.secrets_key.get_secret_value()
+    _fernet(settings)  # makes sure the key (file) exists and is valid
+    path = Path(settings.secrets_key_file)
+    if not path.is_absolute():
+        path = settings.data_dir / path
+    raw = configured.encode() if configured else path.read_bytes().strip()
+    return hmac.new(raw, b"calgate:" + purpose.encode(), hashlib.sha256).digest()
