@@ -17,6 +17,7 @@ from gateway.config import Settings
 from gateway.errors import ConfigError
 
 _cache: dict[str, Fernet] = {}
+_signing_cache: dict[tuple[str, str], bytes] = {}
 
 
 class SecretUnreadable(Exception):
@@ -80,9 +81,13 @@ def signing_key(settings: Settings, purpose: str) -> bytes:
     import hmac
 
     configured = settings.secrets_key.get_secret_value()
-    _fernet(settings)  # makes sure the key (file) exists and is valid
     path = Path(settings.secrets_key_file)
     if not path.is_absolute():
         path = settings.data_dir / path
-    raw = configured.encode() if configured else path.read_bytes().strip()
-    return hmac.new(raw, b"calgate:" + purpose.encode(), hashlib.sha256).digest()
+    cache_key = (configured or str(path), purpose)
+    if cache_key not in _signing_cache:
+        _fernet(settings)  # makes sure the key (file) exists and is valid
+        raw = configured.encode() if configured else path.read_bytes().strip()
+        digest = hmac.new(raw, b"calgate:" + purpose.encode(), hashlib.sha256).digest()
+        _signing_cache[cache_key] = digest
+    return _signing_cache[cache_key]

@@ -57,6 +57,7 @@ from gateway.store.notify_models import (
     SmsOptOut,
 )
 from gateway.store.types import new_id, utcnow
+from gateway.web.client_links import client_page_url
 from gateway.worker import backoff
 
 log = logging.getLogger("calgate.notify")
@@ -391,6 +392,10 @@ class Dispatcher:
         start, end = appointment.start_at, appointment.end_at
         title, location = appointment.title, appointment.location
         public_url = self.settings.public_url
+        manage_url = calendar_url = ""
+        if recipient_type == "client":  # the client's own page, on a link signed now
+            manage_url = client_page_url(self.settings, person.id, email, phone)
+            calendar_url = f"{manage_url}/appointments/{apt_id}.ics"
 
         def build() -> EmailJob | SmsJob:
             context = message_context(
@@ -407,6 +412,8 @@ class Dispatcher:
                 title=title,
                 location=location,
                 for_practitioner=recipient_type == "user",
+                manage_url=manage_url,
+                calendar_url=calendar_url if kind != "cancellation" else "",
             )
             rendered = render(channel, kind, locale, context, overrides)
             if channel == "sms":
@@ -422,6 +429,7 @@ class Dispatcher:
                 reply_to=prefs.email_reply_to,
                 to_name=name,
                 to_address=email,
+                unsubscribe_url=f"{manage_url}/unsubscribe" if manage_url else None,
             )
             ics = method = None
             if kind in _INVITES and recipient_type == "client":

@@ -17,8 +17,9 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import css_inline
 from babel import Locale, UnknownLocaleError
-from babel.dates import format_date, format_time, format_timedelta
+from babel.dates import format_date, format_time, format_timedelta, get_timezone_name
 from jinja2 import FileSystemLoader, StrictUndefined, Template, TemplateError, TemplateNotFound
 from jinja2.sandbox import SandboxedEnvironment
 
@@ -84,6 +85,25 @@ def format_when(instant: datetime, zone: str, locale_tag: str) -> str:
 def format_clock(instant: datetime, zone: str, locale_tag: str) -> str:
     """Only the local time of day, e.g. ``15:00``."""
     return format_time(instant.astimezone(ZoneInfo(zone)), "short", locale=babel_locale(locale_tag))
+
+
+@lru_cache(maxsize=4096)
+def zone_name(instant: datetime, zone: str, locale_tag: str) -> str:
+    """The zone's name in words at `instant`: ``Greenwich Mean Time``, ``heure d'été de l'Est``."""
+    local = instant.astimezone(ZoneInfo(zone))
+    return str(get_timezone_name(local, width="long", locale=babel_locale(locale_tag)))
+
+
+@lru_cache(maxsize=1)
+def _inliner() -> css_inline.CSSInliner:
+    # Mail apps drop <style> or parts of it: every rule goes into style attributes, except a
+    # block marked data-css-inline="keep" (media queries: dark mode, narrow screens).
+    return css_inline.CSSInliner(load_remote_stylesheets=False)
+
+
+def inline_css(html: str) -> str:
+    """`html` with its stylesheet inlined into style attributes (css-inline)."""
+    return _inliner().inline(html) if html else html
 
 
 @lru_cache(maxsize=4096)
@@ -192,7 +212,7 @@ def render(
     return Rendered(
         subject=_one_line(parts.get("subject", "")),
         text=parts["txt"].strip() + ("\n" if channel == "email" else ""),
-        html=parts.get("html", ""),
+        html=inline_css(parts.get("html", "")),
     )
 
 
@@ -213,6 +233,8 @@ def sample_context(kind: str, locale: str) -> dict[str, Any]:
         title="Consultation",
         location="1 Example Street",
         for_practitioner=False,
+        manage_url="https://calgate.example/me/sample",
+        calendar_url="https://calgate.example/me/sample/appointments/apt_sample.ics",
     )
 
 
@@ -231,6 +253,8 @@ def message_context(
     title: str,
     location: str | None,
     for_practitioner: bool,
+    manage_url: str = "",
+    calendar_url: str = "",
 ) -> dict[str, Any]:
     """The variables every template may use (documented in templates/README.md)."""
     return {
@@ -239,6 +263,9 @@ def message_context(
         "end_time": format_clock(end, zone, locale),
         "lead": format_lead(offset_minutes, locale) if offset_minutes else "",
         "timezone": zone,
+        "zone_name": zone_name(start, zone, locale),
+        "manage_url": manage_url,
+        "calendar_url": calendar_url,
         "recipient_name": recipient_name,
         "client_name": client_name,
         "practitioner_name": practitioner_name,

@@ -10,6 +10,7 @@ from __future__ import annotations
 from urllib.parse import quote, urlencode
 
 from sqlalchemy import select
+from starlette.datastructures import Headers, QueryParams
 from starlette.types import Receive, Scope, Send
 
 from gateway.config import Settings
@@ -36,22 +37,6 @@ def subscribe_links(url: str, webcal: str, name: str) -> dict[str, str]:
     }
 
 
-def _header(scope: Scope, name: bytes) -> str | None:
-    for key, value in scope["headers"]:
-        if key == name:
-            return bytes(value).decode("latin-1")
-    return None
-
-
-def _query_language(scope: Scope) -> str | None:
-    query = scope.get("query_string", b"").decode("latin-1")
-    for pair in query.split("&"):
-        key, _, value = pair.partition("=")
-        if key == "lang":
-            return value
-    return None
-
-
 class FeedPage:
     """The page, handed a token the feeds endpoint has already found."""
 
@@ -64,7 +49,10 @@ class FeedPage:
     ) -> None:
         async with self.store.engine.connect() as conn:
             name = (await conn.execute(select(Feed.name).where(Feed.id == feed_id))).scalar_one()
-        lang = pages.choose_language(_header(scope, b"accept-language"), _query_language(scope))
+        lang = pages.choose_language(
+            Headers(scope=scope).get("accept-language"),
+            QueryParams(scope.get("query_string", b"")).get("lang"),
+        )
         url, webcal = feed_urls(self.settings.public_url, token)
         links = subscribe_links(url, webcal, name)
         response = pages.page(
