@@ -61,7 +61,7 @@ async def upcoming(session: AsyncSession, client: Client, now: datetime) -> list
         .order_by(Appointment.start_at, Appointment.id)
         .limit(UPCOMING_LIMIT)
     )
-    return [Upcoming(appointment, name) for appointment, name in rows.tuples()]
+    return [Upcoming(appointment, name) for appointment, name in rows]
 
 
 async def own_appointment(

@@ -32,8 +32,12 @@ def same_site(request: Request, public_url: str) -> bool:
     if fetch_site is not None and fetch_site not in ("same-origin", "none"):
         return False
     origin = request.headers.get("origin")
-    if origin is None or origin == "null":
-        return origin is None
+    if origin is None:
+        return True
+    if origin == "null":
+        # Our pages send no referrer, so browsers send "Origin: null" on their own posts; then
+        # the browser's Sec-Fetch-Site (not settable by a page) must say same-origin.
+        return fetch_site == "same-origin"
     own = urlsplit(public_url)
     asked = urlsplit(origin)
     served = request.url
