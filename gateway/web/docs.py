@@ -9,10 +9,11 @@ inline script.
 
 from __future__ import annotations
 
+from functools import cache
 from pathlib import Path
 
 from fastapi import FastAPI, Request
-from starlette.responses import HTMLResponse
+from starlette.responses import HTMLResponse, Response
 from starlette.staticfiles import StaticFiles
 
 from gateway.web import pages
@@ -35,6 +36,18 @@ def docs_asset_folder() -> Path:
     return Path(fastapi_offline.__file__).resolve().parent / "static"
 
 
+# The one address ReDoc's bundle fetches by itself (its "API docs by Redocly" logo): pointed
+# at our own icon, so the page requests nothing from another host.
+_REDOC_LOGO = b"https://cdn.redoc.ly/redoc/logo-mini.svg"
+
+
+@cache
+def redoc_script() -> bytes:
+    """The packaged ReDoc bundle, its one remote image replaced by a file of ours."""
+    script = (docs_asset_folder() / "redoc.standalone.js").read_bytes()
+    return script.replace(_REDOC_LOGO, (pages.ASSETS_PATH + "/icon.svg").encode())
+
+
 def _page(request: Request, name: str) -> HTMLResponse:
     openapi_url = request.app.openapi_url or "/openapi.json"
     html = (
@@ -54,6 +67,16 @@ def _page(request: Request, name: str) -> HTMLResponse:
 
 def install(app: FastAPI) -> None:
     """Serve the docs pages and their assets on `app` (built with docs_url/redoc_url None)."""
+
+    async def redoc_bundle(_request: Request) -> Response:
+        return Response(
+            redoc_script(),
+            media_type="text/javascript",
+            headers={"Cache-Control": "public, max-age=86400"},
+        )
+
+    # Before the static folder, which would serve the unpatched file.
+    app.add_route(DOCS_ASSETS_PATH + "/redoc.standalone.js", redoc_bundle, include_in_schema=False)
     app.mount(DOCS_ASSETS_PATH, StaticFiles(directory=docs_asset_folder()), name="docs-assets")
 
     async def swagger(request: Request) -> HTMLResponse:

@@ -50,8 +50,9 @@ class Look:
     console_errors: list[str] = field(default_factory=list)
 
     def foreign_requests(self, own: str) -> list[str]:
-        """Requests to anything but `own` (data: URLs are not requests to a host)."""
-        return [u for u in self.requests if not (u.startswith(own) or u.startswith("data:"))]
+        """Requests to anything but `own` (data: and our own blob: URLs reach no host)."""
+        mine = (own, "data:", "blob:" + own)
+        return [u for u in self.requests if not u.startswith(mine)]
 
     def axe_problems(self) -> list[str]:
         """axe-core's serious and critical violations, in words."""
