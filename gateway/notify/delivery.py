@@ -392,12 +392,13 @@ class Dispatcher:
         start, end = appointment.start_at, appointment.end_at
         title, location = appointment.title, appointment.location
         public_url = self.settings.public_url
-        manage_url = calendar_url = ""
-        if recipient_type == "client":  # the client's own page, on a link signed now
-            manage_url = client_page_url(self.settings, person.id, email, phone)
-            calendar_url = f"{manage_url}/appointments/{apt_id}.ics"
+        settings, person_id = self.settings, person.id
 
         def build() -> EmailJob | SmsJob:
+            manage_url = calendar_url = ""
+            if recipient_type == "client" and channel == "email":  # their page, signed now
+                manage_url = client_page_url(settings, person_id, email, phone)
+                calendar_url = f"{manage_url}/appointments/{apt_id}.ics"
             context = message_context(
                 kind=kind,
                 locale=locale,

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 from enum import Enum
+from functools import lru_cache
 
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 
@@ -43,7 +44,12 @@ def contact_fingerprint(email: str | None, phone: str | None) -> str:
 
 
 def _serializer(settings: Settings, salt: str = _SALT) -> URLSafeTimedSerializer:
-    return URLSafeTimedSerializer(secrets.signing_key(settings, "web-links"), salt=salt)
+    return _serializer_for(secrets.signing_key(settings, "web-links"), salt)
+
+
+@lru_cache(maxsize=8)
+def _serializer_for(key: bytes, salt: str) -> URLSafeTimedSerializer:
+    return URLSafeTimedSerializer(key, salt=salt)
 
 
 def make_token(settings: Settings, client_id: str, email: str | None, phone: str | None) -> str:
