@@ -9,6 +9,7 @@ Everything renders in a sandbox with strict undefined variables; HTML parts are 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, MutableMapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -22,6 +23,7 @@ from babel import Locale, UnknownLocaleError
 from babel.dates import format_date, format_time, format_timedelta, get_timezone_name
 from jinja2 import FileSystemLoader, StrictUndefined, Template, TemplateError, TemplateNotFound
 from jinja2.sandbox import SandboxedEnvironment
+from markupsafe import escape
 
 from gateway.errors import ValidationFailed
 
@@ -205,15 +207,53 @@ def render(
     channel: str, kind: str, locale: str, context: Mapping[str, Any], overrides: Overrides
 ) -> Rendered:
     """Render every part of `channel`'s message of `kind` for `locale`."""
-    parts = {
-        part: _template(channel, kind, locale, part, overrides).render(context)
-        for part in PARTS[channel]
-    }
+    parts: dict[str, str] = {}
+    for part in PARTS[channel]:
+        template = _template(channel, kind, locale, part, overrides)
+        if part != "html":
+            parts[part] = template.render(context)
+        elif template is _shipped(f"{channel}/{kind}.{template_locale(template)}.{part}.j2"):
+            parts[part] = _inlined_shipped(template, context)
+        else:  # an account's own HTML: inlined as it renders
+            parts[part] = inline_css(template.render(context))
     return Rendered(
         subject=_one_line(parts.get("subject", "")),
         text=parts["txt"].strip() + ("\n" if channel == "email" else ""),
-        html=inline_css(parts.get("html", "")),
+        html=parts.get("html", ""),
     )
+
+
+def template_locale(template: Template) -> str:
+    """The locale part of a shipped template's name (``email/reminder.fr.html.j2`` → fr)."""
+    return (template.name or "").rsplit("/", 1)[-1].split(".")[1] if template.name else ""
+
+
+_MARK = re.compile(r"cgv(\d+)z")
+
+
+@lru_cache(maxsize=1024)
+def _skeleton(template: Template, shape: tuple[tuple[str, Any], ...]) -> str:
+    # The shipped template rendered with a marker in place of each text value (empty ones stay
+    # empty, so every {% if %} takes the same branch) and inlined once.
+    return inline_css(template.render(dict(shape)))
+
+
+def _inlined_shipped(template: Template, context: Mapping[str, Any]) -> str:
+    """A shipped HTML template rendered and inlined, the inlining done once per shape.
+
+    css-inline cost more than the rest of an email; the shipped templates only print text
+    values and test them for emptiness, so their inlined form differs only in those values.
+    """
+    shape: list[tuple[str, Any]] = []
+    values: list[str] = []
+    for key, value in context.items():
+        if isinstance(value, str) and value:
+            shape.append((key, f"cgv{len(values)}z"))
+            values.append(str(escape(value)))
+        else:
+            shape.append((key, value))
+    skeleton = _skeleton(template, tuple(shape))
+    return _MARK.sub(lambda m: values[int(m.group(1))], skeleton)
 
 
 def sample_context(kind: str, locale: str) -> dict[str, Any]:

@@ -9,6 +9,7 @@ signing key is derived from the secrets key (`gateway.secrets.signing_key`).
 from __future__ import annotations
 
 import hashlib
+import time
 from dataclasses import dataclass
 from enum import Enum
 from functools import lru_cache
@@ -60,9 +61,19 @@ def make_token(settings: Settings, client_id: str, email: str | None, phone: str
 def client_page_url(
     settings: Settings, client_id: str, email: str | None, phone: str | None
 ) -> str:
-    """The absolute address of the client's page."""
-    token = make_token(settings, client_id, email, phone)
-    return settings.public_url.rstrip("/") + PAGE_PATH + token
+    """The absolute address of the client's page (one link per client and hour: signing each
+    of a burst of reminders separately cost more than rendering them)."""
+    key = secrets.signing_key(settings, "web-links")
+    hour = int(time.time() // 3600)
+    return _page_url(settings.public_url, key, client_id, email, phone, hour)
+
+
+@lru_cache(maxsize=4096)
+def _page_url(
+    public_url: str, key: bytes, client_id: str, email: str | None, phone: str | None, hour: int
+) -> str:
+    token = str(_serializer_for(key, _SALT).dumps([client_id, contact_fingerprint(email, phone)]))
+    return public_url.rstrip("/") + PAGE_PATH + token
 
 
 def read_token(settings: Settings, token: str) -> LinkHolder | LinkProblem:

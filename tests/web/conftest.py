@@ -33,13 +33,22 @@ from tests.web.browser import CHROMIUM
 
 
 @pytest.fixture(scope="session")
-def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Browser]:
-    """Debian's chromium, shared by every browser test; axe-core and jsQR installed."""
-    if not CHROMIUM.exists():
-        pytest.skip("chromium is not installed (apt-get install chromium)")
+def node_packages(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """axe-core and jsQR from npm (skips, saying why, when they cannot be had)."""
     reason = npm_install(tmp_path_factory.mktemp("npm-cache"))
     if reason is not None:
         pytest.skip(reason)
+
+
+@pytest.fixture(scope="module")
+def browser(node_packages: None) -> Iterator[Browser]:
+    """Debian's chromium, shared by a module's tests.
+
+    Per module, not per session: Playwright's sync API keeps an event loop running in the main
+    thread while it is open, and the async tests of other folders need that thread's loop free.
+    """
+    if not CHROMIUM.exists():
+        pytest.skip("chromium is not installed (apt-get install chromium)")
     with sync_playwright() as playwright:
         chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=["--no-sandbox"])
         try:

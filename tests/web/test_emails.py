@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import html as html_module
 import re
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from playwright.sync_api import Browser
 
-from gateway.notify.rendering import KINDS, render, sample_context
+from gateway.notify.rendering import KINDS, inline_css, render, sample_context
 from tests.web.browser import SIZES, Look, look
 
 
@@ -50,3 +52,23 @@ def test_email_reads_well_everywhere(viewer: Look, kind: str, locale: str) -> No
             viewer.screenshot(f"email-{kind}-{locale}-{size}-{scheme}")
         assert viewer.axe_problems() == [], (kind, locale, scheme)
     assert viewer.requests == []  # an email loads nothing from anywhere
+
+
+@pytest.mark.parametrize("location", ["", "1 Rue de la Paix"])
+@pytest.mark.parametrize("kind", KINDS)
+def test_inlined_once_per_shape_is_the_same_email(kind: str, location: str) -> None:
+    # Shipped HTML is inlined once per shape and the values filled in; an email with markup
+    # in its values must read exactly as if it had been inlined on its own.
+    context = {**sample_context(kind, "fr"), "location": location}
+    context["title"] = 'Bilan & <contrôle> "annuel" d\'hiver'
+    fast = render("email", kind, "fr", context, {}).html
+    template = environment_template(kind)
+    alone = inline_css(template.render(context))
+    assert html_module.unescape(fast) == html_module.unescape(alone)
+    assert "&lt;contrôle&gt;" in fast and "<contrôle>" not in fast
+
+
+def environment_template(kind: str) -> Any:
+    from gateway.notify.rendering import _shipped
+
+    return _shipped(f"email/{kind}.fr.html.j2")
