@@ -13,12 +13,15 @@ from gateway.api import (
     appointments,
     clients,
     errors,
+    exports,
     feeds,
     google,
     health,
+    imports,
     integrations,
     notifications,
     page_settings,
+    reports,
     twilio_webhooks,
     usage,
     users,
@@ -80,6 +83,9 @@ def create_app(
     app.include_router(google.router)
     app.include_router(page_settings.router)
     web_install.install(app)
+    app.include_router(exports.router)
+    app.include_router(reports.router)
+    app.include_router(imports.router)
     google_install.install(settings)
     app.add_middleware(
         RequestMiddleware, store=the_store, max_body_bytes=settings.api_max_body_bytes
