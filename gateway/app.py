@@ -20,6 +20,7 @@ from gateway.api import (
     imports,
     integrations,
     notifications,
+    page_settings,
     reports,
     twilio_webhooks,
     usage,
@@ -33,6 +34,8 @@ from gateway.google import install as google_install
 from gateway.notify.channels.senders import check_sender_settings
 from gateway.scheduler import Ticks
 from gateway.store.db import Store
+from gateway.web import install as web_install
+from gateway.web.feed_page import FeedPage
 
 
 def create_app(
@@ -71,6 +74,8 @@ def create_app(
         version="0.1.0",
         summary="Calendar feeds, two-way sync and notifications for booking products.",
         lifespan=lifespan,
+        docs_url=None,  # served offline by gateway/web/docs.py
+        redoc_url=None,
     )
     app.state.settings = settings
     app.state.store = the_store
@@ -83,6 +88,8 @@ def create_app(
     app.include_router(integrations.busy_router)
     app.include_router(google.router)
     app.include_router(webhook_endpoints.router)
+    app.include_router(page_settings.router)
+    web_install.install(app)
     app.include_router(exports.router)
     app.include_router(reports.router)
     app.include_router(imports.router)
@@ -90,5 +97,6 @@ def create_app(
     app.add_middleware(
         RequestMiddleware, store=the_store, max_body_bytes=settings.api_max_body_bytes
     )
-    feeds_http.install(app, the_store, settings)  # after the middleware: feeds go first
+    # After the middleware: feeds (and their subscription pages) go first.
+    feeds_http.install(app, the_store, settings, page=FeedPage(the_store, settings))
     return app

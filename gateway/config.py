@@ -447,6 +447,18 @@ class Settings(BaseSettings):
         30.0, gt=0, description="Timeout of each request to Google."
     )
 
+    web_client_link_days: float = Field(
+        30.0,
+        gt=0,
+        le=365,
+        description="How long the link to a client's own page (in every email and SMS) works.",
+    )
+    web_return_url: str = Field(
+        "",
+        description="Where the connection pages send a practitioner back to (the booking "
+        "product), unless the account set its own; empty: no way-back button.",
+    )
+
     @field_validator("public_url")
     @classmethod
     def _check_public_url(cls, value: str) -> str:

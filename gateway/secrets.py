@@ -22,6 +22,7 @@ from gateway.config import Settings
 from gateway.errors import ConfigError
 
 _cache: dict[str, tuple[Fernet, MultiFernet]] = {}
+_signing_cache: dict[tuple[bytes, str], bytes] = {}
 
 
 class SecretUnreadable(Exception):
@@ -121,3 +122,21 @@ def rotate_token(settings: Settings, token: str) -> str:
         return _fernets(settings)[1].rotate(token.encode("ascii")).decode("ascii")
     except InvalidToken:
         raise SecretUnreadable("the stored secret cannot be read with any key") from None
+
+
+def signing_key(settings: Settings, purpose: str) -> bytes:
+    """A key for signing links of one `purpose`, derived from the current secrets key.
+
+    One secret to keep, and a signature made for one purpose never verifies for another.
+    Rotating the secrets key ends the links signed under the previous one.
+    """
+    import hashlib  # only the link signers need it
+    import hmac
+
+    _fernets(settings)  # makes sure the key (file) exists and is valid
+    current = _keys(settings)[1][0]
+    cache_key = (current, purpose)
+    if cache_key not in _signing_cache:
+        digest = hmac.new(current, b"calgate:" + purpose.encode(), hashlib.sha256).digest()
+        _signing_cache[cache_key] = digest
+    return _signing_cache[cache_key]

@@ -119,6 +119,10 @@ class FeedCreated(FeedOut):
 
     url: str = Field(description="The subscription link on the public address")
     webcal_url: str = Field(description="The same link as webcal://, which opens calendar apps")
+    page_url: str = Field(
+        description="The subscription page to share with a person: one-tap buttons for each "
+        "calendar app, the link to copy and a QR code"
+    )
 
 
 async def _described(request: Request, caller: Caller, feeds: list[Feed]) -> list[FeedOut]:
@@ -136,7 +140,8 @@ async def _issued(
 ) -> JSONResponse:
     (listed,) = await _described(request, caller, [issued.feed])
     url, webcal = service.feed_urls(caller.settings.public_url, issued.token)
-    out = FeedCreated(**listed.model_dump(), url=url, webcal_url=webcal)
+    page = service.feed_page_url(caller.settings.public_url, issued.token)
+    out = FeedCreated(**listed.model_dump(), url=url, webcal_url=webcal, page_url=page)
     # A replay answers without the URLs: the token is never stored in the clear.
     return await idem.respond(status, out, remember=listed)
 

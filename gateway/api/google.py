@@ -2,30 +2,19 @@
 
 Neither carries an API key: the callback is trusted through its single-use `state`
 (gateway/google/consent.py), the webhook through its channel id and token
-(gateway/google/channels.py). Pages are Jinja2 templates (templates/web/), autoescaped.
+(gateway/google/channels.py). The landing page is gateway/web/connection_pages.py.
 """
 
 from __future__ import annotations
 
-from functools import cache
-from pathlib import Path
-
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import HTMLResponse
-from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from gateway.api.context import SessionDep, get_settings, get_store
 from gateway.google import channels, consent
+from gateway.web.connection_pages import Landing, landing_page
 
 router = APIRouter(tags=["google"], include_in_schema=False)
-_WEB = Path(__file__).resolve().parents[2] / "templates" / "web"
-
-
-@cache
-def _pages() -> Environment:
-    return Environment(
-        loader=FileSystemLoader(_WEB), autoescape=select_autoescape(default=True), auto_reload=False
-    )
 
 
 @router.get(consent.CALLBACK_PATH, response_class=HTMLResponse)
@@ -33,14 +22,16 @@ async def oauth_callback(
     request: Request, state: str | None = None, code: str | None = None, error: str | None = None
 ) -> HTMLResponse:
     """Where Google sends the practitioner back after the consent page."""
-    result = await consent.finish(get_store(request), get_settings(request), state, code, error)
-    page = (
-        _pages()
-        .get_template("google_connected.html.j2")
-        .render(ok=result.ok, title=result.title, message=result.message, calendar=result.calendar)
+    store, settings = get_store(request), get_settings(request)
+    result = await consent.finish(store, settings, state, code, error)
+    landing = Landing(
+        outcome=result.outcome,
+        provider="Google Calendar",
+        calendar=result.calendar,
+        detail=result.message if result.outcome == "error" else None,
+        account_id=result.account_id,
     )
-    headers = {"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"}
-    return HTMLResponse(page, status_code=200 if result.ok else 400, headers=headers)
+    return await landing_page(store, settings, landing, request.headers.get("accept-language"))
 
 
 @router.post(channels.WEBHOOK_PATH)

@@ -20,7 +20,7 @@ import asyncio
 import logging
 import sqlite3
 import weakref
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import NamedTuple
@@ -208,17 +208,23 @@ async def _send(
     await send({"type": "http.response.body", "body": content})
 
 
-class FeedEndpoint:
-    """The ASGI app behind `PATH`."""
+# The subscription page of a found feed: (scope, receive, send, token, feed id).
+FeedPageHandler = Callable[[Scope, Receive, Send, str, str], Awaitable[None]]
 
-    def __init__(self, store: Store, settings: Settings) -> None:
+
+class FeedEndpoint:
+    """The ASGI app behind `PATH`: ``<token>.ics`` is the feed, ``<token>`` its page."""
+
+    def __init__(self, store: Store, settings: Settings, page: FeedPageHandler | None) -> None:
         self.store = store
         self.settings = settings
+        self.page = page
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         runtime = runtime_for(self.store, self.settings)
         name = str(scope.get("path_params", {}).get("name", ""))
-        token = name[: -len(SUFFIX)] if name.endswith(SUFFIX) else ""
+        is_page = not name.endswith(SUFFIX) and self.page is not None
+        token = name if is_page else (name[: -len(SUFFIX)] if name.endswith(SUFFIX) else "")
         client = scope.get("client")
         address = str(client[0]) if client else ""
         found = await runtime.lookup(token)
@@ -227,6 +233,12 @@ class FeedEndpoint:
             await _send(
                 send, 410, [(b"cache-control", b"no-store"), (b"content-length", b"0")], b""
             )
+            return
+        if is_page and self.page is not None:
+            if found is None:  # the same miss, the same 404, as an unknown feed
+                await self._miss(runtime, address, send)
+            else:
+                await self.page(scope, receive, send, token, found.feed_id)
             return
         body = await runtime.bodies.get(found.feed_id, found.version) if found else None
         if body is None:
@@ -316,11 +328,14 @@ class FeedsFirst:
         await self.app(scope, receive, send)
 
 
-def install(app: Starlette, store: Store, settings: Settings) -> None:
-    """Serve `PATH` on `app`: the route (for the schema of methods) and the fast path in front.
+def install(
+    app: Starlette, store: Store, settings: Settings, page: FeedPageHandler | None = None
+) -> None:
+    """Serve `PATH` on `app`: the route (for the schema of methods) and the fast path in front;
+    `page` answers ``/feeds/<token>`` (no extension) for a found token.
 
     Call it after the app's other middleware is added, so that this one runs first.
     """
-    endpoint = FeedEndpoint(store, settings)
+    endpoint = FeedEndpoint(store, settings, page)
     app.router.routes.insert(0, Route(PATH, endpoint, methods=["GET"], include_in_schema=False))
     app.add_middleware(FeedsFirst, endpoint=endpoint)

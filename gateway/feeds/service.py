@@ -21,6 +21,7 @@ from gateway.store.types import utcnow
 SCOPES = ("user", "client", "account")
 PRIVACY = ("full", "limited", "busy")
 PATH = "/feeds/{token}.ics"
+PAGE_PATH = "/feeds/{token}"
 
 
 @dataclass(frozen=True)
@@ -45,6 +46,11 @@ def feed_urls(public_url: str, token: str) -> tuple[str, str]:
     url = public_url.rstrip("/") + PATH.format(token=token)
     parts = urlsplit(url)
     return url, f"webcal://{parts.netloc}{parts.path}"
+
+
+def feed_page_url(public_url: str, token: str) -> str:
+    """The feed's subscription page (gateway/web/feed_page.py): the same secret, no extension."""
+    return public_url.rstrip("/") + PAGE_PATH.format(token=token)
 
 
 def _check_scope(scope: str, user_id: str | None, client_id: str | None) -> None:

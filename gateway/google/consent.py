@@ -99,12 +99,17 @@ class Result:
     title: str
     message: str
     calendar: str | None = None
+    # For the landing page (gateway/web/connection_pages.py): one of its outcomes, and whose
+    # return URL leads back.
+    outcome: str = "error"
+    account_id: str | None = None
 
 
 _BAD_LINK = Result(
     False,
     "This link cannot be used",
     "This connection link is invalid, expired or already used. Ask for a new one.",
+    outcome="expired",
 )
 
 
@@ -119,16 +124,29 @@ async def finish(
         consent = await session.scalar(
             select(GoogleConsent).where(GoogleConsent.state_hash == _hash(state))
         )
+        if consent is not None and consent.used_at is not None:
+            # A reload of the landing page: say so when that connection is live.
+            used = await session.get(Integration, consent.integration_id)
+            if used is not None and used.status == ACTIVE:
+                return Result(
+                    True,
+                    "Google Calendar is already connected",
+                    "",
+                    outcome="already_connected",
+                    account_id=consent.account_id,
+                )
         if consent is None or consent.used_at is not None or consent.expires_at <= now:
             log.warning("google consent refused", extra={"reason": "bad state"})
             return _BAD_LINK
         consent.used_at = now  # single use, whatever happens next
-        integration_id = consent.integration_id
+        integration_id, account_id = consent.integration_id, consent.account_id
     if error or not code:
         return Result(
             False,
             "Google Calendar was not connected",
             "Access was not granted, so nothing was connected. You can try again.",
+            outcome="declined",
+            account_id=account_id,
         )
     app = google.configured()
     try:
@@ -140,12 +158,17 @@ async def finish(
             await connector.close()
     except ConnectorError as exc:
         log.warning("google consent failed", extra={"error": type(exc).__name__})
-        return Result(False, "Google Calendar was not connected", exc.message)
+        return Result(
+            False, "Google Calendar was not connected", exc.message, account_id=account_id
+        )
     async with store.transaction() as session:
         integration = await session.get(Integration, integration_id)
         if integration is None:
             return Result(
-                False, "Google Calendar was not connected", "This connection was removed meanwhile."
+                False,
+                "Google Calendar was not connected",
+                "This connection was removed meanwhile.",
+                account_id=account_id,
             )
         chosen = await _store_grant(session, settings, integration, grant.refresh_token, found)
     log.info("google connected", extra={"integration_id": integration_id})
@@ -155,6 +178,8 @@ async def finish(
         "Appointments will appear in your calendar, and your other events will count as busy "
         "time. You can close this window.",
         chosen,
+        outcome="connected",
+        account_id=account_id,
     )
 
 

@@ -31,6 +31,7 @@ from gateway.store.notify_models import (
     OutboxMessage,
     SmsOptOut,
 )
+from gateway.web.client_links import client_page_url
 
 # The outbox columns a claim reads (plain rows, not ORM objects).
 CLAIMED = (
@@ -138,6 +139,12 @@ async def check(ctx: Loaded, row: Row[Any], now: datetime) -> Snapshot | Settle:
         overrides=await ctx.overrides(account.id),
         public_url=ctx.settings.public_url,
         now=now,
+        # The client's own page, signed now (one link per client and hour, cached).
+        manage_url=(
+            client_page_url(ctx.settings, person.id, person.email, person.phone)
+            if row.recipient_type == "client" and row.channel == "email"
+            else ""
+        ),
     )
 
 

@@ -50,6 +50,7 @@ class Snapshot:
     overrides: Overrides
     public_url: str
     now: datetime  # the claim's instant: the invitation's DTSTAMP
+    manage_url: str = ""  # a client's own page (signed link), for their emails only
 
 
 def compose(s: Snapshot) -> Outgoing:
@@ -68,6 +69,12 @@ def compose(s: Snapshot) -> Outgoing:
         title=s.title,
         location=s.location,
         for_practitioner=s.recipient_type == "user",
+        manage_url=s.manage_url,
+        calendar_url=(
+            f"{s.manage_url}/appointments/{s.appointment_id}.ics"
+            if s.manage_url and s.kind != "cancellation"
+            else ""
+        ),
     )
     rendered = render(s.channel, s.kind, s.locale, context, s.overrides)
     if s.channel == "sms":
@@ -90,6 +97,7 @@ def compose(s: Snapshot) -> Outgoing:
         reply_to=s.prefs.email_reply_to,
         to_name=s.name,
         to_address=s.email,
+        unsubscribe_url=f"{s.manage_url}/unsubscribe" if s.manage_url else None,
     )
     ics = method = None
     if s.kind in _INVITES and s.recipient_type == "client":

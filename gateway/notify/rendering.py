@@ -10,6 +10,7 @@ and every value an SMS template prints is folded to one line.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, MutableMapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -18,10 +19,12 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import css_inline
 from babel import Locale, UnknownLocaleError
-from babel.dates import format_date, format_time, format_timedelta
+from babel.dates import format_date, format_time, format_timedelta, get_timezone_name
 from jinja2 import FileSystemLoader, StrictUndefined, Template, TemplateError, TemplateNotFound
 from jinja2.sandbox import SandboxedEnvironment
+from markupsafe import escape
 
 from gateway.errors import ValidationFailed
 
@@ -85,6 +88,25 @@ def format_when(instant: datetime, zone: str, locale_tag: str) -> str:
 def format_clock(instant: datetime, zone: str, locale_tag: str) -> str:
     """Only the local time of day, e.g. ``15:00``."""
     return format_time(instant.astimezone(ZoneInfo(zone)), "short", locale=babel_locale(locale_tag))
+
+
+@lru_cache(maxsize=4096)
+def zone_name(instant: datetime, zone: str, locale_tag: str) -> str:
+    """The zone's name in words at `instant`: ``Greenwich Mean Time``, ``heure d'été de l'Est``."""
+    local = instant.astimezone(ZoneInfo(zone))
+    return str(get_timezone_name(local, width="long", locale=babel_locale(locale_tag)))
+
+
+@lru_cache(maxsize=1)
+def _inliner() -> css_inline.CSSInliner:
+    # Mail apps drop <style> or parts of it: every rule goes into style attributes, except a
+    # block marked data-css-inline="keep" (media queries: dark mode, narrow screens).
+    return css_inline.CSSInliner(load_remote_stylesheets=False)
+
+
+def inline_css(html: str) -> str:
+    """`html` with its stylesheet inlined into style attributes (css-inline)."""
+    return _inliner().inline(html) if html else html
 
 
 @lru_cache(maxsize=4096)
@@ -207,15 +229,53 @@ def render(
     channel: str, kind: str, locale: str, context: Mapping[str, Any], overrides: Overrides
 ) -> Rendered:
     """Render every part of `channel`'s message of `kind` for `locale`."""
-    parts = {
-        part: _template(channel, kind, locale, part, overrides).render(context)
-        for part in PARTS[channel]
-    }
+    parts: dict[str, str] = {}
+    for part in PARTS[channel]:
+        template = _template(channel, kind, locale, part, overrides)
+        if part != "html":
+            parts[part] = template.render(context)
+        elif template is _shipped(f"{channel}/{kind}.{template_locale(template)}.{part}.j2"):
+            parts[part] = _inlined_shipped(template, context)
+        else:  # an account's own HTML: inlined as it renders
+            parts[part] = inline_css(template.render(context))
     return Rendered(
         subject=one_line(parts.get("subject", "")),
         text=parts["txt"].strip() + ("\n" if channel == "email" else ""),
         html=parts.get("html", ""),
     )
+
+
+def template_locale(template: Template) -> str:
+    """The locale part of a shipped template's name (``email/reminder.fr.html.j2`` → fr)."""
+    return (template.name or "").rsplit("/", 1)[-1].split(".")[1] if template.name else ""
+
+
+_MARK = re.compile(r"cgv(\d+)z")
+
+
+@lru_cache(maxsize=1024)
+def _skeleton(template: Template, shape: tuple[tuple[str, Any], ...]) -> str:
+    # The shipped template rendered with a marker in place of each text value (empty ones stay
+    # empty, so every {% if %} takes the same branch) and inlined once.
+    return inline_css(template.render(dict(shape)))
+
+
+def _inlined_shipped(template: Template, context: Mapping[str, Any]) -> str:
+    """A shipped HTML template rendered and inlined, the inlining done once per shape.
+
+    css-inline cost more than the rest of an email; the shipped templates only print text
+    values and test them for emptiness, so their inlined form differs only in those values.
+    """
+    shape: list[tuple[str, Any]] = []
+    values: list[str] = []
+    for key, value in context.items():
+        if isinstance(value, str) and value:
+            shape.append((key, f"cgv{len(values)}z"))
+            values.append(str(escape(value)))
+        else:
+            shape.append((key, value))
+    skeleton = _skeleton(template, tuple(shape))
+    return _MARK.sub(lambda m: values[int(m.group(1))], skeleton)
 
 
 def sample_context(kind: str, locale: str) -> dict[str, Any]:
@@ -235,6 +295,8 @@ def sample_context(kind: str, locale: str) -> dict[str, Any]:
         title="Consultation",
         location="1 Example Street",
         for_practitioner=False,
+        manage_url="https://calgate.example/me/sample",
+        calendar_url="https://calgate.example/me/sample/appointments/apt_sample.ics",
     )
 
 
@@ -253,6 +315,8 @@ def message_context(
     title: str,
     location: str | None,
     for_practitioner: bool,
+    manage_url: str = "",
+    calendar_url: str = "",
 ) -> dict[str, Any]:
     """The variables every template may use (documented in templates/README.md)."""
     return {
@@ -261,6 +325,9 @@ def message_context(
         "end_time": format_clock(end, zone, locale),
         "lead": format_lead(offset_minutes, locale) if offset_minutes else "",
         "timezone": zone,
+        "zone_name": zone_name(start, zone, locale),
+        "manage_url": manage_url,
+        "calendar_url": calendar_url,
         "recipient_name": recipient_name,
         "client_name": client_name,
         "practitioner_name": practitioner_name,

@@ -59,6 +59,8 @@ TABLES: dict[str, Entry] = {
     "google_channels": Entry(
         Reach("integration_id", "sync_integrations"), hidden={"token_hash": _HASHED}
     ),
+    "contact_changes": Entry(_ACCOUNT),
+    "page_settings": Entry(_ACCOUNT),
     "notify_account_settings": Entry(_ACCOUNT),
     "notify_client_settings": Entry(_ACCOUNT),
     "notify_templates": Entry(_ACCOUNT),

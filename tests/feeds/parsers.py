@@ -8,7 +8,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 from datetime import UTC, datetime
 from pathlib import Path
@@ -17,9 +16,10 @@ import icalendar
 import vobject
 from ical.calendar_stream import IcsCalendarStream
 
+from tests.node import NODE_DIR, npm_install
+
 Instants = dict[str, tuple[datetime, datetime]]
 HERE = Path(__file__).parent
-NODE_DIR = HERE.parent / ".node"  # gitignored; installed by the suite when missing
 
 
 def _utc(value: datetime) -> datetime:
@@ -54,48 +54,9 @@ def with_vobject(text: str) -> Instants:
     }
 
 
-def node_missing() -> str | None:
-    """Why ical.js cannot run here, or None."""
-    if shutil.which("node") is None:
-        return "node is not installed (apt-get install nodejs npm)"
-    if shutil.which("npm") is None:
-        return "npm is not installed (apt-get install npm)"
-    return None
-
-
 def install_icaljs(cache: Path) -> str | None:
     """npm-install ical.js into tests/.node unless present; the reason it failed, or None."""
-    if (NODE_DIR / "node_modules" / "ical.js" / "package.json").is_file():
-        return None
-    if (missing := node_missing()) is not None:
-        return missing
-    NODE_DIR.mkdir(exist_ok=True)
-    try:
-        done = subprocess.run(
-            [
-                "npm",
-                "install",
-                "--cache",
-                str(cache),
-                "--prefix",
-                str(NODE_DIR),
-                "--no-audit",
-                "--no-fund",
-                "--no-save",
-                "--fetch-retries=1",
-                "--fetch-timeout=30000",
-                "ical.js@2",
-            ],
-            capture_output=True,
-            text=True,
-            timeout=180,
-            check=False,
-        )
-    except subprocess.TimeoutExpired:
-        return "npm install ical.js timed out (is the npm registry reachable?)"
-    if done.returncode != 0:
-        return f"npm install ical.js failed (registry unreachable?): {done.stderr[-300:]}"
-    return None
+    return npm_install(cache)
 
 
 def icaljs_dump(text: str, folder: Path) -> dict[str, object]:

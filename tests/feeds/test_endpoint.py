@@ -76,7 +76,8 @@ async def test_misses_all_look_the_same(api: Api, feeds: Feeds):
         "/feeds/" + token + "A.ics",  # too long
         "/feeds/" + token[:-1] + "+.ics",  # outside the alphabet
         "/feeds/" + token[:-1] + "%25.ics",
-        "/feeds/" + token,  # no extension
+        "/feeds/" + "A" * 43,  # the subscription page of an unknown token
+        "/feeds/" + token[:-1],  # ... of a malformed one
         "/feeds/" + token + ".ics.ics",
         "/feeds/" + token.lower() + ".ics",  # tokens are case-sensitive
         "/feeds/..%2F..%2Fv1%2Fusers.ics",  # traversal
@@ -93,6 +94,7 @@ async def test_misses_all_look_the_same(api: Api, feeds: Feeds):
         )
     assert {a for a in answers} == {(404, b"Not found\n", "text/plain; charset=utf-8")}, answers
     assert (await feeds.fetch(feed)).status_code == 200  # the real one still works
+    assert (await feeds.http.get("/feeds/" + token)).status_code == 200  # and its page
 
 
 async def test_only_get_and_head(api: Api, feeds: Feeds):

@@ -54,6 +54,8 @@ class EmailEnvelope:
     reply_to: str | None
     to_name: str
     to_address: str
+    # RFC 8058 one-click unsubscribe (List-Unsubscribe + List-Unsubscribe-Post), when set.
+    unsubscribe_url: str | None = None
 
 
 # One "@" between runs of characters other than whitespace and <>,;" (which could end a
@@ -124,6 +126,13 @@ def build_message(
         ("MIME-Version", "1.0"),
         ("Auto-Submitted", "auto-generated"),  # RFC 3834: no auto-replies to a notification
     ]
+    if envelope.unsubscribe_url:
+        if not envelope.unsubscribe_url.isascii() or not envelope.unsubscribe_url.isprintable():
+            raise ValueError("unsubscribe URL must be printable ASCII")
+        headers += [
+            ("List-Unsubscribe", f"<{envelope.unsubscribe_url}>"),
+            ("List-Unsubscribe-Post", "List-Unsubscribe=One-Click"),
+        ]
     parts = [
         _part(rendered.text, 'text/plain; charset="utf-8"'),
         _part(rendered.html, 'text/html; charset="utf-8"'),
