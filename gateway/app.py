@@ -17,6 +17,7 @@ from gateway.api import (
     google,
     health,
     integrations,
+    metrics,
     notifications,
     twilio_webhooks,
     usage,
@@ -73,6 +74,7 @@ def create_app(
     app.include_router(integrations.router)
     app.include_router(integrations.busy_router)
     app.include_router(google.router)
+    app.include_router(metrics.router)
     google_install.install(settings)
     app.add_middleware(
         RequestMiddleware, store=the_store, max_body_bytes=settings.api_max_body_bytes

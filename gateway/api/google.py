@@ -8,7 +8,6 @@ Neither carries an API key: the callback is trusted through its single-use `stat
 from __future__ import annotations
 
 from functools import cache
-from pathlib import Path
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import HTMLResponse
@@ -16,9 +15,10 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from gateway.api.context import SessionDep, get_settings, get_store
 from gateway.google import channels, consent
+from gateway.resources import templates_dir
 
 router = APIRouter(tags=["google"], include_in_schema=False)
-_WEB = Path(__file__).resolve().parents[2] / "templates" / "web"
+_WEB = templates_dir() / "web"
 
 
 @cache

@@ -13,7 +13,6 @@ from collections.abc import Mapping, MutableMapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
-from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -23,8 +22,9 @@ from jinja2 import FileSystemLoader, StrictUndefined, Template, TemplateError, T
 from jinja2.sandbox import SandboxedEnvironment
 
 from gateway.errors import ValidationFailed
+from gateway.resources import templates_dir
 
-TEMPLATES_DIR = Path(__file__).resolve().parents[2] / "templates"
+TEMPLATES_DIR = templates_dir()
 KINDS = ("confirmation", "rescheduled", "cancellation", "reminder")
 CHANNELS = ("email", "sms")
 PARTS = {"email": ("subject", "txt", "html"), "sms": ("txt",)}
