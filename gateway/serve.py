@@ -6,9 +6,9 @@
 - ``worker``: runs the ticks and does not listen.
 
 ``--workers N`` binds the port once and starts N API processes on it (the kernel spreads the
-connections); with role ``all`` the supervising process runs the ticks itself, so there is one
-set of ticks per ``calgate serve``. Several processes never double work: every unit of work is
-claimed from the database with a lease (gateway/store/leases.py).
+connections), and with role ``all`` one more process for the ticks; the first process only
+supervises (restarts a child that dies, passes SIGTERM on). Several processes never double
+work: every unit of work is claimed from the database with a lease (gateway/store/leases.py).
 """
 
 from __future__ import annotations
@@ -122,43 +122,54 @@ async def _stop_requested() -> None:
             loop.remove_signal_handler(sig)
 
 
-async def _worker(settings: Settings, *, run_ticks: bool, children: list[_Child]) -> None:
-    """Run the ticks until SIGTERM (and supervise the API children of --workers, if any)."""
+async def _worker(settings: Settings, *, serve_metrics: bool = True) -> None:
+    """Run the ticks until SIGTERM, without listening (but on metrics.port, if set)."""
     store = open_store(settings)
     try:
         await migrate.upgrade(store)
         google_install.install(settings)
-        metrics_api.serve_port(settings)
-        ticks = Ticks(store, settings) if run_ticks else None
-        if ticks is not None:
-            await ticks.start()
+        if serve_metrics:
+            metrics_api.serve_port(settings)
+        ticks = Ticks(store, settings)
+        await ticks.start()
         heap.settle_after_startup()
-        supervisor = asyncio.create_task(_supervise(children))
         try:
             await _stop_requested()
         finally:
-            supervisor.cancel()
-            for child in children:
-                child.terminate()
-            if ticks is not None:
-                await ticks.stop()
-            for child in children:
-                await asyncio.to_thread(child.join, settings.server_shutdown_grace_seconds + 5)
+            await ticks.stop()
     finally:
         await store.close()
 
 
-class _Child:
-    """One API process of --workers, restarted when it dies."""
+async def _supervisor(settings: Settings, children: list[_Child]) -> None:
+    """Start the children, restart any that dies, pass SIGTERM on and wait for them."""
+    for child in children:
+        child.start()
+    metrics_api.serve_port(settings)  # reads every child's metrics from the shared folder
+    supervising = asyncio.create_task(_supervise(children))
+    try:
+        await _stop_requested()
+    finally:
+        supervising.cancel()
+        for child in children:
+            child.terminate()
+        for child in children:
+            await asyncio.to_thread(child.join, settings.server_shutdown_grace_seconds + 5)
 
-    def __init__(self, config_file: Path | None, sock: socket.socket, host: str, port: int) -> None:
-        self.args = (config_file, sock, host, port)
+
+class _Child:
+    """One process of --workers (an API process, or the one running the ticks)."""
+
+    def __init__(self, role: Role, config_file: Path | None, sock: socket.socket | None) -> None:
+        self.role = role
+        self.args = (role, config_file, sock)
         self.process: BaseProcess | None = None
 
     def start(self) -> None:
-        # spawn: a fresh interpreter, no event loop or database connection inherited.
+        # spawn: a fresh interpreter, no event loop or database connection inherited, and the
+        # metrics folder variable already set when it imports prometheus-client.
         context = multiprocessing.get_context("spawn")
-        self.process = context.Process(target=_api_child, args=self.args, daemon=False)
+        self.process = context.Process(target=_child_main, args=self.args, daemon=False)
         self.process.start()
 
     def alive(self) -> bool:
@@ -166,7 +177,7 @@ class _Child:
 
     def terminate(self) -> None:
         if self.alive() and self.process is not None:
-            self.process.terminate()  # SIGTERM: uvicorn finishes its requests, then exits
+            self.process.terminate()  # SIGTERM: each finishes its work in hand, then exits
 
     def join(self, timeout: float) -> None:
         if self.process is not None:
@@ -181,16 +192,20 @@ async def _supervise(children: list[_Child]) -> None:
         await asyncio.sleep(_CHILD_POLL_SECONDS)
         for child in children:
             if not child.alive():
-                log.warning("an API process ended; starting another")
+                log.warning("a child process ended; starting another", extra={"role": child.role})
                 child.start()
 
 
-def _api_child(config_file: Path | None, sock: socket.socket, host: str, port: int) -> None:
-    """Entry point of an API process of --workers (runs in a spawned interpreter)."""
+def _child_main(role: Role, config_file: Path | None, sock: socket.socket | None) -> None:
+    """Entry point of a process of --workers (runs in a spawned interpreter)."""
     settings = load_settings(config_file)
     logs.configure(settings.log_level, settings.log_format)
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(_api(settings, host, port, run_ticks=False, sock=sock))
+        if sock is None:
+            asyncio.run(_worker(settings, serve_metrics=False))
+        else:
+            host, port = sock.getsockname()[:2]
+            asyncio.run(_api(settings, host, port, run_ticks=False, sock=sock))
 
 
 def _bind(host: str, port: int) -> socket.socket:
@@ -214,21 +229,21 @@ def serve(
 ) -> None:
     """Run `calgate serve` in `role` until SIGTERM."""
     if role == "worker":
-        asyncio.run(_worker(settings, run_ticks=True, children=[]))
+        asyncio.run(_worker(settings))
         return
     if workers <= 1:
         asyncio.run(_api(settings, host, port, run_ticks=role == "all"))
         return
-    # Counters of N processes add up in one folder (prometheus-client's multiprocess mode); the
-    # variable must be set before any child imports the client.
+    # Metrics of the children add up in one folder (prometheus-client's multiprocess mode); the
+    # variable must be set before a child imports the client, hence spawned children only.
     with contextlib.ExitStack() as stack:
         if not os.environ.get(metrics.MULTIPROC_ENV):
             folder = stack.enter_context(tempfile.TemporaryDirectory(prefix="calgate-metrics-"))
             os.environ[metrics.MULTIPROC_ENV] = folder
-        asyncio.run(_migrate(settings))  # before any child serves
+        asyncio.run(_migrate(settings))  # once, before any child serves
         sock = stack.enter_context(_bind(host, port))
-        children = [_Child(config_file, sock, host, port) for _ in range(workers)]
-        for child in children:
-            child.start()
+        children = [_Child("api", config_file, sock) for _ in range(workers)]
+        if role == "all":
+            children.append(_Child("worker", config_file, None))
         log.info("serving", extra={"workers": workers, "role": role})
-        asyncio.run(_worker(settings, run_ticks=role == "all", children=children))
+        asyncio.run(_supervisor(settings, children))
