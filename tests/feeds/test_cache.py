@@ -71,9 +71,13 @@ async def test_a_warm_fetch_runs_only_the_token_lookup(api: Api, feeds: Feeds, s
     with statements(store) as seen:
         for _ in range(3):
             assert (await feeds.fetch(feed)).status_code == 200
-    assert len(seen) == 3, seen
-    assert all("FROM feeds" in s and "token_hash" in s for s in seen), seen
-    assert all("appointments" not in s for s in seen)
+    # SQLite: one change check per fetch, and the token query only when something committed
+    # since the last (the cold render's stamp did, once).
+    pragmas = [s for s in seen if s == "PRAGMA data_version"]
+    queries = [s for s in seen if s != "PRAGMA data_version"]
+    assert len(pragmas) == 3, seen
+    assert len(queries) <= 1, seen
+    assert all("FROM feeds" in s and "token_hash" in s for s in queries), seen
 
 
 async def test_concurrent_cold_fetches_render_once(
