@@ -1,4 +1,5 @@
-"""The `calgate` command: serve, migrate, account, key, demo, check-config, default-config."""
+"""The `calgate` command: serve, migrate, account, key, export, import, secrets, demo,
+check-config, default-config."""
 
 from __future__ import annotations
 
@@ -6,12 +7,13 @@ import argparse
 import asyncio
 import contextlib
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import select
 
-from gateway import checks, logs, resources
+from gateway import checks, cli_data, logs, resources
 from gateway import serve as serve_mod
 from gateway.config import Settings, load_settings
 from gateway.demo import create_demo, next_steps
@@ -64,6 +66,13 @@ async def _key_create(settings: Settings, account_id: str, name: str) -> None:
         issued = await accounts.issue_key(session, account, name)
     print(f"key {issued.key.id} created; the key (shown once) is on the next line")
     print(issued.secret)
+
+
+async def _with_store(
+    settings: Settings, command: Callable[[Store, Settings, Any], Awaitable[None]], args: Any
+) -> None:
+    async with _migrated_store(settings) as store:
+        await command(store, settings, args)
 
 
 async def _demo(settings: Settings) -> None:
@@ -128,6 +137,7 @@ def build_parser() -> argparse.ArgumentParser:
     create.add_argument("--timezone", help="IANA zone (default: default_timezone setting)")
     create.add_argument("--country", help="ISO country code (default: default_country setting)")
     account_sub.add_parser("list", parents=[common], help="list accounts")
+    cli_data.add_account_states(account_sub, common)
 
     key = sub.add_parser("key", parents=[common], help="manage API keys")
     key_sub = key.add_subparsers(dest="key_command", required=True, metavar="ACTION")
@@ -137,6 +147,7 @@ def build_parser() -> argparse.ArgumentParser:
     key_create.add_argument("account_id")
     key_create.add_argument("--name", default="cli")
 
+    cli_data.add_commands(sub, common)
     sub.add_parser(
         "demo", parents=[common], help="create a demo account and print curl commands to try"
     )
@@ -165,13 +176,14 @@ def run(argv: list[str] | None = None) -> int:
             )
         elif args.command == "check-config":
             return checks.run(settings)
-
         elif args.command == "migrate":
             asyncio.run(_migrate(settings))
         elif args.command == "account" and args.account_command == "create":
             asyncio.run(_account_create(settings, args.name, args.timezone, args.country))
-        elif args.command == "account":
+        elif args.command == "account" and args.account_command == "list":
             asyncio.run(_account_list(settings))
+        elif args.command in cli_data.COMMANDS or args.command == "account":
+            asyncio.run(_with_store(settings, cli_data.run, args))
         elif args.command == "key":
             asyncio.run(_key_create(settings, args.account_id, args.name))
         elif args.command == "demo":
