@@ -145,7 +145,10 @@ async def test_a_failed_change_invalidates_nothing(api: Api, feeds: Feeds, store
     assert bad.status_code == 422
     with statements(store) as seen:
         await feeds.fetch(feed)
-    assert len(seen) == 1  # still warm: the rolled-back transaction bumped nothing
+    # Still warm: the rolled-back transaction bumped nothing, so nothing is rendered. (Other
+    # commits, such as the usage record of the failed request, may cost one token query.)
+    assert not any("appointments" in s for s in seen), seen
+    assert len([s for s in seen if "token_hash" in s]) <= 1, seen
 
 
 async def test_the_snapshot_knows_when_the_clock_changes_it(
