@@ -53,7 +53,7 @@ class Daemons:
         self.procs.append(proc)
         if ready is None:
             return proc
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + 120  # a loaded CI machine starts slowly
         while time.monotonic() < deadline:
             try:
                 if httpx.get(ready, timeout=2, verify=False).status_code == 200:

@@ -64,7 +64,7 @@ def test_api_plans_and_only_the_worker_delivers(daemons: Daemons, smtp: SmtpSink
     assert smtp.received == []
 
     worker = daemons.start(["serve", "--role", "worker"], env, ready=None)
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + 90
     while not smtp.received and time.monotonic() < deadline:
         assert worker.poll() is None, worker.log.read_text()  # type: ignore[attr-defined]
         time.sleep(0.2)
