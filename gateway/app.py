@@ -19,6 +19,7 @@ from gateway.api import (
     health,
     imports,
     integrations,
+    metrics,
     notifications,
     page_settings,
     reports,
@@ -90,6 +91,7 @@ def create_app(
     app.include_router(webhook_endpoints.router)
     app.include_router(page_settings.router)
     web_install.install(app)
+    app.include_router(metrics.router)
     app.include_router(exports.router)
     app.include_router(reports.router)
     app.include_router(imports.router)

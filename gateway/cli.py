@@ -1,21 +1,20 @@
-"""The `calgate` command: serve, migrate, account, key, export, import, secrets, demo."""
+"""The `calgate` command: serve, migrate, account, key, export, import, secrets, demo,
+check-config, default-config."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
 import contextlib
-import signal
 import sys
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-import uvicorn
 from sqlalchemy import select
 
-from gateway import cli_data, heap, logs
-from gateway.app import create_app
+from gateway import checks, cli_data, logs, resources
+from gateway import serve as serve_mod
 from gateway.config import Settings, load_settings
 from gateway.demo import create_demo, next_steps
 from gateway.domain import accounts
@@ -23,21 +22,6 @@ from gateway.errors import CalgateError, ConfigError
 from gateway.store import migrate
 from gateway.store.db import Store
 from gateway.store.models import Account
-
-
-class _Server(uvicorn.Server):
-    """uvicorn, but a SIGTERM ends with a clean exit 0 instead of re-raising the signal."""
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, self.handle_exit, sig, None)
-        try:
-            yield
-        finally:
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                loop.remove_signal_handler(sig)
 
 
 @contextlib.asynccontextmanager
@@ -49,16 +33,6 @@ async def _migrated_store(settings: Settings) -> AsyncIterator[Store]:
         yield store
     finally:
         await store.close()
-
-
-async def _serve(settings: Settings, host: str, port: int) -> None:
-    async with _migrated_store(settings) as store:
-        app = create_app(settings, store)
-        config = uvicorn.Config(
-            app, host=host, port=port, log_config=None, access_log=False, lifespan="on"
-        )
-        heap.settle_after_startup()
-        await _Server(config).serve()
 
 
 async def _migrate(settings: Settings) -> None:
@@ -129,6 +103,28 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--port", type=int, help="listen port (default: server.port of the settings)"
     )
+    serve.add_argument(
+        "--role",
+        choices=serve_mod.ROLES,
+        default="all",
+        help="api: serve HTTP and plan work; worker: run the ticks without listening; "
+        "all: both (default)",
+    )
+    serve.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        metavar="N",
+        help="API processes sharing the port (default 1)",
+    )
+    sub.add_parser(
+        "check-config",
+        parents=[common],
+        help="validate the settings and reach the database, SMTP, Twilio and the public URL",
+    )
+    sub.add_parser(
+        "default-config", help="print the shipped configuration file (every setting, commented)"
+    )
 
     sub.add_parser("migrate", parents=[common], help="bring the database schema up to date")
 
@@ -161,15 +157,25 @@ def build_parser() -> argparse.ArgumentParser:
 def run(argv: list[str] | None = None) -> int:
     """Run the command line; returns the exit code."""
     args = build_parser().parse_args(argv)
+    if args.command == "default-config":
+        print(resources.default_config_text(), end="")
+        return 0
     try:
         settings = load_settings(args.config)
         logs.configure(settings.log_level, settings.log_format)
         if args.command == "serve":
-            asyncio.run(
-                _serve(
-                    settings, args.host or settings.server_host, args.port or settings.server_port
-                )
+            if args.workers < 1:
+                raise ConfigError("--workers must be 1 or more")
+            serve_mod.serve(
+                settings,
+                config_file=args.config,
+                role=args.role,
+                host=args.host or settings.server_host,
+                port=args.port or settings.server_port,
+                workers=args.workers,
             )
+        elif args.command == "check-config":
+            return checks.run(settings)
         elif args.command == "migrate":
             asyncio.run(_migrate(settings))
         elif args.command == "account" and args.account_command == "create":

@@ -16,10 +16,18 @@ from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator
+from pydantic import (
+    Field,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from gateway.errors import ConfigError
+from gateway.resources import default_data_dir
 from gateway.timezones import check_zone
 
 ENV_PREFIX = "CALGATE_"
@@ -38,7 +46,12 @@ class Settings(BaseSettings):
         "http://127.0.0.1:8400",
         description="Address people and providers reach this daemon at (feed links, webhooks).",
     )
-    data_dir: Path = Field(Path("var"), description="Folder for the SQLite file and key files.")
+    data_dir: Path = Field(
+        Path(""),
+        description="Folder for the SQLite file and key files; empty = $STATE_DIRECTORY under "
+        "systemd, var/ in a source checkout, else the user's data folder "
+        "(~/.local/share/calgate).",
+    )
     default_timezone: str = Field(
         "UTC", description="IANA zone of a new account when none is given."
     )
@@ -54,12 +67,37 @@ class Settings(BaseSettings):
         10.0, gt=0, description="On SIGTERM, how long in-flight work may run before it is released."
     )
 
+    server_forwarded_allow_ips: str = Field(
+        "",
+        description="Comma-separated addresses or networks of trusted reverse proxies (or *): "
+        "only their X-Forwarded-For / X-Forwarded-Proto set the client address and scheme. "
+        "Empty = trust none.",
+    )
+    server_tls_cert_file: str = Field(
+        "", description="PEM certificate chain to serve HTTPS directly; empty = plain HTTP."
+    )
+    server_tls_key_file: str = Field("", description="PEM private key of server.tls_cert_file.")
+
     database_url: str = Field(
-        "sqlite+aiosqlite:///var/calgate.db",
-        description="sqlite+aiosqlite:///PATH (embedded default) or "
-        "postgresql+asyncpg://USER@HOST:PORT/DB (several processes share the work).",
+        "",
+        description="sqlite+aiosqlite:///PATH (embedded) or "
+        "postgresql+asyncpg://USER@HOST:PORT/DB (several processes share the work); "
+        "empty = the SQLite file calgate.db in data_dir.",
     )
     database_echo: bool = Field(False, description="Log every SQL statement (never in production).")
+
+    metrics_token: SecretStr = Field(
+        SecretStr(""),
+        description="Bearer token that GET /metrics requires; empty = /metrics is not served "
+        "on the API port (use metrics.port).",
+    )
+    metrics_port: int = Field(
+        0,
+        ge=0,
+        le=65535,
+        description="Separate port serving /metrics without a token, on server.host "
+        "(any role, workers too); 0 = none.",
+    )
 
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
         "INFO", description="Lowest level logged."
@@ -458,6 +496,26 @@ class Settings(BaseSettings):
         description="Where the connection pages send a practitioner back to (the booking "
         "product), unless the account set its own; empty: no way-back button.",
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _fill_locations(cls, values: Any) -> Any:
+        # Empty data_dir / database_url mean "where this installation keeps its data".
+        if not isinstance(values, dict):
+            return values
+        data_dir = values.get("data_dir")
+        if data_dir in (None, "") or str(data_dir) in ("", "."):
+            data_dir = default_data_dir(dict(os.environ))
+            values = {**values, "data_dir": data_dir}
+        if not values.get("database_url"):
+            values = {**values, "database_url": f"sqlite+aiosqlite:///{data_dir}/calgate.db"}
+        return values
+
+    @model_validator(mode="after")
+    def _check_tls_pair(self) -> Settings:
+        if bool(self.server_tls_cert_file) != bool(self.server_tls_key_file):
+            raise ValueError("server.tls_cert_file and server.tls_key_file go together")
+        return self
 
     @field_validator("public_url")
     @classmethod

@@ -11,6 +11,7 @@ from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from gateway import metrics
 from gateway.api.errors import error_body
 from gateway.logs import request_id
 from gateway.store.db import Store
@@ -108,6 +109,9 @@ class RequestMiddleware:
             # lone request, an upper bound when requests overlap.
             cpu_ms = (time.thread_time() - cpu0) * 1000
             route = _route_template(scope)
+            metrics.HTTP_SECONDS.labels(route, scope["method"], status["code"]).observe(
+                wall_ms / 1000
+            )
             log.info(
                 "request",
                 extra={

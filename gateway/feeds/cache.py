@@ -26,6 +26,7 @@ from email.utils import format_datetime
 
 from sqlalchemy import select
 
+from gateway import metrics
 from gateway.config import Settings
 from gateway.feeds import render, source
 from gateway.store.db import Store
@@ -131,6 +132,7 @@ class FeedBodies:
     async def get(self, feed_id: str, version: int) -> Body | None:
         """The current body, or None when the feed was deleted meanwhile."""
         body = self.cache.get(feed_id, version, utcnow())
+        metrics.FEED_CACHE.labels("miss" if body is None else "hit").inc()
         if body is not None:
             return body
         key = (feed_id, version)
@@ -160,7 +162,8 @@ class FeedBodies:
                 self.cache.drop(feed_id)
                 return None
             # Rendering thousands of events is CPU work: keep the event loop answering meanwhile.
-            identity, gzipped = await asyncio.to_thread(_encode, snapshot)
+            with metrics.timed_render():
+                identity, gzipped = await asyncio.to_thread(_encode, snapshot)
             digest = hashlib.sha256(identity).hexdigest()[:32]
             try:
                 stamp = await self._stamp(feed_id, snapshot.version, digest, utcnow())

@@ -1,9 +1,10 @@
 """The public endpoint ``GET|HEAD /feeds/{token}.ics``: the hot path, a bare ASGI app.
 
-Per request when the cache is warm: one indexed query (token hash → feed id and version), a
-dictionary lookup, an in-memory count, and the bytes. On the embedded SQLite store that query
-runs on a connection of its own in the event loop (microseconds, see `_SqliteLookup`); on
-PostgreSQL it goes through the engine. `FeedsFirst` hands feed requests to the endpoint ahead
+Per request when the cache is warm: the token lookup (token hash → feed id and version), a
+dictionary lookup, an in-memory count, and the bytes. On the embedded SQLite store the lookup
+runs on a connection of its own in the event loop and its answers are remembered until anything
+commits (one ``PRAGMA data_version`` per request, see `_SqliteLookup`); on PostgreSQL it is one
+indexed query through the engine per request. `FeedsFirst` hands feed requests to the endpoint ahead
 of the API's middleware stack. Every miss (unknown, revoked, malformed or traversing token)
 does the same lookup and gets the same 404; an address that keeps missing is slowed down
 (gateway/feeds/guard.py).
@@ -47,6 +48,7 @@ PATH = PREFIX + "{name:path}"
 SUFFIX = ".ics"
 CACHE_CONTROL = b"private, no-cache"
 _NOT_FOUND = b"Not found\n"
+_KNOWN_MAX = 100_000  # remembered token lookups per process (about 200 bytes each)
 _COMMON = [
     (b"cache-control", CACHE_CONTROL),
     (b"vary", b"accept-encoding"),
@@ -69,7 +71,10 @@ class _SqliteLookup:
 
     An indexed point read on SQLite takes microseconds, far less than handing it to a thread
     and back (what the async driver does), and in WAL mode a reader never waits for writers.
-    Each query is its own read transaction, so it sees every commit made before it started.
+    Answers are remembered while ``PRAGMA data_version`` stays the same: SQLite changes it on
+    this connection whenever any other connection, in this process or another, commits. So a
+    rotated or revoked token, or a bumped version, is seen from the commit on, in every process,
+    for the price of that one pragma per fetch instead of the query.
     """
 
     def __init__(self, path: str, sql: str) -> None:
@@ -77,6 +82,8 @@ class _SqliteLookup:
         self.sql = sql
         self.trace: Callable[[str], None] | None = None  # tests count statements with it
         self._conn: sqlite3.Connection | None = None
+        self._seen = -1
+        self._known: dict[str, Found | None] = {}
 
     def __call__(self, digest: str) -> Found | None:
         if self._conn is None:
@@ -87,14 +94,25 @@ class _SqliteLookup:
             self._conn = conn
             weakref.finalize(self, conn.close)  # closed with the runtime, not left to GC
         self._conn.set_trace_callback(self.trace)
+        changed = self._conn.execute("PRAGMA data_version").fetchall()[0][0]
+        if changed != self._seen or len(self._known) >= _KNOWN_MAX:
+            # Unknown digests are remembered too (a guessing client): bounded, then forgotten.
+            self._known.clear()
+            self._seen = changed
+        elif digest in self._known:
+            return self._known[digest]
         # fetchall: the statement runs to its end, so no read transaction stays open.
         rows = self._conn.execute(self.sql, (digest,)).fetchall()
-        return Found(str(rows[0][0]), int(rows[0][1]), rows[0][2] == ACTIVE) if rows else None
+        found = Found(str(rows[0][0]), int(rows[0][1]), rows[0][2] == ACTIVE) if rows else None
+        self._known[digest] = found
+        return found
 
     def close(self) -> None:
         if self._conn is not None:
             self._conn.close()
             self._conn = None
+        self._known.clear()
+        self._seen = -1
 
 
 class FeedRuntime:

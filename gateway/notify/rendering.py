@@ -15,7 +15,6 @@ from collections.abc import Mapping, MutableMapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
-from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -27,8 +26,9 @@ from jinja2.sandbox import SandboxedEnvironment
 from markupsafe import escape
 
 from gateway.errors import ValidationFailed
+from gateway.resources import templates_dir
 
-TEMPLATES_DIR = Path(__file__).resolve().parents[2] / "templates"
+TEMPLATES_DIR = templates_dir()
 KINDS = ("confirmation", "rescheduled", "cancellation", "reminder")
 CHANNELS = ("email", "sms")
 PARTS = {"email": ("subject", "txt", "html"), "sms": ("txt",)}

@@ -28,6 +28,7 @@ from sqlalchemy import ColumnElement, Row, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import QueryableAttribute
 
+from gateway import metrics
 from gateway.store.db import Store
 from gateway.store.models import LeaseMixin
 from gateway.store.types import utcnow
@@ -112,6 +113,7 @@ async def claim(
                 .values(lease_owner=owner, lease_expires_at=now + lease)
                 .execution_options(synchronize_session=False)
             )
+        metrics.lease_event(model, "claimed", len(found))
         return found
     query = select(model).where(*due).order_by(model.due_at).limit(limit)
     rows = list((await session.scalars(query.with_for_update(skip_locked=True))).all())
@@ -119,6 +121,7 @@ async def claim(
         row.lease_owner = owner
         row.lease_expires_at = now + lease
     await session.flush()
+    metrics.lease_event(model, "claimed", len(rows))
     return rows
 
 
@@ -189,6 +192,7 @@ async def keep_renewed(
         except Exception as exc:
             log.warning("lease renewal failed: %s", type(exc).__name__, extra=extra)
             continue
+        metrics.lease_event(model, "renewed" if held else "lost")
         if not held:
             log.warning("lease lost", extra=extra)
             return

@@ -13,6 +13,8 @@ from sqlalchemy.engine import Connection
 from gateway.store.db import Store
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+# Any constant the other users of advisory locks on the database do not use ("calgate" in hex).
+_MIGRATION_LOCK = 0x63616C67617465
 
 
 def alembic_config(connection: Connection | None = None) -> Config:
@@ -36,6 +38,10 @@ async def upgrade(store: Store) -> None:
     """
 
     def _run(connection: Connection) -> None:
+        if connection.dialect.name == "postgresql":
+            # Several processes starting at once: one migrates, the others wait, then find
+            # nothing left to do (the lock ends with this transaction).
+            connection.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_MIGRATION_LOCK})")
         command.upgrade(alembic_config(connection), "heads")
 
     async with store.engine.begin() as conn:

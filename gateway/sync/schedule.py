@@ -16,6 +16,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from gateway import metrics
 from gateway.config import Settings
 from gateway.domain import account_states
 from gateway.store import leases
@@ -102,6 +103,7 @@ class SyncTicker(leases.ClaimLoop[str]):
             row = await session.get(Integration, integration_id)
             if row is None:
                 return
+            metrics.sync_run(row.provider, outcome)
             now = utcnow()
             due = now if row.dirty and outcome.error is None else None
             due = due or next_due(self.settings, outcome, row.failures, now)

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import json
 from functools import cache
-from pathlib import Path
 from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 from starlette.responses import HTMLResponse
 
-WEB_DIR = Path(__file__).resolve().parents[2] / "templates" / "web"
+from gateway.resources import templates_dir
+
+WEB_DIR = templates_dir() / "web"
 LANGUAGES = ("en", "fr")
 DEFAULT_LANGUAGE = "en"
 ASSETS_PATH = "/assets/web"

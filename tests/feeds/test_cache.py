@@ -71,9 +71,13 @@ async def test_a_warm_fetch_runs_only_the_token_lookup(api: Api, feeds: Feeds, s
     with statements(store) as seen:
         for _ in range(3):
             assert (await feeds.fetch(feed)).status_code == 200
-    assert len(seen) == 3, seen
-    assert all("FROM feeds" in s and "token_hash" in s for s in seen), seen
-    assert all("appointments" not in s for s in seen)
+    # SQLite: one change check per fetch, and the token query only when something committed
+    # since the last (the cold render's stamp did, once).
+    pragmas = [s for s in seen if s == "PRAGMA data_version"]
+    queries = [s for s in seen if s != "PRAGMA data_version"]
+    assert len(pragmas) == 3, seen
+    assert len(queries) <= 1, seen
+    assert all("FROM feeds" in s and "token_hash" in s for s in queries), seen
 
 
 async def test_concurrent_cold_fetches_render_once(
@@ -141,7 +145,10 @@ async def test_a_failed_change_invalidates_nothing(api: Api, feeds: Feeds, store
     assert bad.status_code == 422
     with statements(store) as seen:
         await feeds.fetch(feed)
-    assert len(seen) == 1  # still warm: the rolled-back transaction bumped nothing
+    # Still warm: the rolled-back transaction bumped nothing, so nothing is rendered. (Other
+    # commits, such as the usage record of the failed request, may cost one token query.)
+    assert not any("appointments" in s for s in seen), seen
+    assert len([s for s in seen if "token_hash" in s]) <= 1, seen
 
 
 async def test_the_snapshot_knows_when_the_clock_changes_it(

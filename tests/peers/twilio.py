@@ -83,6 +83,19 @@ def _handler(peer: TwilioPeer) -> type[BaseHTTPRequestHandler]:
             self.end_headers()
             self.wfile.write(data)
 
+        def do_GET(self) -> None:
+            # Fetch an Account (GET /2010-04-01/Accounts/{Sid}.json): what check-config reads.
+            expected = (
+                "Basic "
+                + base64.b64encode(f"{peer.account_sid}:{peer.auth_token}".encode()).decode()
+            )
+            if self.headers.get("Authorization") != expected:
+                self._json(401, {"code": 20003, "message": "Authenticate", "status": 401})
+            elif self.path != f"/2010-04-01/Accounts/{peer.account_sid}.json":
+                self._json(404, {"code": 20404, "message": "Not found", "status": 404})
+            else:
+                self._json(200, {"sid": peer.account_sid, "status": "active", "type": "Full"})
+
         def do_POST(self) -> None:
             path = f"/2010-04-01/Accounts/{peer.account_sid}/Messages.json"
             length = int(self.headers.get("Content-Length", "0"))

@@ -1,0 +1,154 @@
+"""Scale-out benchmark: `calgate serve --role worker` processes on one PostgreSQL database
+delivering due email reminders to one SMTP sink, measured in one run.
+
+    .venv/bin/python bench/scaleout.py [--reminders 10000] [--throughput-reminders 3000]
+
+- exactly once: three worker processes deliver ``--reminders`` due reminders; every Message-ID
+  must arrive once (duplicates and missing ones are printed).
+- throughput: ``--throughput-reminders`` due reminders delivered by one worker process, then
+  (a fresh database) by two; the ratio of their rates. The baseline is the one-process run.
+
+Needs the PostgreSQL server of the tests (CALGATE_TEST_POSTGRES_URL, default 127.0.0.1:5432,
+database `test`, trust auth); creates and drops a database per run. Prints
+``name = value (target ...)`` lines and exits 0 whatever the figures are.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections import Counter
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))  # the seeding and the SMTP sink of tests/
+
+from cryptography.fernet import Fernet  # noqa: E402
+from sqlalchemy import text  # noqa: E402
+from sqlalchemy.ext.asyncio import create_async_engine  # noqa: E402
+
+from gateway.store import migrate  # noqa: E402
+from gateway.store.db import Store  # noqa: E402
+from tests.notify.seed import seed_reminders  # noqa: E402
+from tests.peers.smtp import SmtpServer, SmtpSink  # noqa: E402
+
+POSTGRES = os.environ.get(
+    "CALGATE_TEST_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
+)
+CALGATE = str(Path(sys.executable).parent / "calgate")
+
+
+async def _database(name: str, create: bool) -> None:
+    admin = create_async_engine(POSTGRES, isolation_level="AUTOCOMMIT")
+    async with admin.connect() as conn:
+        if create:
+            await conn.execute(text(f'CREATE DATABASE "{name}"'))
+        else:
+            await conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    await admin.dispose()
+
+
+async def _seed(url: str, count: int, domain: str) -> list[str]:
+    store = Store.from_url(url)
+    try:
+        await migrate.upgrade(store)
+        due = datetime.now(UTC) - timedelta(seconds=1)
+        return await seed_reminders(store, [due] * count, clients=50, message_domain=domain)
+    finally:
+        await store.close()
+
+
+def run(
+    processes: int, count: int, sink: SmtpSink, folder: Path
+) -> tuple[float, Counter[str], set[str]]:
+    """Deliver `count` reminders with `processes` workers; seconds, arrivals, expected ids."""
+    name = f"bench_scale_{uuid.uuid4().hex[:8]}"
+    url = POSTGRES.rsplit("/", 1)[0] + f"/{name}"
+    asyncio.run(_database(name, create=True))
+    procs: list[subprocess.Popen[bytes]] = []
+    try:
+        domain = f"{name}.bench"
+        ids = asyncio.run(_seed(url, count, domain))
+        expected = {f"<{i}@{domain}>" for i in ids}
+        before = len(sink.received)
+        env = {k: v for k, v in os.environ.items() if not k.startswith("CALGATE_")}
+        env.update(
+            CALGATE_DATABASE_URL=url,
+            CALGATE_DATA_DIR=str(folder),
+            CALGATE_SECRETS_KEY=Fernet.generate_key().decode(),
+            CALGATE_SMTP_HOST="127.0.0.1",
+            CALGATE_SMTP_PORT=str(sink.port),
+            CALGATE_SMTP_TLS="none",
+            CALGATE_NOTIFY_TICK_SECONDS="0.2",
+            CALGATE_LOG_LEVEL="WARNING",
+        )
+        started = time.perf_counter()
+        for _ in range(processes):
+            procs.append(
+                subprocess.Popen(
+                    [CALGATE, "serve", "--role", "worker"],
+                    env=env,
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                )
+            )
+        # Rate from the first delivery to the last: start-up time is not delivery throughput.
+        first: float | None = None
+        deadline = time.perf_counter() + 480
+        while time.perf_counter() < deadline:
+            arrived = len(sink.received) - before
+            if arrived and first is None:
+                first = time.perf_counter()
+            if arrived >= count:
+                break
+            time.sleep(0.05)
+        elapsed = time.perf_counter() - (first or started)
+        time.sleep(2)  # a late duplicate would arrive now
+        arrivals = Counter(
+            r.message["Message-ID"] for r in sink.received[before:] if r.message["Message-ID"]
+        )
+        return elapsed, arrivals, expected
+    finally:
+        for proc in procs:
+            proc.terminate()
+        for proc in procs:
+            proc.wait(60)
+        asyncio.run(_database(name, create=False))
+
+
+def main(args: argparse.Namespace) -> None:
+    with SmtpServer() as sink, tempfile.TemporaryDirectory(prefix="calgate-bench-") as tmp:
+        folder = Path(tmp)
+        _, arrivals, expected = run(3, args.reminders, sink, folder)
+        duplicates = sum(n - 1 for n in arrivals.values() if n > 1)
+        missing = len(expected - set(arrivals))
+        exact = int(duplicates == 0 and missing == 0 and set(arrivals) == expected)
+        print(f"scaleout_reminders = {args.reminders} (three worker processes)", flush=True)
+        print(f"scaleout_duplicates = {duplicates} (target 0)", flush=True)
+        print(f"scaleout_missing = {missing} (target 0)", flush=True)
+        print(f"scaleout_reminders_exactly_once = {exact} (target 1)", flush=True)
+        rates = {}
+        for processes in (1, 2):
+            seconds, arrivals, _ = run(processes, args.throughput_reminders, sink, folder)
+            rates[processes] = len(arrivals) / seconds
+            print(f"scaleout_{processes}proc_per_s = {rates[processes]:.0f} (-)", flush=True)
+        print(
+            f"scaleout_throughput_2proc_over_1proc = {rates[2] / rates[1]:.2f} (target >= 1.5)",
+            flush=True,
+        )
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument("--reminders", type=int, default=10_000)
+    parser.add_argument("--throughput-reminders", type=int, default=3_000)
+    started = time.perf_counter()
+    main(parser.parse_args())
+    print(f"bench_wall_s = {time.perf_counter() - started:.0f} (target < 600)")

@@ -1,0 +1,148 @@
+"""Three real `calgate serve` processes on one PostgreSQL database share the work.
+
+Every due reminder reaches the SMTP sink exactly once, and a feed changed through one process
+is fresh when fetched through the others. A database of its own per test (processes cannot be
+handed the per-test schema the in-process tests use).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import time
+import uuid
+from collections import Counter
+from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import httpx
+import pytest
+from cryptography.fernet import Fernet
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from gateway.store import migrate
+from gateway.store.db import Store
+from tests.conftest import POSTGRES_URL, postgres_unavailable
+from tests.notify.seed import seed_reminders
+from tests.ops.daemon import Daemons, book, clean_env, port
+from tests.peers.smtp import SmtpServer, SmtpSink
+
+CALGATE = str(Path(sys.executable).parent / "calgate")
+REMINDERS = 300
+
+pytestmark = pytest.mark.postgres
+
+
+@pytest.fixture
+async def database() -> AsyncIterator[str]:
+    reason = await postgres_unavailable()
+    if reason:
+        pytest.skip(reason)
+    name = f"t_scale_{uuid.uuid4().hex[:10]}"
+    admin = create_async_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
+    async with admin.connect() as conn:
+        await conn.execute(text(f'CREATE DATABASE "{name}"'))
+    url = POSTGRES_URL.rsplit("/", 1)[0] + f"/{name}"
+    try:
+        yield url
+    finally:
+        async with admin.connect() as conn:
+            await conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        await admin.dispose()
+
+
+@pytest.fixture
+def smtp() -> Iterator[SmtpSink]:
+    with SmtpServer() as sink:
+        yield sink
+
+
+@pytest.fixture
+def daemons(tmp_path: Path) -> Iterator[Daemons]:
+    running = Daemons(CALGATE, tmp_path)
+    yield running
+    running.kill_all()
+
+
+async def _seed(database: str) -> list[str]:
+    store = Store.from_url(database)
+    try:
+        await migrate.upgrade(store)
+        now = datetime.now(UTC)
+        return await seed_reminders(
+            store, [now - timedelta(seconds=1)] * REMINDERS, clients=20, message_domain="scale.test"
+        )
+    finally:
+        await store.close()
+
+
+@pytest.mark.timeout(420)  # three daemons starting on a shared 2-core machine
+def test_three_processes_deliver_each_reminder_once_and_share_fresh_feeds(
+    database: str, smtp: SmtpSink, daemons: Daemons, tmp_path: Path
+):
+    ids = asyncio.run(_seed(database))
+
+    secrets_key = Fernet.generate_key().decode()  # one key for all three, no key file race
+    ports = [port() for _ in range(3)]
+    bases = [f"http://127.0.0.1:{p}" for p in ports]
+    for the_port in ports:
+        env = clean_env(
+            CALGATE_DATABASE_URL=database,
+            CALGATE_DATA_DIR=str(tmp_path / "data"),
+            CALGATE_SECRETS_KEY=secrets_key,
+            CALGATE_SERVER_PORT=str(the_port),
+            CALGATE_PUBLIC_URL=f"http://127.0.0.1:{the_port}",
+            CALGATE_SMTP_HOST="127.0.0.1",
+            CALGATE_SMTP_PORT=str(smtp.port),
+            CALGATE_SMTP_TLS="none",
+            CALGATE_NOTIFY_TICK_SECONDS="0.2",
+            CALGATE_NOTIFY_CLAIM_BATCH="25",
+        )
+        daemons.start(["serve"], env, ready=None)
+    for base in bases:
+        _wait_ready(base)
+
+    deadline = time.monotonic() + 180
+    while len(smtp.received) < REMINDERS and time.monotonic() < deadline:
+        time.sleep(0.5)
+    time.sleep(2)  # time for a duplicate to show up, if there were one
+    message_ids = Counter(r.message["Message-ID"] for r in smtp.received)
+    expected = {f"<{i}@scale.test>" for i in ids}
+    assert set(message_ids) == expected
+    assert [m for m, n in message_ids.items() if n > 1] == []
+
+    created = daemons.run(["account", "create", "Scale Clinic"], env)
+    assert created.returncode == 0, created.stderr
+    key = created.stdout.strip().splitlines()[-1]
+    auth = {"Authorization": f"Bearer {key}"}
+    booked = book(bases[0], key, email="scale@example.com")
+    feed = httpx.post(
+        f"{bases[1]}/v1/feeds",
+        json={"scope": "user", "user_id": booked["user_id"], "privacy": "limited"},
+        headers=auth,
+    ).json()
+    path = "/feeds/" + feed["url"].rsplit("/feeds/", 1)[1]
+    for base in bases:
+        assert "SUMMARY:Check-up" in httpx.get(base + path).text
+    patched = httpx.patch(
+        f"{bases[2]}/v1/appointments/{booked['appointment_id']}",
+        json={"title": "Moved"},
+        headers=auth,
+    )
+    assert patched.status_code == 200, patched.text
+    for base in bases:
+        assert "SUMMARY:Moved" in httpx.get(base + path).text
+
+
+def _wait_ready(base: str) -> None:
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{base}/readyz", timeout=2).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.2)
+    raise AssertionError(f"{base} did not become ready")
