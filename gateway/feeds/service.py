@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway.domain.accounts import hash_secret
 from gateway.domain.pagination import Page, paginate
-from gateway.domain.scoping import apply_changes, get_owned, get_referenced
+from gateway.domain.scoping import apply_changes, get_owned
 from gateway.errors import ValidationFailed
 from gateway.feeds import tokens
 from gateway.store.feed_models import Feed
@@ -68,9 +68,9 @@ async def create_feed(
     user_id, client_id = values.get("user_id"), values.get("client_id")
     _check_scope(scope, user_id, client_id)
     if user_id is not None:
-        await get_referenced(session, User, account, user_id, "user_id")
+        await get_owned(session, User, account, user_id)
     if client_id is not None:
-        await get_referenced(session, Client, account, client_id, "client_id")
+        await get_owned(session, Client, account, client_id)
     privacy = values.get("privacy") or "busy"
     if privacy not in PRIVACY:
         raise ValidationFailed.one("privacy", "must be full, limited or busy")
