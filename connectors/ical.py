@@ -109,8 +109,25 @@ def _zone(name: str | None) -> ZoneInfo | None:
         return None
 
 
+def _ambiguous(local: datetime) -> bool:
+    """True when the zone shows this wall-clock time twice (DST fall-back): RFC 5545 §3.3.5
+    reads such a TZID time as the first of the two, whichever we meant."""
+    return local.replace(fold=1 - local.fold).utcoffset() != local.utcoffset()
+
+
+def written_time(value: datetime, zone: ZoneInfo | None) -> datetime:
+    """`value` as DTSTART/DTEND should carry it: on the clock of `zone` when that names one
+    instant, in UTC otherwise (no zone, or a repeated wall-clock time)."""
+    if zone is not None:
+        local = value.astimezone(zone)
+        if not _ambiguous(local):
+            return local
+    return value.astimezone(UTC)
+
+
 def event_to_ics(event: Event, stamp: datetime) -> str:
-    """A VCALENDAR holding `event`, times in its zone (with VTIMEZONE) when it has one."""
+    """A VCALENDAR holding `event`, times in its zone (with VTIMEZONE) when it has one, and in
+    UTC where a local time would be ambiguous."""
     calendar = icalendar.Calendar()
     calendar.add("PRODID", PRODID)
     calendar.add("VERSION", "2.0")
@@ -120,7 +137,7 @@ def event_to_ics(event: Event, stamp: datetime) -> str:
     zone = _zone(event.timezone)
     for name, value in (("DTSTART", event.start), ("DTEND", event.end)):
         if isinstance(value, datetime):
-            vevent.add(name, value.astimezone(zone) if zone else value.astimezone(UTC))
+            vevent.add(name, written_time(value, zone))
         else:
             vevent.add(name, value)
     vevent.add("SUMMARY", event.title)
@@ -134,5 +151,5 @@ def event_to_ics(event: Event, stamp: datetime) -> str:
         vevent.add("LAST-MODIFIED", event.last_modified.astimezone(UTC))
     calendar.add_component(vevent)
     if zone is not None:
-        calendar.add_missing_timezones()
+        calendar.add_missing_timezones()  # only for the zones still used
     return cast(bytes, calendar.to_ical()).decode("utf-8")

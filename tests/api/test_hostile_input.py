@@ -129,7 +129,12 @@ async def test_edge_of_range_instants_in_bodies(client, store, instant: str) -> 
 async def test_edge_and_non_rfc3339_query_instants(client, store, instant: str) -> None:
     api = await new_account(store, client)
     user = await api.user()
-    for path in ("/v1/appointments", "/v1/usage", "/v1/usage/summary", f"/v1/users/{user['id']}/busy"):
+    for path in (
+        "/v1/appointments",
+        "/v1/usage",
+        "/v1/usage/summary",
+        f"/v1/users/{user['id']}/busy",
+    ):
         for field in ("from", "to"):
             params = {"from": "2027-01-01T00:00:00Z", "to": "2027-02-01T00:00:00Z", field: instant}
             response = await api.get(path, params=params)
