@@ -1,4 +1,4 @@
-"""The SSRF guard on ranges that are easy to miss, and on URLs that do not parse (issue 14: 1, 4)."""
+"""The SSRF guard on easily missed ranges, and on URLs that do not parse (issue 14: 1, 4)."""
 
 from __future__ import annotations
 
