@@ -130,13 +130,11 @@ def _send(http: httpx.Client, sent: dict[str, Any]) -> httpx.Response:
         content = content.encode()
     elif content is not None and not isinstance(content, bytes):
         content = urlencode(content).encode()
+    headers = {k: str(v) for k, v in (sent.get("headers") or {}).items()}
+    if sent.get("cookies"):
+        headers["Cookie"] = "; ".join(f"{k}={v}" for k, v in sent["cookies"].items())
     return http.request(
-        sent["method"],
-        sent["url"],
-        params=sent.get("params"),
-        headers={k: str(v) for k, v in (sent.get("headers") or {}).items()},
-        cookies=sent.get("cookies"),
-        content=content,
+        sent["method"], sent["url"], params=sent.get("params"), headers=headers, content=content
     )
 
 
