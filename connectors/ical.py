@@ -134,21 +134,26 @@ def _parse_item(
     if not recurring:
         return RemoteItem(href, etag, uid, (component_to_event(head, etag, floating),), False)
     query = recurring_ical_events.of(calendar, skip_bad_series=True)
-    events = []
-    for occurrence in query.after(window.start):
-        event = component_to_event(occurrence, etag, floating)
-        if _starts_at_or_after(event, window.end):
-            break
-        events.append(event)
-        if len(events) >= MAX_OCCURRENCES:
-            break
+    # Expanded in spans that double from one day: a rule firing every minute stops after a
+    # few thousand occurrences instead of expanding the whole window (or the years to 2200).
+    events: list[Event] = []
+    span_start, span = window.start, timedelta(days=1)
+    while span_start < window.end and len(events) < MAX_OCCURRENCES:
+        span_end = min(span_start + span, window.end)
+        for occurrence in query.between(span_start, span_end):
+            event = component_to_event(occurrence, etag, floating)
+            if _starts_before(event, span_start) and span_start > window.start:
+                continue  # began in an earlier span, already taken
+            events.append(event)
+        span_start, span = span_end, span * 2
+    events = events[:MAX_OCCURRENCES]
     return RemoteItem(href, etag, uid, tuple(events), True)
 
 
-def _starts_at_or_after(event: Event, moment: datetime) -> bool:
+def _starts_before(event: Event, moment: datetime) -> bool:
     if isinstance(event.start, datetime):
-        return event.start >= moment
-    return event.start >= moment.date()
+        return event.start < moment
+    return event.start < moment.date()
 
 
 def calendar_zone(vtimezone: str) -> ZoneInfo | None:
