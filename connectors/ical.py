@@ -10,6 +10,7 @@ with the reason in words; objects without a VEVENT (tasks, journals) raise `NotA
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, date, datetime, timedelta, tzinfo
 from typing import Any, cast
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -75,6 +76,12 @@ def component_to_event(component: Any, etag: str | None = None, floating: tzinfo
         end = start + component.decoded("DURATION")
     else:
         end = start + timedelta(days=1) if not isinstance(start, datetime) else start
+    for moment in (start, end):
+        if isinstance(moment, datetime):
+            try:
+                moment.astimezone(UTC)  # a VTIMEZONE with broken rules fails here, not later
+            except (ValueError, TypeError, OverflowError, IndexError) as exc:
+                raise Unreadable("its time zone definition cannot be used") from exc
     transp = str(component.get("TRANSP", "OPAQUE")).upper()
     transparency: Transparency = "transparent" if transp == "TRANSPARENT" else "opaque"
     recurrence = component.get("RECURRENCE-ID")
@@ -124,6 +131,7 @@ def _parse_item(
     if isinstance(data, bytes):
         data = data.decode("utf-8")
     calendar = icalendar.Calendar.from_ical(data)
+    _check_zone_rules(calendar)
     vevents = [c for c in calendar.walk("VEVENT")]
     if not vevents:
         raise NotAnEvent("no VEVENT")
@@ -148,6 +156,27 @@ def _parse_item(
         span_start, span = span_end, span * 2
     events = events[:MAX_OCCURRENCES]
     return RemoteItem(href, etag, uid, tuple(events), True)
+
+
+_BYDAY = re.compile(r"([+-]?\d{1,3})?(MO|TU|WE|TH|FR|SA|SU)")
+
+
+def _check_zone_rules(calendar: Any) -> None:
+    """Refuse a VTIMEZONE whose rules name no real day (BYMONTH=13, the 9th Sunday of a
+    month): computing an offset from them searches the calendar to year 9999."""
+    for timezone in calendar.walk("VTIMEZONE"):
+        for part in timezone.subcomponents:
+            rule = part.get("RRULE")
+            if rule is None:
+                continue
+            months = [int(m) for m in rule.get("BYMONTH", [])]
+            if any(not 1 <= m <= 12 for m in months):
+                raise Unreadable("its time zone definition names a month that does not exist")
+            for day in rule.get("BYDAY", []):
+                found = _BYDAY.fullmatch(str(day))
+                ordinal = int(found.group(1) or 0) if found else 99
+                if abs(ordinal) > (5 if months else 53):
+                    raise Unreadable("its time zone definition names a day that does not exist")
 
 
 def _starts_before(event: Event, moment: datetime) -> bool:
