@@ -1,11 +1,12 @@
 """Every status code an operation can answer, in /openapi.json, from one shared mapping.
 
 FastAPI documents the success answer and its own 422 shape; calgate answers errors in one shape
-of its own (`Error` below) with codes that follow from what an operation is: a /v1 operation
-needs a key (401) and validates its input (422); one with an id in its path can miss (404); one
-with a body can be too large (413) or not JSON (415); a POST can reuse an Idempotency-Key (409).
-`EXTRA` lists the codes particular to one operation. The schema fuzzer (tests/fuzz) checks that
-no answer falls outside this list.
+of its own (`ErrorOut` below) with codes that follow from what an operation is: a /v1 operation
+needs a key (401), an active account (402, 403) and validates its input (422); one with an id
+in its path can miss (404), as can a report filtered by an id; one with a body can be too
+large (413) or not JSON (415); a POST can reuse an Idempotency-Key (409). `EXTRA` lists the
+codes particular to one operation. The schema fuzzer (tests/fuzz) checks that no answer falls
+outside this list.
 """
 
 from __future__ import annotations
@@ -40,6 +41,8 @@ class ErrorOut(BaseModel):
 
 DESCRIPTIONS = {
     401: "No API key, or an unknown or revoked one",
+    402: "The account is suspended",
+    403: "The account is being deleted, or the key's role does not allow this",
     404: "No such resource in this account (another account's id looks the same)",
     409: "Conflicts with the current state (see the message), or an Idempotency-Key in use",
     412: "If-Match names a version the resource is no longer at",
@@ -69,8 +72,8 @@ _READINESS = {
 def _codes(method: str, path: str, operation: dict[str, Any]) -> set[int]:
     codes = set(EXTRA.get((method, path), ()))
     if path.startswith("/v1/"):
-        codes |= {401, 422}
-        if "{" in path:
+        codes |= {401, 402, 403, 422}
+        if "{" in path or path.startswith("/v1/reports/"):
             codes.add(404)
         if "requestBody" in operation:
             codes |= {413, 415}

@@ -169,6 +169,8 @@ def test_every_operation_matches_its_schema(daemon: Daemon) -> None:
         operation = result.ok()
         if ONLY and ONLY not in operation.label:
             continue
+        if operation.label == "DELETE /v1/account":
+            continue  # ends the account (403 on everything after): tested in tests/privacy
         operations += 1
         try:
             _fuzz(operation, daemon)
