@@ -22,7 +22,7 @@ from __future__ import annotations
 import abc
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import UTC, date, datetime, tzinfo
 from typing import ClassVar, Literal
 
 from gateway.errors import CalgateError
@@ -172,6 +172,17 @@ class ChangeSet:
     changed: tuple[RemoteItem, ...]
     deleted: tuple[str, ...] = ()
     full: bool = False
+    # Items that could not be read (bad iCalendar, a date out of range, ...), left out of
+    # `changed`: the engine logs each one in words and carries on with the rest.
+    skipped: tuple[Skipped, ...] = ()
+
+
+@dataclass(frozen=True)
+class Skipped:
+    """One remote item left out of a listing, and why, in words (never its content)."""
+
+    href: str
+    reason: str
 
 
 @dataclass(frozen=True)
@@ -249,6 +260,9 @@ class Connector(abc.ABC):
         """Hold the credentials; no network here (the first call connects). Raises
         ConnectorError when they cannot work at all (e.g. no server URL)."""
         self.credentials = credentials
+        # Where a calendar names no zone for its floating times (RFC 5545 §3.3.5 "local
+        # time"), they are read on this clock: the engine sets the practitioner's zone.
+        self.floating_zone: tzinfo = UTC
 
     @abc.abstractmethod
     async def list_calendars(self) -> list[CalendarInfo]:

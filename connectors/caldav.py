@@ -18,7 +18,7 @@ import json
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime
+from datetime import UTC, datetime, tzinfo
 from typing import Any, ClassVar, TypeVar
 from urllib.parse import quote, unquote, urljoin, urlsplit
 
@@ -46,6 +46,7 @@ from connectors.base import (
     Event,
     NotFound,
     RemoteItem,
+    Skipped,
     Transient,
     Window,
     Written,
@@ -151,7 +152,8 @@ class CalDAVConnector(Connector):
     def __init__(self, credentials: Credentials) -> None:
         if not credentials.server_url:
             raise ConnectorError("a CalDAV server URL is needed")
-        self.credentials = credentials
+        super().__init__(credentials)
+        self._zones: dict[str, tzinfo] = {}
         self.base_url = credentials.server_url
         self.client = DAVClient(
             credentials.server_url,
@@ -229,6 +231,23 @@ class CalDAVConnector(Connector):
             # No RFC 6578 on this server: CTag and etags instead.
             return await self._call("listing", lambda: self._by_ctag(calendar_id, {}, window))
 
+    def _floating(self, cal: Any) -> tzinfo:
+        """The clock of the calendar's floating times: its CALDAV:calendar-timezone (RFC 4791
+        §5.2.2) when it names a zone we know, else the connector's `floating_zone`."""
+        key = _canon(cal.url)
+        if key not in self._zones:
+            zone: tzinfo = self.floating_zone
+            try:
+                text = cal.get_property(cdav.CalendarTimeZone())
+            except Exception:  # a server without the property answers in many ways
+                text = None
+            if text:
+                found = ical.calendar_zone(str(text))
+                if found is not None:
+                    zone = found
+            self._zones[key] = zone
+        return self._zones[key]
+
     def _by_token(self, calendar_id: str, token: str | None, window: Window) -> ChangeSet:
         """RFC 6578 sync-collection asking for calendar-data too (§3.2 allows any property), so
         one REPORT brings the changed events themselves; a truncated answer (§3.6, 507) is
@@ -268,26 +287,42 @@ class CalDAVConnector(Connector):
             if not result.truncated:
                 break
         items: list[RemoteItem] = []
+        skipped: list[Skipped] = []
+        floating = self._floating(cal)
         missing = []
         for href, (etag, data) in changed.items():
             if data is None:
                 missing.append(href)
                 continue
             try:
-                items.append(ical.parse_item(href, etag, data, window))
-            except ValueError:
-                continue  # not an event (a task, a journal) or unreadable: not ours to judge
-        fetched = self._fetch(cal, [cal.url.join(h) for h in missing], window)
+                items.append(ical.parse_item(href, etag, data, window, floating))
+            except ical.NotAnEvent:
+                continue  # a task, a journal: not ours to sync
+            except ical.Unreadable as exc:
+                skipped.append(Skipped(href, str(exc)))
+        fetched = self._fetch(cal, [cal.url.join(h) for h in missing], window, skipped)
         items.extend(fetched)
         # Listed as changed but gone by the time we fetched it: a deletion.
         found = {i.href for i in fetched}
         deleted.update(h for h in missing if h not in found)
         new_cursor = json.dumps({"t": str(current)})
-        return ChangeSet(new_cursor, tuple(items), tuple(sorted(deleted)), full=token is None)
+        # Skipped items stay out of `deleted` too: unreadable is not gone.
+        deleted.difference_update(s.href for s in skipped)
+        return ChangeSet(
+            new_cursor,
+            tuple(items),
+            tuple(sorted(deleted)),
+            full=token is None,
+            skipped=tuple(skipped),
+        )
 
-    def _fetch(self, cal: Any, urls: list[Any], window: Window) -> list[RemoteItem]:
+    def _fetch(
+        self, cal: Any, urls: list[Any], window: Window, skipped: list[Skipped]
+    ) -> list[RemoteItem]:
         """calendar-multiget (RFC 4791 §7.9) in chunks; the next chunk is requested while this
-        one is parsed, so the server's time and ours overlap."""
+        one is parsed, so the server's time and ours overlap. Unreadable items go to
+        `skipped`."""
+        floating = self._floating(cal)
         chunks = [urls[i : i + _MULTIGET_CHUNK] for i in range(0, len(urls), _MULTIGET_CHUNK)]
         items: list[RemoteItem] = []
         if not chunks:
@@ -301,9 +336,13 @@ class CalDAVConnector(Connector):
                 for obj in objects:
                     etag = _etag((obj.props or {}).get(dav.GetEtag.tag))
                     try:
-                        items.append(ical.parse_item(_canon(obj.url), etag, obj.data, window))
-                    except ValueError:
-                        continue  # not an event (a task, a journal) or unreadable: not ours
+                        items.append(
+                            ical.parse_item(_canon(obj.url), etag, obj.data, window, floating)
+                        )
+                    except ical.NotAnEvent:
+                        continue  # a task, a journal: not ours to sync
+                    except ical.Unreadable as exc:
+                        skipped.append(Skipped(_canon(obj.url), str(exc)))
         return items
 
     def _by_ctag(self, calendar_id: str, state: dict[str, Any], window: Window) -> ChangeSet:
@@ -321,10 +360,13 @@ class CalDAVConnector(Connector):
                 continue
             current[url] = _etag(values.get(dav.GetEtag.tag))
         changed = [u for u, e in current.items() if known.get(u) != e]
-        items = self._fetch(cal, [cal.url.join(u) for u in changed], window)
+        skipped: list[Skipped] = []
+        items = self._fetch(cal, [cal.url.join(u) for u in changed], window, skipped)
         deleted = [u for u in known if u not in current]
         cursor = json.dumps({"c": ctag, "e": current})
-        return ChangeSet(cursor, tuple(items), tuple(deleted), full=not state)
+        return ChangeSet(
+            cursor, tuple(items), tuple(deleted), full=not state, skipped=tuple(skipped)
+        )
 
     async def get(self, calendar_id: str, href: str, window: Window) -> RemoteItem:
         def run() -> RemoteItem:
@@ -332,10 +374,11 @@ class CalDAVConnector(Connector):
             response = self.client.request(href, "GET")
             if response.status != 200:
                 raise _status_error(response.status, "reading an event", response.headers)
-            del cal
             etag = _etag(response.headers.get("ETag"))
             try:
-                return ical.parse_item(_canon(href), etag, response.raw, window)
+                return ical.parse_item(
+                    _canon(href), etag, response.raw, window, self._floating(cal)
+                )
             except ValueError:
                 raise ConnectorError("the CalDAV server returned an unreadable event") from None
 
@@ -352,7 +395,10 @@ class CalDAVConnector(Connector):
             if not etag:
                 head = self.client.request(str(obj.url), "GET")
                 etag = _etag(head.headers.get("ETag"))
-            return ical.parse_item(_canon(obj.url), etag, obj.data, window)
+            try:
+                return ical.parse_item(_canon(obj.url), etag, obj.data, window, self._floating(cal))
+            except ValueError:
+                raise ConnectorError("the CalDAV server returned an unreadable event") from None
 
         return await self._call("finding an event", run)
 

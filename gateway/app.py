@@ -12,6 +12,7 @@ from gateway.api import (
     api_keys,
     appointments,
     clients,
+    documented_errors,
     errors,
     exports,
     feeds,
@@ -81,6 +82,7 @@ def create_app(
     app.state.settings = settings
     app.state.store = the_store
     errors.install(app)
+    documented_errors.document(app)
     for module in (health, account, users, clients, appointments, api_keys, usage, feeds):
         app.include_router(module.router)
     app.include_router(notifications.router)

@@ -10,11 +10,21 @@ import zoneinfo
 from functools import lru_cache
 from zoneinfo import ZoneInfo
 
+# Files in the zone database that are not zones a person lives in: "localtime" is whatever the
+# server's clock says (so a record would change meaning with the host), "Factory" has no offset
+# rules, and posix/ and right/ are copies or leap-second variants.
+_NOT_ZONES = frozenset({"localtime", "Factory", "posixrules"})
+
 
 @lru_cache(maxsize=1)
 def known_zones() -> frozenset[str]:
-    """Every IANA zone key this machine (or the tzdata package) knows."""
-    return frozenset(zoneinfo.available_timezones())
+    """Every IANA zone key this machine (or the tzdata package) knows, less the host-dependent
+    and rule-less entries."""
+    return frozenset(
+        name
+        for name in zoneinfo.available_timezones()
+        if name not in _NOT_ZONES and not name.startswith(("posix/", "right/"))
+    )
 
 
 def is_known_zone(name: str) -> bool:

@@ -13,11 +13,11 @@ from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Header, Query
 from fastapi.responses import JSONResponse
-from pydantic import AwareDatetime, Field
+from pydantic import Field
 
 from gateway.api.context import CallerDep, page_limit
 from gateway.api.idempotency import IdempotencyDep
-from gateway.api.schemas import ListOut, RequestModel, ResponseModel
+from gateway.api.schemas import Instant, ListOut, RequestModel, ResponseModel
 from gateway.domain import appointments
 from gateway.errors import ValidationFailed
 from gateway.store.models import Appointment
@@ -32,10 +32,12 @@ Notes = Field(None, max_length=20000)
 class AppointmentCreate(RequestModel):
     """A new appointment."""
 
+    multiline = frozenset({"location", "notes"})
+
     user_id: str
     client_id: str
-    start: AwareDatetime = Field(description="With an offset: 2026-03-03T09:00:00-05:00 or …Z")
-    end: AwareDatetime
+    start: Instant = Field(description="With an offset: 2026-03-03T09:00:00-05:00 or …Z")
+    end: Instant
     timezone: str | None = Field(
         None, description="IANA zone it was booked in; default: the user's"
     )
@@ -47,10 +49,12 @@ class AppointmentCreate(RequestModel):
 class AppointmentUpdate(RequestModel):
     """Reschedule (start / end / timezone) or edit; absent fields stay as they are."""
 
+    multiline = frozenset({"location", "notes"})
+
     user_id: str | None = None
     client_id: str | None = None
-    start: AwareDatetime | None = None
-    end: AwareDatetime | None = None
+    start: Instant | None = None
+    end: Instant | None = None
     timezone: str | None = None
     title: str | None = Field(None, min_length=1, max_length=500)
     location: str | None = Location
@@ -138,8 +142,8 @@ async def list_appointments(
     user_id: str | None = None,
     client_id: str | None = None,
     status: Literal["confirmed", "cancelled"] | None = None,
-    from_: Annotated[AwareDatetime | None, Query(alias="from")] = None,
-    to: AwareDatetime | None = None,
+    from_: Annotated[Instant | None, Query(alias="from")] = None,
+    to: Instant | None = None,
     limit: Annotated[int | None, Query(ge=1)] = None,
     cursor: str | None = None,
 ) -> ListOut[AppointmentOut]:

@@ -8,11 +8,13 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, BackgroundTasks, Query, Request
 from fastapi.responses import JSONResponse
-from pydantic import AwareDatetime, Field
+from pydantic import Field
+from sqlalchemy import select
 
-from gateway.api.context import Caller, CallerDep, get_store
+from gateway.api.context import Caller, CallerDep, get_store, page_limit
 from gateway.api.idempotency import IdempotencyDep
-from gateway.api.schemas import ListOut, RequestModel, ResponseModel
+from gateway.api.schemas import Instant, ListOut, RequestModel, ResponseModel
+from gateway.domain.pagination import paginate
 from gateway.store.sync_models import Integration, PurgeReceipt
 from gateway.sync import integrations as service
 
@@ -22,6 +24,8 @@ busy_router = APIRouter(prefix="/v1/users", tags=["integrations"])
 
 class IntegrationCreate(RequestModel):
     """Connect a calendar account for a practitioner."""
+
+    multiline = frozenset({"password"})
 
     user_id: str
     provider: str = Field(description="caldav, or google (answers with a consent_url)")
@@ -40,6 +44,8 @@ class IntegrationCreate(RequestModel):
 
 class IntegrationUpdate(RequestModel):
     """Choose calendars, give a new password, or resume after a guard stopped the sync."""
+
+    multiline = frozenset({"password"})
 
     write_calendar: str | None = None
     busy_calendars: list[str] | None = None
@@ -154,11 +160,21 @@ async def create_integration(
 
 @router.get("", response_model=ListOut[IntegrationOut])
 async def list_integrations(
-    caller: CallerDep, user_id: str | None = None
+    caller: CallerDep,
+    user_id: str | None = None,
+    limit: Annotated[int | None, Query(ge=1)] = None,
+    cursor: str | None = None,
 ) -> ListOut[IntegrationOut]:
-    """The account's integrations (optionally one practitioner's)."""
-    rows = await service.list_integrations(caller.session, caller.account, user_id)
-    return ListOut[IntegrationOut](data=[await _out(caller, r) for r in rows], next_cursor=None)
+    """The account's integrations (optionally one practitioner's), oldest id first."""
+    query = select(Integration).where(Integration.account_id == caller.account.id)
+    if user_id:
+        query = query.where(Integration.user_id == user_id)
+    page = await paginate(
+        caller.session, query, [Integration.id], limit=page_limit(caller, limit), cursor=cursor
+    )
+    return ListOut[IntegrationOut](
+        data=[await _out(caller, r) for r in page.items], next_cursor=page.next_cursor
+    )
 
 
 @router.get("/{integration_id}", response_model=IntegrationOut)
@@ -244,8 +260,8 @@ def _receipt(receipt: PurgeReceipt) -> ReceiptOut:
 async def get_busy(
     user_id: str,
     caller: CallerDep,
-    start: Annotated[AwareDatetime, Query(alias="from")],
-    end: Annotated[AwareDatetime, Query(alias="to")],
+    start: Annotated[Instant, Query(alias="from")],
+    end: Annotated[Instant, Query(alias="to")],
 ) -> BusyOut:
     """Appointments and the busy time of every connected calendar, merged."""
     intervals = await service.busy_time(caller.session, caller.account, user_id, start, end)

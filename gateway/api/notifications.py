@@ -99,6 +99,8 @@ class ClientOffsetsOut(BaseModel):
 class TemplateIn(RequestModel):
     """Jinja2 sources of the parts to override: subject, txt, html (email); txt (sms)."""
 
+    multiline = frozenset({"txt", "html"})
+
     subject: str | None = Field(None, max_length=2000)
     txt: str | None = Field(None, max_length=20000)
     html: str | None = Field(None, max_length=100000)

@@ -6,11 +6,10 @@ from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Query
-from pydantic import AwareDatetime
 from sqlalchemy import func, select
 
 from gateway.api.context import CallerDep, page_limit
-from gateway.api.schemas import ListOut, ResponseModel
+from gateway.api.schemas import Instant, ListOut, ResponseModel
 from gateway.domain.pagination import paginate
 from gateway.store.models import UsageRecord
 
@@ -53,8 +52,8 @@ def _range(caller: CallerDep, from_: datetime | None, to: datetime | None) -> li
 @router.get("", response_model=ListOut[UsageOut])
 async def list_usage(
     caller: CallerDep,
-    from_: Annotated[AwareDatetime | None, Query(alias="from")] = None,
-    to: AwareDatetime | None = None,
+    from_: Annotated[Instant | None, Query(alias="from")] = None,
+    to: Instant | None = None,
     limit: Annotated[int | None, Query(ge=1)] = None,
     cursor: str | None = None,
 ) -> ListOut[UsageOut]:
@@ -71,8 +70,8 @@ async def list_usage(
 @router.get("/summary", response_model=list[UsageTotal])
 async def usage_summary(
     caller: CallerDep,
-    from_: Annotated[AwareDatetime | None, Query(alias="from")] = None,
-    to: AwareDatetime | None = None,
+    from_: Annotated[Instant | None, Query(alias="from")] = None,
+    to: Instant | None = None,
 ) -> list[UsageTotal]:
     """Totals per route, method and status in [from, to)."""
     group = (UsageRecord.method, UsageRecord.route, UsageRecord.status_code)

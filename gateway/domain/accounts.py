@@ -13,11 +13,12 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway.domain.contacts import require_country, require_zone
-from gateway.errors import NotFound, Unauthorized, ValidationFailed
+from gateway.domain.text import require_one_line
+from gateway.errors import Conflict, NotFound, Unauthorized, ValidationFailed
 from gateway.store.models import Account, ApiKey
 from gateway.store.types import utcnow
 
@@ -43,7 +44,7 @@ async def create_account(
     session: AsyncSession, name: str, *, timezone: str, country: str
 ) -> tuple[Account, IssuedKey]:
     """Create an account and its first API key (named "default")."""
-    name = name.strip()
+    name = require_one_line("name", name.strip())
     if not name:
         raise ValidationFailed.one("name", "must not be empty")
     account = Account(name=name, timezone=require_zone(timezone), country=require_country(country))
@@ -98,6 +99,19 @@ async def revoke_key(session: AsyncSession, account: Account, key_id: str) -> Ap
     if key is None:
         raise NotFound("no such API key")
     if key.revoked_at is None:
+        others = await session.scalar(
+            select(func.count())
+            .select_from(ApiKey)
+            .where(
+                ApiKey.account_id == account.id, ApiKey.id != key.id, ApiKey.revoked_at.is_(None)
+            )
+        )
+        if not others:
+            # Revoking the last key would lock the account out of the API for good.
+            raise Conflict(
+                "this is the account's last active API key: create another key first, "
+                "then revoke this one"
+            )
         key.revoked_at = utcnow()
     return key
 

@@ -93,7 +93,7 @@ async def create_appointment(
     user = await get_referenced(session, User, account, values["user_id"], "user_id")
     await get_referenced(session, Client, account, values["client_id"], "client_id")
     _check_times(values["start_at"], values["end_at"])
-    zone = values.get("timezone") or user.timezone
+    zone = user.timezone if values.get("timezone") is None else values["timezone"]
     appointment = Appointment(
         account_id=account.id,
         user_id=user.id,

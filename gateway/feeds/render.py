@@ -21,7 +21,7 @@ from datetime import UTC, date, datetime, timedelta
 from functools import lru_cache
 
 from icalendar import Calendar, Event, Timezone
-from icalendar.prop import vDuration
+from icalendar.prop import vDuration, vText
 
 from gateway.domain.uids import appointment_uid
 from gateway.timezones import zone
@@ -170,9 +170,10 @@ def render(data: CalendarData) -> bytes:
     calendar.add("VERSION", "2.0")
     calendar.add("CALSCALE", "GREGORIAN")
     calendar.add("METHOD", "PUBLISH")
-    name = clean_text(data.name)
-    calendar.add("NAME", name)  # RFC 7986 §5.1
-    calendar.add("X-WR-CALNAME", name)
+    # A calendar name is one line whatever was stored; vText escapes `;` `,` `\\` on both.
+    name = " ".join(clean_text(data.name).split())
+    calendar.add("NAME", vText(name))  # RFC 7986 §5.1
+    calendar.add("X-WR-CALNAME", vText(name))
     calendar.add("X-WR-TIMEZONE", data.timezone)
     # RFC 7986 §5.7 requires VALUE=DURATION on REFRESH-INTERVAL.
     calendar.add("REFRESH-INTERVAL", vDuration(data.refresh), parameters={"VALUE": "DURATION"})

@@ -60,9 +60,9 @@ def _check_scope(scope: str, user_id: str | None, client_id: str | None) -> None
         raise ValidationFailed.one("user_id", "is required for a user feed")
     if scope == "client" and not client_id:
         raise ValidationFailed.one("client_id", "is required for a client feed")
-    if scope != "user" and user_id:
+    if scope != "user" and user_id is not None:
         raise ValidationFailed.one("user_id", f"must not be set for a {scope} feed")
-    if scope != "client" and client_id:
+    if scope != "client" and client_id is not None:
         raise ValidationFailed.one("client_id", f"must not be set for a {scope} feed")
 
 
@@ -73,9 +73,9 @@ async def create_feed(
     scope = values["scope"]
     user_id, client_id = values.get("user_id"), values.get("client_id")
     _check_scope(scope, user_id, client_id)
-    if user_id:
+    if user_id is not None:
         await get_owned(session, User, account, user_id)
-    if client_id:
+    if client_id is not None:
         await get_owned(session, Client, account, client_id)
     privacy = values.get("privacy") or "busy"
     if privacy not in PRIVACY:

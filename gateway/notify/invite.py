@@ -8,7 +8,7 @@ version, so a later change supersedes an earlier one (RFC 5546 §2.1.4).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 
 from icalendar import Calendar, Event, vCalAddress
 
@@ -55,8 +55,9 @@ def build_ics(invite: Invite) -> str:
     event.add("uid", appointment_uid(invite.appointment_id))
     event.add("sequence", invite.version)
     event.add("dtstamp", invite.stamp)
-    event.add("dtstart", invite.start)
-    event.add("dtend", invite.end)
+    # UTC: exact whatever the zone (a local time in a repeated hour would be read as the first).
+    event.add("dtstart", invite.start.astimezone(UTC))
+    event.add("dtend", invite.end.astimezone(UTC))
     event.add("summary", invite.summary)
     if invite.location:
         event.add("location", invite.location)

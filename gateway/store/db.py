@@ -9,6 +9,8 @@ PostgreSQL: claims use ``FOR UPDATE SKIP LOCKED`` and any number of processes sh
 
 from __future__ import annotations
 
+import os
+import stat
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -34,7 +36,28 @@ SQLITE_PRAGMAS = (
 )
 
 
-def _prepare_sqlite(engine: AsyncEngine) -> None:
+def _private_files(database: Path) -> None:
+    """The database and its WAL and SHM files readable by the daemon's user only, whatever the
+    umask: they hold names, emails, phones and notes."""
+    for path in (database, Path(f"{database}-wal"), Path(f"{database}-shm")):
+        try:
+            if stat.S_IMODE(path.stat().st_mode) != 0o600:
+                path.chmod(0o600)
+        except FileNotFoundError:
+            continue
+
+
+def _private_database(database: Path) -> None:
+    """Create the folder 0700 (when it is new) and the file 0600 before SQLite opens it."""
+    folder = database.parent
+    if not folder.exists():
+        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        folder.chmod(0o700)  # mkdir's mode passes through the umask
+    os.close(os.open(database, os.O_CREAT | os.O_RDWR, 0o600))
+    _private_files(database)
+
+
+def _prepare_sqlite(engine: AsyncEngine, database: Path | None) -> None:
     @event.listens_for(engine.sync_engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
         # Take transaction control away from the driver so "begin" below decides how to begin.
@@ -43,6 +66,10 @@ def _prepare_sqlite(engine: AsyncEngine) -> None:
         for pragma in SQLITE_PRAGMAS:
             cursor.execute(pragma)
         cursor.close()
+        if database is not None:
+            # WAL mode opens the -wal and -shm files now; SQLite gives new ones the database
+            # file's mode, this covers files left by an older version.
+            _private_files(database)
 
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(connection: Any) -> None:
@@ -50,16 +77,18 @@ def _prepare_sqlite(engine: AsyncEngine) -> None:
 
 
 def create_engine(url: str, *, echo: bool = False) -> AsyncEngine:
-    """Create the async engine for `url`, creating the SQLite file's folder if needed.
+    """Create the async engine for `url`; for SQLite, the folder (0700) and the file (0600).
 
     Statement parameters are never logged (they are personal data), even with `echo`.
     """
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
+        database = None
         if parsed.database and parsed.database != ":memory:":
-            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+            database = Path(parsed.database)
+            _private_database(database)
         engine = create_async_engine(url, echo=echo, hide_parameters=True)
-        _prepare_sqlite(engine)
+        _prepare_sqlite(engine, database)
         return engine
     return create_async_engine(
         url, echo=echo, hide_parameters=True, pool_pre_ping=True, pool_size=10, max_overflow=10

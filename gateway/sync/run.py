@@ -204,6 +204,7 @@ async def sync_integration(
         zone = ZoneInfo(user.timezone if user else "UTC")
         try:
             connector = connector_for(settings, integration)
+            connector.floating_zone = zone  # a calendar naming no zone: the practitioner's
         except secrets.SecretUnreadable:
             integration.status = RECONNECT
             integration.last_error = "the stored password cannot be read: connect again"
@@ -256,6 +257,10 @@ async def _list(
         changes = await connector.list_changes(cal.remote_id, None, window)
     if changes.full:
         outcome.full_listings += 1
+    for skipped in changes.skipped:
+        # The object's name only (never its content): enough to find it in the calendar.
+        name = skipped.href.rstrip("/").rsplit("/", 1)[-1][:120]
+        state.logs.append(("skipped", None, f"an item ({name}) was skipped: {skipped.reason}"))
     return changes
 
 
