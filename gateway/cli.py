@@ -13,7 +13,7 @@ from pathlib import Path
 import uvicorn
 from sqlalchemy import select
 
-from gateway import heap, logs
+from gateway import features, heap, logs
 from gateway.app import create_app
 from gateway.config import Settings, load_settings
 from gateway.demo import create_demo, next_steps
@@ -42,7 +42,9 @@ class _Server(uvicorn.Server):
 @contextlib.asynccontextmanager
 async def _migrated_store(settings: Settings) -> AsyncIterator[Store]:
     """The store of the settings, migrated to the newest schema, closed afterwards."""
-    store = Store.from_url(settings.database_url, echo=settings.database_echo, settings=settings)
+    store = features.install(
+        Store.from_url(settings.database_url, echo=settings.database_echo, settings=settings)
+    )
     try:
         await migrate.upgrade(store)
         yield store

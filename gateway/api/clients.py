@@ -112,7 +112,5 @@ async def update_client(client_id: str, body: ClientUpdate, caller: CallerDep) -
 @router.delete("/{client_id}", status_code=204)
 async def delete_client(client_id: str, caller: CallerDep) -> Response:
     """Delete a client and every appointment with them (erasure)."""
-    await people.delete_person(
-        caller.session, caller.account, Client, client_id, settings=caller.settings
-    )
+    await people.delete_person(caller.session, caller.account, Client, client_id)
     return Response(status_code=204)

@@ -73,6 +73,9 @@ ACTIVE = "active"
 PENDING = "pending"
 PAUSED = "paused"
 RECONNECT = "reconnect_needed"
+# A disconnect was accepted (gateway/privacy/purge.py): never synced again, and a run that was
+# in flight when it came records its writes but no longer changes the status.
+PURGING = "purging"
 _ROUNDS = 3
 
 
@@ -414,7 +417,7 @@ async def _finish_error(
 ) -> Outcome:
     async with store.transaction() as session:
         integration = await session.get(Integration, integration_id)
-        if integration is not None:
+        if integration is not None and integration.status != PURGING:
             integration.status = status
             integration.last_sync_at = now
             integration.last_error = _words(exc)
@@ -437,7 +440,7 @@ async def _finish_guard(
 ) -> Outcome:
     async with store.transaction() as session:
         integration = await session.get(Integration, integration_id)
-        if integration is not None:
+        if integration is not None and integration.status != PURGING:
             integration.status = PAUSED
             integration.last_sync_at = now
             integration.last_error = (
@@ -477,10 +480,12 @@ async def _commit(
         account = await session.get(Account, integration.account_id)
         assert account is not None
         for move in state.reschedule:
-            await _apply(session, integration_id, state, outcome, move, account)
+            await _apply(session, integration, state, outcome, move, account)
         for apt_id in state.cancel:
             try:
-                await appointment_service.cancel_appointment(session, account, apt_id)
+                await appointment_service.cancel_appointment(
+                    session, account, apt_id, source=integration.provider
+                )
                 outcome.cancelled += 1
             except CalgateError as exc:
                 state.logs.append(("error", apt_id, f"could not cancel: {exc.message}"))
@@ -520,15 +525,20 @@ async def _commit(
 
 async def _apply(
     session: AsyncSession,
-    integration_id: str,
+    integration: Integration,
     state: _State,
     outcome: Outcome,
     move: Reschedule,
     account: Account,
 ) -> None:
+    integration_id = integration.id
     try:
         appointment = await appointment_service.update_appointment(
-            session, account, move.appointment_id, {"start_at": move.start, "end_at": move.end}
+            session,
+            account,
+            move.appointment_id,
+            {"start_at": move.start, "end_at": move.end},
+            source=integration.provider,  # who moved it: the calendar, not the API
         )
     except CalgateError as exc:
         # Refused (too long, cancelled meanwhile): keep ours, written back on the next run.
