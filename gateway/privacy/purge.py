@@ -29,7 +29,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from connectors.base import Connector, ConnectorError, NotFound, WrongEtag
+from connectors.base import AuthExpired, Connector, ConnectorError, NotFound, WrongEtag
 from gateway import secrets
 from gateway.config import Settings
 from gateway.domain import people
@@ -276,15 +276,24 @@ async def delete_remote_copies(
         if not page:
             return
         counts = {"remote_events_deleted": 0, "remote_events_not_deleted": 0}
-        for _id, href, etag in page:
-            deleted = await _delete_one(connector, calendar_id, href, etag, settings)
+        done: list[str] = []
+        refused = False
+        for row_id, href, etag in page:
+            try:
+                deleted = await _delete_one(connector, calendar_id, href, etag, settings)
+            except AuthExpired:
+                refused = True  # every other one would be refused too
+                break
             counts["remote_events_deleted" if deleted else "remote_events_not_deleted"] += 1
+            done.append(row_id)
         async with store.transaction() as session:
-            gone = await session.execute(
-                delete(SyncMapping).where(SyncMapping.id.in_([row[0] for row in page]))
-            )
+            gone = await session.execute(delete(SyncMapping).where(SyncMapping.id.in_(done)))
             counts["mappings"] = int(gone.rowcount)  # type: ignore[attr-defined]
             await credit(session, counts)
+        if refused:
+            log.warning("remote events not deleted: the provider refused the credentials")
+            await give_up_remote(store, scope, credit)
+            return
 
 
 async def give_up_remote(store: Store, scope: MappingScope, credit: Credit) -> None:
@@ -311,6 +320,8 @@ async def _delete_one(
         return True
     except NotFound:
         return True  # already gone (or deleted by us just before a crash)
+    except AuthExpired:
+        raise
     except WrongEtag:
         # Edited in the calendar since our last sync: ours all the same, delete what is there.
         try:
@@ -319,10 +330,18 @@ async def _delete_one(
             return True
         except NotFound:
             return True
-        except ConnectorError:
-            return False
-    except ConnectorError:
-        return False
+        except AuthExpired:
+            raise
+        except ConnectorError as exc:
+            return _not_deleted(exc)
+    except ConnectorError as exc:
+        return _not_deleted(exc)
+
+
+def _not_deleted(exc: ConnectorError) -> bool:
+    # The error's type only: a provider's message may quote the event.
+    log.warning("remote event not deleted: %s", type(exc).__name__)
+    return False
 
 
 async def _local_phase(store: Store, integration_id: str, then_delete_user: bool) -> None:
