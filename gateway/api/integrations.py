@@ -13,7 +13,7 @@ from pydantic import AwareDatetime, Field
 from gateway.api.context import Caller, CallerDep
 from gateway.api.idempotency import IdempotencyDep
 from gateway.api.schemas import ListOut, RequestModel, ResponseModel
-from gateway.privacy import purge
+from gateway.privacy import purge, receipts
 from gateway.store.sync_models import Integration, PurgeReceipt
 from gateway.sync import busy
 from gateway.sync import integrations as service
@@ -229,12 +229,12 @@ async def get_sync_log(integration_id: str, caller: CallerDep) -> ListOut[LogEnt
 @router.get("/{integration_id}/purge-receipt", response_model=ReceiptOut)
 async def get_purge_receipt(integration_id: str, caller: CallerDep) -> ReceiptOut:
     """The receipt of a disconnect: pending while the purge job runs, then done."""
-    return _receipt(await purge.purge_receipt(caller.session, caller.account, integration_id))
+    return _receipt(await receipts.purge_receipt(caller.session, caller.account, integration_id))
 
 
 def _receipt(receipt: PurgeReceipt) -> ReceiptOut:
     out = ReceiptOut.model_validate(receipt)
-    out.remote_left = purge.remote_left(receipt.counts)
+    out.remote_left = receipts.remote_left(receipt.counts)
     return out
 
 

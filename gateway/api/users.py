@@ -14,7 +14,7 @@ from gateway.api.idempotency import IdempotencyDep
 from gateway.api.schemas import ListOut, RequestModel, ResponseModel
 from gateway.domain import people
 from gateway.domain.scoping import get_owned
-from gateway.privacy import purge
+from gateway.privacy import purge, receipts
 from gateway.store.models import User
 
 router = APIRouter(prefix="/v1/users", tags=["users"])
@@ -117,12 +117,12 @@ async def delete_user(
     """Delete a practitioner and every appointment with them. Without connected calendars: done
     at once (204). With some: 202, each is disconnected and purged by the durable purge job
     (receipts at /v1/integrations/{id}/purge-receipt) and the last one deletes the practitioner."""
-    receipts = await purge.accept_user_deletion(caller.session, caller.account, user_id)
-    if receipts:
+    pending = await purge.accept_user_deletion(caller.session, caller.account, user_id)
+    if pending:
         out = UserDeletionOut(
-            user_id=user_id, state="pending", integration_ids=[r.integration_id for r in receipts]
+            user_id=user_id, state="pending", integration_ids=[r.integration_id for r in pending]
         )
         return JSONResponse(out.model_dump(mode="json"), status_code=202)
     # After the commit: fold the WAL into the database file, where secure_delete zeroed it.
-    background.add_task(purge.checkpoint, get_store(request))
+    background.add_task(receipts.checkpoint, get_store(request))
     return Response(status_code=204)

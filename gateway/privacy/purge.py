@@ -14,40 +14,33 @@ commit with the request, or neither does). The job (gateway/worker.py, claimed w
 4. local phase: deletes every row of the integration in one transaction and marks the
    receipt ``done``; with the last purge of a practitioner being deleted, the practitioner too.
 
-The remote phase works on any set of mappings (`MappingScope`), so erasing one person's
-appointments from every connected calendar reuses it.
+The remote phase (gateway/privacy/remote.py) works on any set of mappings (`MappingScope`), so
+erasing one person's appointments from every connected calendar reuses it; what a purge did is
+read through gateway/privacy/receipts.py.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, delete, func, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from connectors.base import AuthExpired, Connector, ConnectorError, NotFound, WrongEtag
+from connectors.base import Connector, ConnectorError
 from gateway import secrets
 from gateway.config import Settings
 from gateway.domain import people
 from gateway.domain.scoping import get_owned
-from gateway.errors import NotFound as MissingRow
+from gateway.privacy.receipts import OWNED_ROWS, checkpoint
+from gateway.privacy.remote import Credit, MappingScope, delete_remote_copies, give_up_remote
 from gateway.store.db import Store
 from gateway.store.models import Account, Job, User
-from gateway.store.sync_models import (
-    BusyBlock,
-    Integration,
-    PurgeReceipt,
-    SyncCalendar,
-    SyncLogEntry,
-    SyncMapping,
-)
+from gateway.store.sync_models import Integration, PurgeReceipt, SyncCalendar
 from gateway.store.types import new_id, utcnow
 from gateway.sync import integrations as service
-from gateway.sync.run import PURGING, connector_for, sync_window
+from gateway.sync.run import PURGING, connector_for
 
 log = logging.getLogger("calgate.privacy")
 
@@ -57,26 +50,7 @@ DONE = "done"
 # Receipt steps: remote events (and revoke) first, then the local rows.
 _REMOTE = "remote"
 _LOCAL = "local"
-# Remote deletions per committed page: small enough that a crash redoes little, large enough
-# that a 10,000-event calendar costs a hundred short transactions.
-PAGE_SIZE = 100
 _LEASE_WAIT = timedelta(seconds=1)
-
-
-@dataclass(frozen=True)
-class MappingScope:
-    """Which of an integration's events to remove: all of them, or only those of some
-    appointments (the erasure of one person)."""
-
-    integration_id: str
-    appointment_ids: Sequence[str] | None = None
-
-    def where(self) -> list[ColumnElement[bool]]:
-        """The filter on SyncMapping rows."""
-        clauses = [SyncMapping.integration_id == self.integration_id]
-        if self.appointment_ids is not None:
-            clauses.append(SyncMapping.appointment_id.in_(list(self.appointment_ids)))
-        return clauses
 
 
 # --- accepting ------------------------------------------------------------------------------
@@ -223,9 +197,6 @@ async def _before_purge(
         await step(session, integration, connector)
 
 
-Credit = Any  # async (session, counts) -> None: adds a page's counts to the right receipt
-
-
 def _credit_receipt(integration_id: str) -> Credit:
     async def credit(session: AsyncSession, counts: dict[str, int]) -> None:
         receipt = await session.get(PurgeReceipt, integration_id)
@@ -251,99 +222,6 @@ def _add(counts: dict[str, int], more: dict[str, int]) -> dict[str, int]:
     return out
 
 
-async def delete_remote_copies(
-    store: Store,
-    settings: Settings,
-    connector: Connector,
-    calendar_id: str,
-    scope: MappingScope,
-    credit: Credit,
-) -> None:
-    """Delete the events of `scope` from `calendar_id`, a committed page at a time: each page's
-    mapping rows go, and `credit` records its counts, in one transaction after its deletions."""
-    while True:
-        async with store.transaction() as session:
-            page = list(
-                (
-                    await session.execute(
-                        select(SyncMapping.id, SyncMapping.href, SyncMapping.etag)
-                        .where(*scope.where())
-                        .order_by(SyncMapping.id)
-                        .limit(PAGE_SIZE)
-                    )
-                ).all()
-            )
-        if not page:
-            return
-        counts = {"remote_events_deleted": 0, "remote_events_not_deleted": 0}
-        done: list[str] = []
-        refused = False
-        for row_id, href, etag in page:
-            try:
-                deleted = await _delete_one(connector, calendar_id, href, etag, settings)
-            except AuthExpired:
-                refused = True  # every other one would be refused too
-                break
-            counts["remote_events_deleted" if deleted else "remote_events_not_deleted"] += 1
-            done.append(row_id)
-        async with store.transaction() as session:
-            gone = await session.execute(delete(SyncMapping).where(SyncMapping.id.in_(done)))
-            counts["mappings"] = int(gone.rowcount)  # type: ignore[attr-defined]
-            await credit(session, counts)
-        if refused:
-            log.warning("remote events not deleted: the provider refused the credentials")
-            await give_up_remote(store, scope, credit)
-            return
-
-
-async def give_up_remote(store: Store, scope: MappingScope, credit: Credit) -> None:
-    """No working connector: count the events of `scope` as left at the provider."""
-    async with store.transaction() as session:
-        left = await session.scalar(
-            select(func.count()).select_from(SyncMapping).where(*scope.where())
-        )
-        gone = await session.execute(delete(SyncMapping).where(*scope.where()))
-        await credit(
-            session,
-            {
-                "remote_events_not_deleted": int(left or 0),
-                "mappings": int(gone.rowcount),  # type: ignore[attr-defined]
-            },
-        )
-
-
-async def _delete_one(
-    connector: Connector, calendar_id: str, href: str, etag: str, settings: Settings
-) -> bool:
-    try:
-        await connector.delete(calendar_id, href, etag)
-        return True
-    except NotFound:
-        return True  # already gone (or deleted by us just before a crash)
-    except AuthExpired:
-        raise
-    except WrongEtag:
-        # Edited in the calendar since our last sync: ours all the same, delete what is there.
-        try:
-            item = await connector.get(calendar_id, href, sync_window(settings, utcnow()))
-            await connector.delete(calendar_id, href, item.etag)
-            return True
-        except NotFound:
-            return True
-        except AuthExpired:
-            raise
-        except ConnectorError as exc:
-            return _not_deleted(exc)
-    except ConnectorError as exc:
-        return _not_deleted(exc)
-
-
-def _not_deleted(exc: ConnectorError) -> bool:
-    # The error's type only: a provider's message may quote the event.
-    log.warning("remote event not deleted: %s", type(exc).__name__)
-    return False
-
-
 async def _local_phase(store: Store, integration_id: str, then_delete_user: bool) -> None:
     """Every local row of the integration, in one transaction; the receipt marked done."""
     async with store.transaction() as session:
@@ -357,12 +235,7 @@ async def _local_phase(store: Store, integration_id: str, then_delete_user: bool
             .select_from(SyncCalendar)
             .where(SyncCalendar.integration_id == integration_id, SyncCalendar.cursor.is_not(None))
         )
-        for name, model in (
-            ("busy_blocks", BusyBlock),
-            ("mappings", SyncMapping),
-            ("log_entries", SyncLogEntry),
-            ("calendars", SyncCalendar),
-        ):
+        for name, model in OWNED_ROWS:
             result = await session.execute(
                 delete(model).where(model.integration_id == integration_id)
             )
@@ -380,82 +253,16 @@ async def _local_phase(store: Store, integration_id: str, then_delete_user: bool
 
 
 async def _delete_user_when_last(session: AsyncSession, receipt: PurgeReceipt) -> None:
+    # The practitioner's row is locked first: two of their purges finishing at once then take
+    # turns, and the second sees the first one done (PostgreSQL; SQLite has one writer anyway).
+    user = await session.get(User, receipt.user_id, with_for_update=True)
+    account = await session.get(Account, receipt.account_id)
+    if user is None or account is None:
+        return
     waiting = await session.scalar(
         select(func.count())
         .select_from(PurgeReceipt)
         .where(PurgeReceipt.user_id == receipt.user_id, PurgeReceipt.state != DONE)
     )
-    account = await session.get(Account, receipt.account_id)
-    if waiting or account is None or await session.get(User, receipt.user_id) is None:
-        return
-    await people.delete_person(session, account, User, receipt.user_id)
-
-
-# --- reading ----------------------------------------------------------------------------
-
-
-def remote_left(counts: dict[str, int]) -> str | None:
-    """In words, what a purge could not undo at the provider (None when everything was done)."""
-    parts = []
-    if n := counts.get("remote_events_not_deleted", 0):
-        parts.append(
-            f"{n} event{'s' if n != 1 else ''} added by calgate could not be removed from the "
-            "calendar (the server could not be reached or refused): delete them there by hand"
-        )
-    if counts.get("revoke_failed"):
-        parts.append(
-            "the access grant could not be revoked at the provider: "
-            "remove calgate's access in the calendar account's security settings"
-        )
-    return "; ".join(parts) + "." if parts else None
-
-
-async def purge_receipt(
-    session: AsyncSession, account: Account, integration_id: str
-) -> PurgeReceipt:
-    """The receipt of a disconnect, pending or done (404 while connected, or for others)."""
-    receipt = await session.scalar(
-        select(PurgeReceipt).where(
-            PurgeReceipt.integration_id == integration_id, PurgeReceipt.account_id == account.id
-        )
-    )
-    if receipt is None:
-        raise MissingRow("no purge receipt for this integration")
-    return receipt
-
-
-async def count_rows(session: AsyncSession, integration_id: str) -> dict[str, int]:
-    """Rows still held for an integration id (the purge tests expect zeros)."""
-    models: tuple[tuple[str, Any], ...] = (
-        ("integrations", Integration),
-        ("calendars", SyncCalendar),
-        ("mappings", SyncMapping),
-        ("busy_blocks", BusyBlock),
-        ("log_entries", SyncLogEntry),
-    )
-    counts = {}
-    for name, model in models:
-        column = model.id if model is Integration else model.integration_id
-        counts[name] = int(
-            await session.scalar(
-                select(func.count()).select_from(model).where(column == integration_id)
-            )
-            or 0
-        )
-    return counts
-
-
-async def checkpoint(store: Store) -> None:
-    """Fold the SQLite write-ahead log into the database file and empty it, so deleted bytes
-    (already overwritten there by secure_delete) do not linger in the WAL file."""
-    if store.dialect != "sqlite":
-        return
-    try:
-        async with store.engine.connect() as conn:
-            raw = await conn.get_raw_connection()
-            # On the driver's connection: the pool's "begin" would open a transaction, inside
-            # which SQLite refuses to checkpoint.
-            driver: Any = raw.driver_connection
-            await driver.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-    except Exception as exc:  # best effort: the next automatic checkpoint folds it anyway
-        log.warning("checkpoint failed: %s", type(exc).__name__)
+    if not waiting:
+        await people.delete_person(session, account, User, receipt.user_id)

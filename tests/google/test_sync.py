@@ -11,7 +11,7 @@ from sqlalchemy import select
 
 from connectors import google
 from gateway.domain.uids import appointment_uid
-from gateway.privacy.purge import count_rows
+from gateway.privacy.receipts import count_rows
 from gateway.store.google_models import GoogleChannel, GoogleConsent
 from gateway.store.sync_models import SyncMapping
 from tests.google.conftest import CALENDAR, GoogleWorld

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from connectors import google
 from gateway.domain.uids import appointment_uid
-from gateway.privacy.purge import count_rows
+from gateway.privacy.receipts import count_rows
 from tests.google.conftest import CALENDAR, GoogleWorld
 from tests.google.test_sync import END, START, peer_of
 

@@ -17,7 +17,7 @@ from caldav.davclient import DAVClient
 from sqlalchemy import select, update
 
 from gateway.domain.uids import appointment_uid
-from gateway.privacy.purge import count_rows
+from gateway.privacy.receipts import count_rows
 from gateway.store.sync_models import SyncCalendar, SyncMapping
 from tests.peers import radicale, xandikos
 from tests.sync.conftest import World

@@ -10,7 +10,7 @@ from sqlalchemy import select
 
 from connectors.memory import MemoryServer
 from gateway.domain import appointments
-from gateway.privacy import purge
+from gateway.privacy import purge, remote
 from gateway.store.models import Account
 from gateway.store.sync_models import Integration, PurgeReceipt
 from gateway.store.types import utcnow
@@ -78,7 +78,7 @@ async def test_each_event_is_deleted_once_page_by_page_and_foreign_ones_stay(
     world: World, memory: tuple[str, MemoryServer]
 ) -> None:
     server = await connected(world, memory)
-    n = purge.PAGE_SIZE + 20
+    n = remote.PAGE_SIZE + 20
     async with world.store.transaction() as session:
         account = await session.scalar(select(Account))
         assert account is not None

@@ -7,7 +7,7 @@ from sqlalchemy import select
 
 from connectors.base import Transient
 from connectors.memory import MemoryServer
-from gateway.privacy.purge import count_rows
+from gateway.privacy.receipts import count_rows
 from gateway.store.sync_models import SyncMapping
 from tests.sync.conftest import World
 from tests.sync.test_engine_memory import END, START, connected
