@@ -68,7 +68,8 @@ async def accept_disconnect(
     the job, in the caller's transaction. Asking again while it runs returns the same receipt."""
     integration = await service.get_integration(session, account, integration_id)
     existing = await session.get(PurgeReceipt, integration.id)
-    if existing is not None and integration.status == PURGING:
+    if existing is not None:  # accepted before: the job is on it
+        existing.delete_user = existing.delete_user or then_delete_user
         return existing
     integration.status = PURGING
     integration.dirty = False
@@ -82,6 +83,7 @@ async def accept_disconnect(
         remote_removed=remove_events,
         state=PENDING,
         step=_REMOTE,
+        delete_user=then_delete_user,
         requested_at=now,
         purged_at=None,
     )
@@ -91,7 +93,7 @@ async def accept_disconnect(
             id=new_id("job"),
             kind=JOB_KIND,
             key=f"{JOB_KIND}:{integration.id}",
-            payload={"integration_id": integration.id, "then_delete_user": then_delete_user},
+            payload={"integration_id": integration.id},
             due_at=now,
             attempts=0,
             created_at=now,
@@ -131,7 +133,12 @@ async def run(store: Store, settings: Settings, payload: dict[str, Any]) -> date
     async with store.transaction() as session:
         receipt = await session.get(PurgeReceipt, integration_id)
         integration = await session.get(Integration, integration_id)
-        if receipt is None or receipt.state == DONE or integration is None:
+        if receipt is None or receipt.state == DONE:
+            return None
+        if integration is None:
+            # Gone with its practitioner or account by another way: nothing left to do here.
+            receipt.state = DONE
+            receipt.purged_at = utcnow()
             return None
         now = utcnow()
         if integration.lease_expires_at is not None and integration.lease_expires_at > now:
@@ -139,7 +146,7 @@ async def run(store: Store, settings: Settings, payload: dict[str, Any]) -> date
         step, remove = receipt.step, receipt.remote_removed
     if step == _REMOTE:
         await _remote_phase(store, settings, integration_id, remove)
-    await _local_phase(store, integration_id, bool(payload.get("then_delete_user")))
+    await _local_phase(store, integration_id)
     await checkpoint(store)
     return None
 
@@ -222,7 +229,7 @@ def _add(counts: dict[str, int], more: dict[str, int]) -> dict[str, int]:
     return out
 
 
-async def _local_phase(store: Store, integration_id: str, then_delete_user: bool) -> None:
+async def _local_phase(store: Store, integration_id: str) -> None:
     """Every local row of the integration, in one transaction; the receipt marked done."""
     async with store.transaction() as session:
         integration = await session.get(Integration, integration_id)
@@ -247,7 +254,7 @@ async def _local_phase(store: Store, integration_id: str, then_delete_user: bool
         receipt.state = DONE
         receipt.purged_at = utcnow()
         await session.flush()
-        if then_delete_user:
+        if receipt.delete_user:
             await _delete_user_when_last(session, receipt)
     log.info("integration purged", extra={"integration_id": integration_id})
 

@@ -143,5 +143,7 @@ class PurgeReceipt(Base):
     remote_removed: Mapped[bool] = mapped_column(Boolean)
     state: Mapped[str] = mapped_column(String(16), default="done")
     step: Mapped[str] = mapped_column(String(16), default="local")
+    # The practitioner is being deleted: the last of their purges deletes them.
+    delete_user: Mapped[bool] = mapped_column(Boolean, default=False)
     requested_at: Mapped[datetime] = mapped_column(default=utcnow)
     purged_at: Mapped[datetime | None] = mapped_column(default=None)

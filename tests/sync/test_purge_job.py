@@ -108,3 +108,23 @@ async def test_each_event_is_deleted_once_page_by_page_and_foreign_ones_stay(
         receipt = await session.get(PurgeReceipt, world.integration_id)
     assert receipt is not None and receipt.state == "done"
     assert receipt.counts["remote_events_deleted"] == n and receipt.counts["mappings"] == n
+
+
+async def test_deleting_a_user_whose_disconnect_is_pending_deletes_them_at_the_end(
+    world: World, memory: tuple[str, MemoryServer]
+) -> None:
+    server = await connected(world, memory)
+    await world.book(START, END)
+    await world.sync()
+    assert (await world.api.delete(f"/v1/integrations/{world.integration_id}")).status_code == 202
+    response = await world.api.delete(f"/v1/users/{world.user['id']}")
+    assert response.status_code == 202, response.text
+    assert response.json() == {
+        "user_id": world.user["id"],
+        "state": "pending",
+        "integration_ids": [world.integration_id],
+    }
+    assert (await world.api.get(f"/v1/users/{world.user['id']}")).status_code == 200
+    await world.purge()
+    assert (await world.api.get(f"/v1/users/{world.user['id']}")).status_code == 404
+    assert server.calendars["work"] == {}

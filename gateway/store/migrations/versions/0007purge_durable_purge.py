@@ -27,6 +27,9 @@ def upgrade() -> None:
             sa.Column("step", sa.String(length=16), nullable=False, server_default="local")
         )
         batch.add_column(
+            sa.Column("delete_user", sa.Boolean(), nullable=False, server_default=sa.false())
+        )
+        batch.add_column(
             sa.Column("requested_at", gateway.store.types.UTCDateTime(timezone=True), nullable=True)
         )
         batch.alter_column(
@@ -50,5 +53,6 @@ def downgrade() -> None:
             nullable=False,
         )
         batch.drop_column("requested_at")
+        batch.drop_column("delete_user")
         batch.drop_column("step")
         batch.drop_column("state")
