@@ -22,7 +22,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway.config import Settings
-from gateway.privacy import purge, retention
+from gateway.privacy import erasure, purge, retention
 from gateway.store import leases
 from gateway.store.db import Store
 from gateway.store.models import Job
@@ -60,7 +60,15 @@ async def _purge(ctx: JobContext) -> datetime | None:
     return await purge.run(ctx.store, ctx.settings, ctx.payload)
 
 
-DEFAULT_HANDLERS: dict[str, Handler] = {RETENTION_SWEEP: _retention, purge.JOB_KIND: _purge}
+async def _erase(ctx: JobContext) -> datetime | None:
+    return await erasure.run(ctx.store, ctx.settings, ctx.payload)
+
+
+DEFAULT_HANDLERS: dict[str, Handler] = {
+    RETENTION_SWEEP: _retention,
+    purge.JOB_KIND: _purge,
+    erasure.JOB_KIND: _erase,
+}
 
 
 def backoff(attempts: int) -> timedelta:

@@ -14,8 +14,9 @@ commit with the request, or neither does). The job (gateway/worker.py, claimed w
 4. local phase: deletes every row of the integration in one transaction and marks the
    receipt ``done``; with the last purge of a practitioner being deleted, the practitioner too.
 
-The remote phase (gateway/privacy/remote.py) works on any set of mappings (`MappingScope`), so
-erasing one person's appointments from every connected calendar reuses it; what a purge did is
+The remote phase (gateway/privacy/remote.py) works on any set of remote copies (`Copies`); the
+erasure of a client (gateway/privacy/erasure.py) reuses it, and a purge first deletes the copies
+of erased clients' appointments still waiting in that calendar; what a purge did is
 read through gateway/privacy/receipts.py.
 """
 
@@ -33,12 +34,13 @@ from gateway import secrets
 from gateway.config import Settings
 from gateway.domain import people
 from gateway.domain.scoping import get_owned
+from gateway.privacy import erasure, remote
 from gateway.privacy.receipts import OWNED_ROWS, checkpoint
-from gateway.privacy.remote import Credit, MappingScope, delete_remote_copies, give_up_remote
+from gateway.privacy.remote import Credit
 from gateway.store.db import Store
 from gateway.store.models import Account, Job, User
 from gateway.store.sync_models import Integration, PurgeReceipt, SyncCalendar
-from gateway.store.types import new_id, utcnow
+from gateway.store.types import utcnow
 from gateway.sync import integrations as service
 from gateway.sync.run import PURGING, connector_for
 
@@ -88,17 +90,8 @@ async def accept_disconnect(
         purged_at=None,
     )
     session.add(receipt)
-    session.add(
-        Job(
-            id=new_id("job"),
-            kind=JOB_KIND,
-            key=f"{JOB_KIND}:{integration.id}",
-            payload={"integration_id": integration.id},
-            due_at=now,
-            attempts=0,
-            created_at=now,
-        )
-    )
+    key = f"{JOB_KIND}:{integration.id}"
+    session.add(Job.due_now(JOB_KIND, key, {"integration_id": integration.id}))
     await session.flush()
     log.info("purge accepted", extra={"integration_id": integration.id})
     return receipt
@@ -166,16 +159,18 @@ async def _remote_phase(
             connector: Connector | None = connector_for(settings, integration)
         except (secrets.SecretUnreadable, ConnectorError):
             connector = None
-    scope = MappingScope(integration_id)
+    scope = remote.mappings_of(integration_id)
     credit = _credit_receipt(integration_id)
+    # Copies of erased clients' appointments go whatever `remove` says (their erasure asked).
+    await erasure.delete_erased_copies(store, settings, connector, write, integration_id)
     if connector is None:
         if remove:
-            await give_up_remote(store, scope, credit)
+            await remote.give_up_remote(store, scope, credit)
         await credit_step(store, integration_id, {})
         return
     try:
         if remove and write is not None:
-            await delete_remote_copies(store, settings, connector, write, scope, credit)
+            await remote.delete_remote_copies(store, settings, connector, write, scope, credit)
         counts = await _stop_and_revoke(store, integration_id, connector)
     finally:
         await connector.close()

@@ -1,10 +1,10 @@
 """Removing our copies of appointments from a provider's calendar, a committed page at a time.
 
-Used by the purge of an integration (all its events) and meant for the erasure of one person
-(the events of their appointments only): `MappingScope` says which. Each page's remote deletions
-are followed by one transaction that deletes the page's mapping rows and credits the counts to
-the caller's receipt, so a process killed mid-page redoes at most that page, where the provider
-answers "not found" for what is already gone.
+Used by the purge of an integration (all its events) and by the erasure of a client (the copies
+of their appointments, recorded when the erasure was accepted): `Copies` says which. Each page's
+remote deletions are followed by one transaction that deletes the page's rows and credits the
+counts to the caller's receipt, so a process killed mid-page redoes at most that page, where the
+provider answers "not found" for what is already gone.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import ColumnElement, delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -19,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from connectors.base import AuthExpired, Connector, ConnectorError, NotFound, WrongEtag
 from gateway.config import Settings
 from gateway.store.db import Store
+from gateway.store.privacy_models import ErasureCopy
 from gateway.store.sync_models import SyncMapping
 from gateway.store.types import utcnow
 from gateway.sync.run import sync_window
@@ -34,19 +36,30 @@ Credit = Callable[[AsyncSession, dict[str, int]], Awaitable[None]]
 
 
 @dataclass(frozen=True)
-class MappingScope:
-    """Which of an integration's events to remove: all of them, or only those of some
-    appointments (the erasure of one person)."""
+class Copies:
+    """Which of our remote events to delete: the rows of `model` that match `where`. `model` has
+    `id`, `href` and `etag` columns: SyncMapping (an integration's events, or some
+    appointments' only) or ErasureCopy (those of an erased client's appointments)."""
 
-    integration_id: str
-    appointment_ids: Sequence[str] | None = None
+    model: Any
+    where: tuple[ColumnElement[bool], ...]
 
-    def where(self) -> list[ColumnElement[bool]]:
-        """The filter on SyncMapping rows."""
-        clauses = [SyncMapping.integration_id == self.integration_id]
-        if self.appointment_ids is not None:
-            clauses.append(SyncMapping.appointment_id.in_(list(self.appointment_ids)))
-        return clauses
+
+def mappings_of(integration_id: str, appointment_ids: Sequence[str] | None = None) -> Copies:
+    """The integration's events, or only those of `appointment_ids`."""
+    where = [SyncMapping.integration_id == integration_id]
+    if appointment_ids is not None:
+        where.append(SyncMapping.appointment_id.in_(list(appointment_ids)))
+    return Copies(SyncMapping, tuple(where))
+
+
+def erased_in(integration_id: str, erasure_id: str | None = None) -> Copies:
+    """The copies of erased appointments still in the integration's calendar (of one erasure,
+    or of every erasure)."""
+    where = [ErasureCopy.integration_id == integration_id]
+    if erasure_id is not None:
+        where.append(ErasureCopy.erasure_id == erasure_id)
+    return Copies(ErasureCopy, tuple(where))
 
 
 async def delete_remote_copies(
@@ -54,19 +67,19 @@ async def delete_remote_copies(
     settings: Settings,
     connector: Connector,
     calendar_id: str,
-    scope: MappingScope,
+    scope: Copies,
     credit: Credit,
 ) -> None:
     """Delete the events of `scope` from `calendar_id`, a committed page at a time: each page's
-    mapping rows go, and `credit` records its counts, in one transaction after its deletions."""
+    rows go, and `credit` records its counts, in one transaction after its deletions."""
     while True:
         async with store.transaction() as session:
             page = list(
                 (
                     await session.execute(
-                        select(SyncMapping.id, SyncMapping.href, SyncMapping.etag)
-                        .where(*scope.where())
-                        .order_by(SyncMapping.id)
+                        select(scope.model.id, scope.model.href, scope.model.etag)
+                        .where(*scope.where)
+                        .order_by(scope.model.id)
                         .limit(PAGE_SIZE)
                     )
                 ).all()
@@ -74,7 +87,7 @@ async def delete_remote_copies(
         if not page:
             return
         counts = {"remote_events_deleted": 0, "remote_events_not_deleted": 0}
-        done: list[str] = []
+        done: list[Any] = []
         refused = False
         for row_id, href, etag in page:
             try:
@@ -85,8 +98,9 @@ async def delete_remote_copies(
             counts["remote_events_deleted" if deleted else "remote_events_not_deleted"] += 1
             done.append(row_id)
         async with store.transaction() as session:
-            gone = await session.execute(delete(SyncMapping).where(SyncMapping.id.in_(done)))
-            counts["mappings"] = int(gone.rowcount)  # type: ignore[attr-defined]
+            gone = await session.execute(delete(scope.model).where(scope.model.id.in_(done)))
+            if scope.model is SyncMapping:
+                counts["mappings"] = int(gone.rowcount)  # type: ignore[attr-defined]
             await credit(session, counts)
         if refused:
             log.warning("remote events not deleted: the provider refused the credentials")
@@ -94,20 +108,17 @@ async def delete_remote_copies(
             return
 
 
-async def give_up_remote(store: Store, scope: MappingScope, credit: Credit) -> None:
+async def give_up_remote(store: Store, scope: Copies, credit: Credit) -> None:
     """No working connector: count the events of `scope` as left at the provider."""
     async with store.transaction() as session:
         left = await session.scalar(
-            select(func.count()).select_from(SyncMapping).where(*scope.where())
+            select(func.count()).select_from(scope.model).where(*scope.where)
         )
-        gone = await session.execute(delete(SyncMapping).where(*scope.where()))
-        await credit(
-            session,
-            {
-                "remote_events_not_deleted": int(left or 0),
-                "mappings": int(gone.rowcount),  # type: ignore[attr-defined]
-            },
-        )
+        gone = await session.execute(delete(scope.model).where(*scope.where))
+        counts = {"remote_events_not_deleted": int(left or 0)}
+        if scope.model is SyncMapping:
+            counts["mappings"] = int(gone.rowcount)  # type: ignore[attr-defined]
+        await credit(session, counts)
 
 
 async def _delete_one(

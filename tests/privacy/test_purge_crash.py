@@ -44,6 +44,7 @@ from tests.google.conftest import CALENDAR, CLIENT_ID, CLIENT_SECRET, REDIRECT, 
 from tests.peers import google as google_peer
 from tests.peers import radicale as radicale_peer
 from tests.peers.smtp import free_port
+from tests.support import raw_scan
 
 CALGATE = str(Path(sys.executable).parent / "calgate")
 # Google allows a grant at most `google_requests_per_minute` (600) requests a minute, so 2,000
@@ -233,14 +234,6 @@ def _serve(env: dict[str, str], cwd: Path) -> subprocess.Popen[bytes]:
     raise AssertionError("calgate serve did not become ready")
 
 
-def _scan(folder: Path, needles: list[str]) -> list[str]:
-    found = []
-    for path in folder.glob("calgate.db*"):
-        data = path.read_bytes()
-        found += [f"{n!r} in {path.name}" for n in needles if n.encode() in data]
-    return found
-
-
 @pytest.mark.timeout(400)
 @pytest.mark.parametrize("peer", ["on_radicale", "on_google"])
 async def test_sigkill_mid_purge_resumes_and_leaves_nothing(
@@ -256,7 +249,7 @@ async def test_sigkill_mid_purge_resumes_and_leaves_nothing(
         remote, api_key, integration_id, stored_secret = await _seed(store, settings, seed, n)
         hrefs = [h for h, _ in remote.ours.values()]
         needles = [stored_secret, NAME, hrefs[0], hrefs[n // 2], hrefs[-1]]
-        assert len(_scan(tmp_path, needles)) >= len(needles), "the scan must find what it seeks"
+        assert len(raw_scan(tmp_path, *needles)) >= len(needles), "the scan must find what it seeks"
         assert remote.left() == (n, FOREIGN)
         clean = {k: v for k, v in os.environ.items() if not k.startswith("CALGATE_")}
         port = free_port()
@@ -303,10 +296,10 @@ async def test_sigkill_mid_purge_resumes_and_leaves_nothing(
         assert counts["remote_events_deleted"] == n and counts["remote_events_not_deleted"] == 0
         assert counts["mappings"] == n and counts["credentials"] == 1
         assert receipt["remote_left"] is None
-        assert _scan(tmp_path, needles) == []  # database and WAL, with the daemon running
+        assert raw_scan(tmp_path, *needles) == []  # database and WAL, with the daemon running
         procs[-1].send_signal(signal.SIGTERM)
         assert procs[-1].wait(timeout=60) == 0
-        assert _scan(tmp_path, needles) == []
+        assert raw_scan(tmp_path, *needles) == []
     finally:
         for proc in procs:
             if proc.poll() is None:

@@ -77,5 +77,5 @@ async def test_deleting_a_client_leaves_integrations_alone(
 ) -> None:
     await connected(world, memory)
     response = await world.api.delete(f"/v1/clients/{world.person['id']}")
-    assert response.status_code == 204, response.text
+    assert response.status_code == 202, response.text
     assert (await world.integration())["status"] == "active"
