@@ -72,19 +72,25 @@ async def accept_client_erasure(session: AsyncSession, account: Account, client_
         ),
         "remote_copies": int(copies.rowcount),  # type: ignore[attr-defined]
     }
-    records = await session.execute(
-        delete(IdempotencyRecord).where(
-            IdempotencyRecord.account_id == account.id,
-            cast(IdempotencyRecord.response_body, String).contains(client.id),
-        )
-    )
-    counts["idempotency_records"] = int(records.rowcount)  # type: ignore[attr-defined]
+    counts["idempotency_records"] = await forget_replies(session, account.id, client.id)
     await people.delete_person(session, account, Client, client.id)
     erasure.counts = counts
     session.add(Job.due_now(JOB_KIND, f"{JOB_KIND}:{erasure.id}", {"erasure_id": erasure.id}))
     await session.flush()
     log.info("erasure accepted", extra={"erasure_id": erasure.id})
     return erasure
+
+
+async def forget_replies(session: AsyncSession, account_id: str, person_id: str) -> int:
+    """Delete the idempotency records whose stored answer names the person (by id: every answer
+    about them, or their appointments, carries it); returns how many."""
+    records = await session.execute(
+        delete(IdempotencyRecord).where(
+            IdempotencyRecord.account_id == account_id,
+            cast(IdempotencyRecord.response_body, String).contains(person_id),
+        )
+    )
+    return int(records.rowcount)  # type: ignore[attr-defined]
 
 
 async def erasure_of(session: AsyncSession, account: Account, client_id: str) -> Erasure:

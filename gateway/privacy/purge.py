@@ -112,7 +112,7 @@ async def accept_user_deletion(
         )
     )
     if not ids:
-        await people.delete_person(session, account, User, user_id)
+        await _delete_user(session, account, user_id)
         return []
     return [await accept_disconnect(session, account, i, then_delete_user=True) for i in ids]
 
@@ -267,4 +267,9 @@ async def _delete_user_when_last(session: AsyncSession, receipt: PurgeReceipt) -
         .where(PurgeReceipt.user_id == receipt.user_id, PurgeReceipt.state != DONE)
     )
     if not waiting:
-        await people.delete_person(session, account, User, receipt.user_id)
+        await _delete_user(session, account, receipt.user_id)
+
+
+async def _delete_user(session: AsyncSession, account: Account, user_id: str) -> None:
+    await erasure.forget_replies(session, account.id, user_id)
+    await people.delete_person(session, account, User, user_id)
