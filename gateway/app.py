@@ -14,11 +14,14 @@ from gateway.api import (
     appointments,
     clients,
     errors,
+    exports,
     feeds,
     google,
     health,
+    imports,
     integrations,
     notifications,
+    reports,
     twilio_webhooks,
     usage,
     users,
@@ -75,6 +78,9 @@ def create_app(
     app.include_router(integrations.router)
     app.include_router(integrations.busy_router)
     app.include_router(google.router)
+    app.include_router(exports.router)
+    app.include_router(reports.router)
+    app.include_router(imports.router)
     google_install.install(settings)
     app.add_middleware(
         RequestMiddleware, store=the_store, max_body_bytes=settings.api_max_body_bytes

@@ -22,6 +22,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway.config import Settings
+from gateway.domain import account_states
 from gateway.privacy import erasure, purge, retention
 from gateway.store import leases
 from gateway.store.db import Store
@@ -64,10 +65,18 @@ async def _erase(ctx: JobContext) -> datetime | None:
     return await erasure.run(ctx.store, ctx.settings, ctx.payload)
 
 
+async def _account_delete(ctx: JobContext) -> None:
+    # Imported here: the deletion reaches into sync, whose delivery side imports this module.
+    from gateway.privacy import account_deletion
+
+    await account_deletion.delete_account(ctx.store, ctx.settings, str(ctx.payload["account_id"]))
+
+
 DEFAULT_HANDLERS: dict[str, Handler] = {
     RETENTION_SWEEP: _retention,
     purge.JOB_KIND: _purge,
     erasure.JOB_KIND: _erase,
+    account_states.DELETE_JOB: _account_delete,
 }
 
 

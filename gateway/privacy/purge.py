@@ -65,6 +65,7 @@ async def accept_disconnect(
     *,
     remove_events: bool = True,
     then_delete_user: bool = False,
+    queue: bool = True,
 ) -> PurgeReceipt:
     """Accept the purge of an integration: mark it purging, write a pending receipt and queue
     the job, in the caller's transaction. Asking again while it runs returns the same receipt."""
@@ -90,8 +91,9 @@ async def accept_disconnect(
         purged_at=None,
     )
     session.add(receipt)
-    key = f"{JOB_KIND}:{integration.id}"
-    session.add(Job.due_now(JOB_KIND, key, {"integration_id": integration.id}))
+    if queue:  # else the caller runs it to its end (`run`), as the account deletion does
+        key = f"{JOB_KIND}:{integration.id}"
+        session.add(Job.due_now(JOB_KIND, key, {"integration_id": integration.id}))
     await session.flush()
     log.info("purge accepted", extra={"integration_id": integration.id})
     return receipt
