@@ -55,6 +55,7 @@ def _free_port() -> int:
 
 async def seed(folder: Path, events: int) -> dict[str, Any]:
     """Create the account, practitioner, clients, appointments and a full feed."""
+    from gateway import features
     from gateway.config import Settings
     from gateway.domain import accounts, people
     from gateway.feeds import service
@@ -63,7 +64,7 @@ async def seed(folder: Path, events: int) -> dict[str, Any]:
     from gateway.store.models import Appointment
 
     settings = Settings(database_url=f"sqlite+aiosqlite:///{folder}/calgate.db", data_dir=folder)
-    store = Store.from_url(settings.database_url)
+    store = features.install(Store.from_url(settings.database_url))
     await migrate.upgrade(store)
     rng = random.Random(5000)
     now = datetime.now(UTC).replace(second=0, microsecond=0)

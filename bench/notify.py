@@ -30,7 +30,7 @@ from typing import Any
 import aiosmtplib
 from aiosmtpd.controller import Controller
 
-from gateway import heap
+from gateway import features, heap
 from gateway.config import Settings
 from gateway.notify.delivery import Dispatcher
 from gateway.store import migrate
@@ -148,7 +148,7 @@ async def main() -> None:
                 smtp_port=port,
                 smtp_tls="none",
             )
-            store = Store.from_url(settings.database_url)
+            store = features.install(Store.from_url(settings.database_url))
             await migrate.upgrade(store)
             await run(store, settings, sink, port)
             await store.close()

@@ -26,6 +26,7 @@ from caldav.davclient import DAVClient
 
 from connectors.base import Credentials
 from connectors.caldav import CalDAVConnector
+from gateway import features
 from gateway.config import Settings
 from gateway.domain import accounts, people
 from gateway.store import migrate
@@ -156,7 +157,7 @@ async def main() -> None:
         outbound_allow="127.0.0.1",
         sync_window_future_days=3650,
     )
-    store = Store.from_url(settings.database_url)
+    store = features.install(Store.from_url(settings.database_url))
     await migrate.upgrade(store)
     first = datetime.now(UTC) + timedelta(days=1)
     try:

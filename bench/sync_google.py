@@ -23,6 +23,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 import httplib2
 
+from gateway import features
 from gateway.config import Settings
 from gateway.domain import accounts, people
 from gateway.google import consent
@@ -108,7 +109,7 @@ async def main() -> None:
                 google_requests_per_minute=600,
             )
             install(settings)
-            store = Store.from_url(settings.database_url)
+            store = features.install(Store.from_url(settings.database_url))
             await migrate.upgrade(store)
             peer.add_client(CLIENT_ID, SECRET, REDIRECT)
             peer.add_calendar("calgate", "calgate")

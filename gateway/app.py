@@ -7,6 +7,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
+from gateway import features
 from gateway.api import (
     account,
     api_keys,
@@ -57,6 +58,7 @@ def create_app(
 
     if the_store.settings is None:
         the_store.settings = settings
+    features.install(the_store)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:

@@ -13,7 +13,7 @@ from typing import Any
 
 from sqlalchemy import select
 
-from gateway import checks, cli_data, logs, resources
+from gateway import checks, cli_data, features, logs, resources
 from gateway import serve as serve_mod
 from gateway.config import Settings, load_settings
 from gateway.demo import create_demo, next_steps
@@ -27,7 +27,9 @@ from gateway.store.models import Account
 @contextlib.asynccontextmanager
 async def _migrated_store(settings: Settings) -> AsyncIterator[Store]:
     """The store of the settings, migrated to the newest schema, closed afterwards."""
-    store = Store.from_url(settings.database_url, echo=settings.database_echo, settings=settings)
+    store = features.install(
+        Store.from_url(settings.database_url, echo=settings.database_echo, settings=settings)
+    )
     try:
         await migrate.upgrade(store)
         yield store

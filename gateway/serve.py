@@ -28,7 +28,7 @@ from typing import Literal
 
 import uvicorn
 
-from gateway import heap, logs, metrics
+from gateway import features, heap, logs, metrics
 from gateway.api import metrics as metrics_api
 from gateway.app import create_app
 from gateway.config import Settings, load_settings
@@ -59,8 +59,10 @@ class _Server(uvicorn.Server):
 
 
 def open_store(settings: Settings) -> Store:
-    """The store of the settings."""
-    return Store.from_url(settings.database_url, echo=settings.database_echo, settings=settings)
+    """The store of the settings, with the features' change listeners."""
+    return features.install(
+        Store.from_url(settings.database_url, echo=settings.database_echo, settings=settings)
+    )
 
 
 def uvicorn_config(settings: Settings, app: object, host: str, port: int) -> uvicorn.Config:

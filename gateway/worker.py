@@ -23,7 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway.config import Settings
 from gateway.domain import account_states
-from gateway.privacy import retention
+from gateway.privacy import erasure, purge, retention
 from gateway.store import leases
 from gateway.store.db import Store
 from gateway.store.models import Job
@@ -57,6 +57,14 @@ async def _retention(ctx: JobContext) -> datetime:
     return utcnow() + _RETENTION_INTERVAL
 
 
+async def _purge(ctx: JobContext) -> datetime | None:
+    return await purge.run(ctx.store, ctx.settings, ctx.payload)
+
+
+async def _erase(ctx: JobContext) -> datetime | None:
+    return await erasure.run(ctx.store, ctx.settings, ctx.payload)
+
+
 async def _account_delete(ctx: JobContext) -> None:
     # Imported here: the deletion reaches into sync, whose delivery side imports this module.
     from gateway.privacy import account_deletion
@@ -66,6 +74,8 @@ async def _account_delete(ctx: JobContext) -> None:
 
 DEFAULT_HANDLERS: dict[str, Handler] = {
     RETENTION_SWEEP: _retention,
+    purge.JOB_KIND: _purge,
+    erasure.JOB_KIND: _erase,
     account_states.DELETE_JOB: _account_delete,
 }
 
@@ -203,3 +213,22 @@ class JobRunner(leases.ClaimLoop[JobContext]):
             await leases.release(
                 session, Job, [job.id], owner=self.owner, due_at=utcnow() + backoff(attempts)
             )
+
+
+async def drain(
+    store: Store, settings: Settings, kinds: tuple[str, ...], *, seconds: float = 60
+) -> None:
+    """Run the jobs of `kinds` until none is left (for tests and scripts; the daemon's ticks do
+    this in production). Raises TimeoutError when some are still there after `seconds`."""
+    runner = JobRunner(store, settings, {k: DEFAULT_HANDLERS[k] for k in kinds})
+    async with asyncio.timeout(seconds):
+        while True:
+            if await runner.tick():
+                continue
+            async with store.transaction() as session:
+                left = await session.scalar(
+                    select(Job.id).where(Job.kind.in_(kinds), Job.failed_at.is_(None)).limit(1)
+                )
+            if left is None:
+                return
+            await asyncio.sleep(0.05)  # one waits for its due time (a sync run in flight)

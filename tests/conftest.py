@@ -19,6 +19,7 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
+from gateway import features
 from gateway.app import create_app
 from gateway.config import Settings
 from gateway.store import migrate
@@ -62,7 +63,7 @@ def settings(tmp_path: Path) -> Settings:
 
 
 async def _sqlite_store(settings: Settings) -> AsyncIterator[Store]:
-    store = Store.from_url(settings.database_url, settings=settings)
+    store = features.install(Store.from_url(settings.database_url, settings=settings))
     await migrate.upgrade(store)
     try:
         yield store
@@ -84,7 +85,7 @@ async def postgres_schema_store(
     engine = create_async_engine(
         POSTGRES_URL, connect_args={"server_settings": {"search_path": schema}}, pool_size=10
     )
-    store = Store(engine, settings)
+    store = features.install(Store(engine, settings))
     try:
         if migrated:
             await migrate.upgrade(store)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -67,3 +68,12 @@ async def new_account(
             session, name, timezone="Europe/London", country=country
         )
     return Api(http, account.id, issued.secret)
+
+
+def raw_scan(folder: Path, *needles: str) -> list[str]:
+    """Which of `needles` are in the raw bytes of the SQLite database under `folder` or its WAL."""
+    found = []
+    for path in folder.glob("calgate.db*"):
+        data = path.read_bytes()
+        found += [f"{n!r} in {path.name}" for n in needles if n.encode() in data]
+    return found

@@ -5,16 +5,19 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, BackgroundTasks, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import EmailStr, Field
 
-from gateway.api.context import CallerDep, page_limit
+from gateway.api.context import CallerDep, get_store, page_limit
 from gateway.api.idempotency import IdempotencyDep
 from gateway.api.schemas import ListOut, RequestModel, ResponseModel
 from gateway.domain import people
 from gateway.domain.scoping import get_owned
+from gateway.privacy import erasure as privacy_erasure
+from gateway.privacy import receipts
 from gateway.store.models import Client
+from gateway.store.privacy_models import Erasure
 
 router = APIRouter(prefix="/v1/clients", tags=["clients"])
 
@@ -109,10 +112,48 @@ async def update_client(client_id: str, body: ClientUpdate, caller: CallerDep) -
     return ClientOut.model_validate(client)
 
 
-@router.delete("/{client_id}", status_code=204)
-async def delete_client(client_id: str, caller: CallerDep) -> Response:
-    """Delete a client and every appointment with them (erasure)."""
-    await people.delete_person(
-        caller.session, caller.account, Client, client_id, settings=caller.settings
+class ErasureOut(ResponseModel):
+    """A client's erasure: done here at once, pending while our copies of their appointments
+    are deleted from external calendars. Counts by kind, no personal data."""
+
+    id: str
+    client_id: str
+    state: str = Field(description="pending (external calendars), then done")
+    counts: dict[str, int]
+    remote_left: str | None = Field(
+        default=None, description="In words, copies that could not be removed from a calendar"
     )
-    return Response(status_code=204)
+    requested_at: datetime
+    done_at: datetime | None
+
+
+def _erasure(row: Erasure) -> ErasureOut:
+    return ErasureOut(
+        id=row.id,
+        client_id=row.subject_id,
+        state=row.state,
+        counts=row.counts,
+        remote_left=receipts.remote_left(row.counts),
+        requested_at=row.requested_at,
+        done_at=row.done_at,
+    )
+
+
+@router.delete("/{client_id}", status_code=202, response_model=ErasureOut)
+async def delete_client(
+    client_id: str, caller: CallerDep, request: Request, background: BackgroundTasks
+) -> ErasureOut:
+    """Erase a client: they, their appointments, the notifications about those with their
+    delivery logs, feeds scoped to them and idempotency records naming them go at once; a
+    durable job then deletes our copies of their appointments from every connected calendar.
+    Answers with the erasure receipt, readable later at /v1/clients/{id}/erasure."""
+    erasure = await privacy_erasure.accept_client_erasure(caller.session, caller.account, client_id)
+    # After the commit: fold the WAL into the database file, where secure_delete zeroed it.
+    background.add_task(receipts.checkpoint, get_store(request))
+    return _erasure(erasure)
+
+
+@router.get("/{client_id}/erasure", response_model=ErasureOut)
+async def get_erasure(client_id: str, caller: CallerDep) -> ErasureOut:
+    """The receipt of a client's erasure."""
+    return _erasure(await privacy_erasure.erasure_of(caller.session, caller.account, client_id))

@@ -6,16 +6,18 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, BackgroundTasks, Query, Request
+from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse
 from pydantic import Field
 from sqlalchemy import select
 
-from gateway.api.context import Caller, CallerDep, get_store, page_limit
+from gateway.api.context import Caller, CallerDep, page_limit
 from gateway.api.idempotency import IdempotencyDep
 from gateway.api.schemas import Instant, ListOut, RequestModel, ResponseModel
 from gateway.domain.pagination import paginate
+from gateway.privacy import purge, receipts
 from gateway.store.sync_models import Integration, PurgeReceipt
+from gateway.sync import busy
 from gateway.sync import integrations as service
 
 router = APIRouter(prefix="/v1/integrations", tags=["integrations"])
@@ -89,11 +91,13 @@ class IntegrationOut(ResponseModel):
 
 
 class ReceiptOut(ResponseModel):
-    """What a disconnect deleted: counts by kind, and when. No personal data."""
+    """A disconnect: pending while the purge job runs, then what it deleted (counts by kind)
+    and when. No personal data."""
 
     integration_id: str
     user_id: str
     provider: str
+    state: str = Field(description="pending (the purge job is running), then done")
     remote_removed: bool
     counts: dict[str, int]
     remote_left: str | None = Field(
@@ -101,7 +105,8 @@ class ReceiptOut(ResponseModel):
         description="In words, what could not be undone at the provider (events left in the "
         "calendar, a grant not revoked); null when everything was done",
     )
-    purged_at: datetime
+    requested_at: datetime
+    purged_at: datetime | None = Field(description="When the purge finished; null while pending")
 
 
 class Interval(ResponseModel):
@@ -190,6 +195,7 @@ async def update_integration(
 ) -> IntegrationOut:
     """Choose calendars, replace the password, or resume."""
     integration = await service.get_integration(caller.session, caller.account, integration_id)
+    service.check_not_purging(integration)
     if body.password is not None:
         await service.update_password(caller.session, caller.settings, integration, body.password)
     if body.write_calendar is not None or body.busy_calendars is not None:
@@ -204,25 +210,17 @@ async def update_integration(
     return out
 
 
-@router.delete("/{integration_id}", response_model=ReceiptOut)
+@router.delete("/{integration_id}", status_code=202, response_model=ReceiptOut)
 async def delete_integration(
-    integration_id: str,
-    caller: CallerDep,
-    request: Request,
-    background: BackgroundTasks,
-    remove_events: bool = True,
+    integration_id: str, caller: CallerDep, remove_events: bool = True
 ) -> ReceiptOut:
-    """Disconnect and purge: credentials, mappings, busy blocks, cursors and logs (and, unless
-    remove_events=false, the events we put in the calendar). Returns the purge receipt."""
-    receipt = await service.disconnect(
-        caller.session,
-        caller.settings,
-        caller.account,
-        integration_id,
-        remove_events=remove_events,
+    """Disconnect and purge, as a durable job: answers at once with a pending receipt. The job
+    removes the events we put in the calendar (unless remove_events=false), stops push channels,
+    revokes the grant, then deletes credentials, mappings, busy blocks, cursors and logs. Follow
+    it at /v1/integrations/{id}/purge-receipt until its state is done."""
+    receipt = await purge.accept_disconnect(
+        caller.session, caller.account, integration_id, remove_events=remove_events
     )
-    # After the commit: fold the WAL into the database file, where secure_delete zeroed it.
-    background.add_task(service.checkpoint, get_store(request))
     return _receipt(receipt)
 
 
@@ -246,13 +244,13 @@ async def get_sync_log(integration_id: str, caller: CallerDep) -> ListOut[LogEnt
 
 @router.get("/{integration_id}/purge-receipt", response_model=ReceiptOut)
 async def get_purge_receipt(integration_id: str, caller: CallerDep) -> ReceiptOut:
-    """The receipt of a disconnected integration."""
-    return _receipt(await service.purge_receipt(caller.session, caller.account, integration_id))
+    """The receipt of a disconnect: pending while the purge job runs, then done."""
+    return _receipt(await receipts.purge_receipt(caller.session, caller.account, integration_id))
 
 
 def _receipt(receipt: PurgeReceipt) -> ReceiptOut:
     out = ReceiptOut.model_validate(receipt)
-    out.remote_left = service.remote_left(receipt.counts)
+    out.remote_left = receipts.remote_left(receipt.counts)
     return out
 
 
@@ -264,7 +262,7 @@ async def get_busy(
     end: Annotated[Instant, Query(alias="to")],
 ) -> BusyOut:
     """Appointments and the busy time of every connected calendar, merged."""
-    intervals = await service.busy_time(caller.session, caller.account, user_id, start, end)
+    intervals = await busy.busy_time(caller.session, caller.account, user_id, start, end)
     return BusyOut(
         user_id=user_id,
         start=start,

@@ -14,8 +14,8 @@ from gateway.api.idempotency import IdempotencyDep
 from gateway.api.schemas import ListOut, RequestModel, ResponseModel
 from gateway.domain import people
 from gateway.domain.scoping import get_owned
+from gateway.privacy import purge, receipts
 from gateway.store.models import User
-from gateway.sync import integrations as sync_integrations
 
 router = APIRouter(prefix="/v1/users", tags=["users"])
 
@@ -96,15 +96,33 @@ async def update_user(user_id: str, body: UserUpdate, caller: CallerDep) -> User
     return UserOut.model_validate(user)
 
 
-@router.delete("/{user_id}", status_code=204)
+class UserDeletionOut(ResponseModel):
+    """A practitioner's deletion that waits for the purge of their connected calendars."""
+
+    user_id: str
+    state: str = Field(description="pending until every integration is purged")
+    integration_ids: list[str] = Field(
+        description="Follow each at /v1/integrations/{id}/purge-receipt"
+    )
+
+
+@router.delete(
+    "/{user_id}",
+    status_code=204,
+    responses={202: {"model": UserDeletionOut, "description": "Accepted: purges running"}},
+)
 async def delete_user(
     user_id: str, caller: CallerDep, request: Request, background: BackgroundTasks
 ) -> Response:
-    """Delete a practitioner and every appointment with them; their connected calendars are
-    disconnected and purged (receipts at /v1/integrations/{id}/purge-receipt)."""
-    await people.delete_person(
-        caller.session, caller.account, User, user_id, settings=caller.settings
-    )
+    """Delete a practitioner and every appointment with them. Without connected calendars: done
+    at once (204). With some: 202, each is disconnected and purged by the durable purge job
+    (receipts at /v1/integrations/{id}/purge-receipt) and the last one deletes the practitioner."""
+    pending = await purge.accept_user_deletion(caller.session, caller.account, user_id)
+    if pending:
+        out = UserDeletionOut(
+            user_id=user_id, state="pending", integration_ids=[r.integration_id for r in pending]
+        )
+        return JSONResponse(out.model_dump(mode="json"), status_code=202)
     # After the commit: fold the WAL into the database file, where secure_delete zeroed it.
-    background.add_task(sync_integrations.checkpoint, get_store(request))
+    background.add_task(receipts.checkpoint, get_store(request))
     return Response(status_code=204)

@@ -1,7 +1,9 @@
 """Appointments: booking, rescheduling, editing, cancelling, and listing by time range.
 
-Every change that a person would notice bumps `version`. Later stages (notification planning,
-feed versions, sync dirty marks) hook in here, inside the same transaction as the change.
+Every change that a person would notice bumps `version` and is published (`after_change`) to
+the listeners the features registered (notification planning, feed versions, sync dirty marks;
+see gateway/features.py), inside the same transaction as the change. This module imports none
+of them.
 """
 
 from __future__ import annotations
@@ -17,16 +19,18 @@ from gateway.domain.contacts import require_zone
 from gateway.domain.pagination import Page, paginate
 from gateway.domain.scoping import apply_changes, get_owned, get_referenced
 from gateway.errors import Conflict, PreconditionFailed, ValidationFailed
-from gateway.feeds import invalidate as feeds
+from gateway.store.listeners import publish
 from gateway.store.models import Account, Appointment, Client, User
 from gateway.store.types import utcnow
-from gateway.sync import hooks as sync_hooks
-from gateway.webhooks import hooks as webhook_hooks
 
 MAX_DURATION = timedelta(days=31)
 _TIME_FIELDS = ("start_at", "end_at", "timezone")
 CONFIRMED = "confirmed"
 CANCELLED = "cancelled"
+# The topic appointment changes are published on (gateway/store/listeners.py).
+APPOINTMENT_CHANGED = "appointment.changed"
+# Where a change came from when it did not come from the API: the integration's provider name.
+API = "api"
 
 
 @dataclass(frozen=True)
@@ -46,28 +50,21 @@ class AppointmentChange:
 
     kind: ``created``, ``rescheduled`` (start, end or zone moved), ``edited`` (anything else) or
     ``cancelled``. `previous` holds the values before the change (empty for ``created``).
-    `source`: ``api`` or the provider name of the integration whose calendar made the change.
+    `source`: ``api``, or the provider name of the integration whose calendar moved or
+    cancelled it (the sync engine's changes).
     """
 
     kind: str
     appointment: Appointment
     previous: dict[str, Any]
-    # Where the change was made: ``api``, or the provider of the calendar it came from.
-    source: str = "api"
+    source: str = API
 
 
 async def after_change(session: AsyncSession, change: AppointmentChange) -> None:
-    """Every consequence of an appointment change, inside the transaction that made it.
-
-    Each later stage (feeds, notifications, sync) adds its one call here, so that a change and
-    its consequences commit together or not at all.
-    """
-    from gateway.notify import planner  # here: the notify package imports this module
-
-    await planner.on_appointment_change(session, change)
-    await feeds.on_appointment_change(session, change)
-    await sync_hooks.on_appointment_change(session, change)
-    await webhook_hooks.on_appointment_change(session, change)
+    """Every consequence of an appointment change, inside the transaction that made it: the
+    change is published to the registered listeners, so that it and its consequences commit
+    together or not at all."""
+    await publish(session, APPOINTMENT_CHANGED, change)
 
 
 def _as_utc(values: dict[str, Any]) -> dict[str, Any]:
@@ -132,10 +129,10 @@ async def update_appointment(
     changes: dict[str, Any],
     *,
     expected_version: int | None = None,
-    source: str = "api",
+    source: str = API,
 ) -> Appointment:
-    """Reschedule or edit; bumps the version only when something really changed. `source`:
-    where the change was made (``api`` or a calendar provider)."""
+    """Reschedule or edit; bumps the version only when something really changed. `source`
+    names who changed it (see `AppointmentChange`)."""
     appointment = await get_owned(session, Appointment, account, appointment_id)
     _check_version(appointment, expected_version)
     changes = _as_utc(changes)
@@ -172,9 +169,10 @@ async def cancel_appointment(
     appointment_id: str,
     *,
     expected_version: int | None = None,
-    source: str = "api",
+    source: str = API,
 ) -> Appointment:
-    """Cancel; cancelling a cancelled appointment changes nothing."""
+    """Cancel; cancelling a cancelled appointment changes nothing. `source` names who
+    cancelled it (see `AppointmentChange`)."""
     appointment = await get_owned(session, Appointment, account, appointment_id)
     _check_version(appointment, expected_version)
     if appointment.status != CANCELLED:

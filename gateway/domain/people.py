@@ -2,20 +2,35 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from gateway.config import Settings
 from gateway.domain.contacts import normalize_email, normalize_locale, normalize_phone, require_zone
 from gateway.domain.pagination import Page, paginate
 from gateway.domain.scoping import apply_changes, get_owned
 from gateway.errors import ValidationFailed
-from gateway.feeds.invalidate import on_person_change
+from gateway.store.listeners import publish
 from gateway.store.models import Account, Client, User
 from gateway.store.types import utcnow
-from gateway.sync import integrations as sync_integrations
+
+# The topic published when a person changes or goes (gateway/store/listeners.py).
+PERSON_CHANGED = "person.changed"
+
+
+@dataclass(frozen=True)
+class PersonChange:
+    """A user or client of `account_id` was changed or deleted."""
+
+    account_id: str
+    person_id: str
+    deleted: bool = False
+
+
+async def _changed(session: AsyncSession, account: Account, person_id: str, deleted: bool) -> None:
+    await publish(session, PERSON_CHANGED, PersonChange(account.id, person_id, deleted))
 
 
 def _clean_contact(account: Account, values: dict[str, Any]) -> dict[str, Any]:
@@ -57,7 +72,7 @@ async def update_user(
             raise ValidationFailed.one(required, "must not be null")
     if apply_changes(user, _clean_contact(account, changes)):
         user.updated_at = utcnow()
-        await on_person_change(session, account.id)
+        await _changed(session, account, user.id, False)
     return user
 
 
@@ -114,7 +129,7 @@ async def update_client(
         _check_sms(client)
         _consent_timestamp(client)
         client.updated_at = utcnow()
-        await on_person_change(session, account.id)
+        await _changed(session, account, client.id, False)
     return client
 
 
@@ -127,21 +142,14 @@ async def list_clients(
 
 
 async def delete_person(
-    session: AsyncSession,
-    account: Account,
-    model: type[User] | type[Client],
-    row_id: str,
-    *,
-    settings: Settings,
+    session: AsyncSession, account: Account, model: type[User] | type[Client], row_id: str
 ) -> None:
     """Delete a user or client and, by cascade, every appointment with them.
 
-    A practitioner's connected calendars are disconnected and purged first, exactly as
-    `DELETE /v1/integrations/{id}` does (our events removed there, grants revoked, receipts kept).
+    A practitioner with connected calendars is deleted by the purge job instead, once each is
+    disconnected (gateway/privacy/purge.py); this is its last step.
     """
     row = await get_owned(session, model, account, row_id)
-    if isinstance(row, User):
-        await sync_integrations.purge_user(session, settings, account, row.id)
-    await on_person_change(session, account.id)
+    await _changed(session, account, row.id, True)
     await session.delete(row)
     await session.flush()

@@ -11,6 +11,7 @@ run again: a job taken over half-way carries on where the last one stopped.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from datetime import datetime
 from typing import Any
@@ -19,14 +20,13 @@ from sqlalchemy import delete, select, update
 
 from gateway.config import Settings
 from gateway.domain.account_states import DELETING
-from gateway.privacy import datamap
+from gateway.privacy import datamap, purge, receipts
 from gateway.store.account_models import AccountDeletionReceipt
 from gateway.store.db import Store
 from gateway.store.feed_models import Feed
 from gateway.store.models import Account, ApiKey
-from gateway.store.sync_models import Integration
+from gateway.store.sync_models import Integration, PurgeReceipt
 from gateway.store.types import utcnow
-from gateway.sync import integrations
 
 log = logging.getLogger("calgate.privacy")
 
@@ -40,10 +40,20 @@ async def _disconnect_all(store: Store, settings: Settings, account_id: str) -> 
             )
         )
     for integration_id in ids:
+        # The same purge as a disconnect, run here to its end (this job is itself leased and
+        # resumable, and the purge resumes where it stopped): no job of its own is queued.
         async with store.transaction() as session:
             account = await session.get(Account, account_id)
             assert account is not None
-            receipt = await integrations.disconnect(session, settings, account, integration_id)
+            await purge.accept_disconnect(session, account, integration_id, queue=False)
+        while True:
+            later = await purge.run(store, settings, {"integration_id": integration_id})
+            if later is None:
+                break
+            await asyncio.sleep(max(0.0, (later - utcnow()).total_seconds()))  # a sync ends
+        async with store.transaction() as session:
+            receipt = await session.get(PurgeReceipt, integration_id)
+        assert receipt is not None
         counts["integrations"] += 1
         for name in ("remote_events_deleted", "remote_events_not_deleted"):
             counts[name] += int(receipt.counts.get(name, 0))
@@ -89,7 +99,7 @@ async def delete_account(
             counts=counts,
         )
         session.add(receipt)
-    await integrations.checkpoint(store)
+    await receipts.checkpoint(store)
     log.info("account deleted", extra={"account_id": account_id, "counts": counts})
     return receipt
 

@@ -90,6 +90,12 @@ TABLES: dict[str, Entry] = {
     "webhook_events": Entry(_ACCOUNT),
     "webhook_deliveries": Entry(_ACCOUNT),
     "webhook_attempts": Entry(Reach("delivery_id", "webhook_deliveries")),
+    "privacy_erasures": Entry(_ACCOUNT),
+    "privacy_erasure_copies": Entry(
+        Reach("erasure_id", "privacy_erasures"),
+        excluded="work in flight of an erasure (addresses of events at a provider, no personal "
+        "data); gone when the erasure is done",
+    ),
     "account_deletion_receipts": Entry(
         None, excluded="written only once the account is gone: there is no account to export to"
     ),

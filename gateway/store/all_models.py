@@ -9,6 +9,7 @@ from gateway.store import (
     google_models,  # noqa: F401
     models,  # noqa: F401
     notify_models,  # noqa: F401
+    privacy_models,  # noqa: F401
     sync_models,  # noqa: F401
     web_models,  # noqa: F401
     webhook_models,  # noqa: F401

@@ -26,6 +26,7 @@ from sqlalchemy.ext.asyncio import (
 )
 
 from gateway.config import Settings
+from gateway.store.listeners import Listeners, attach
 
 SQLITE_PRAGMAS = (
     "PRAGMA journal_mode=WAL",
@@ -116,12 +117,19 @@ class Store:
 
     `settings`, when given, travels with every session (`session_settings`), so that work done
     inside a transaction (planning notifications after a change, say) reads the daemon's
-    settings without a global.
+    settings without a global. `listeners` travel the same way: the features' reactions to
+    domain changes, registered by gateway/features.py when the app (or a test) builds the store.
     """
 
-    def __init__(self, engine: AsyncEngine, settings: Settings | None = None) -> None:
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        settings: Settings | None = None,
+        listeners: Listeners | None = None,
+    ) -> None:
         self.engine = engine
         self.settings = settings
+        self.listeners = listeners if listeners is not None else Listeners()
         self._sessions = async_sessionmaker(engine, expire_on_commit=False)
 
     @classmethod
@@ -139,6 +147,7 @@ class Store:
         """A session in one transaction: committed on success, rolled back on any error."""
         async with self._sessions() as session, session.begin():
             session.info[_SETTINGS] = self.settings
+            attach(session, self.listeners)
             yield session
 
     async def close(self) -> None:

@@ -205,3 +205,17 @@ class Job(LeaseMixin, Base):
     # Set when the job ran out of attempts: kept for inspection, never claimed again.
     failed_at: Mapped[datetime | None] = mapped_column(default=None)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    @classmethod
+    def due_now(cls, kind: str, key: str, payload: dict[str, Any]) -> Job:
+        """A new job, due at once, to add in the transaction that asks for the work."""
+        now = utcnow()
+        return cls(
+            id=new_id("job"),
+            kind=kind,
+            key=key,
+            payload=payload,
+            due_at=now,
+            attempts=0,
+            created_at=now,
+        )

@@ -126,8 +126,10 @@ class SyncLogEntry(Base):
 
 
 class PurgeReceipt(Base):
-    """What a disconnect deleted: counts by kind and the time. Kept after the integration is gone,
-    under the integration's id."""
+    """A disconnect: written ``pending`` when it is accepted, updated as the purge job goes (counts
+    by kind), ``done`` with the time when every local row is gone. Kept after the integration is
+    gone, under the integration's id. `step`: ``remote`` (events, channels, grant) then ``local``.
+    """
 
     __tablename__ = "sync_purge_receipts"
 
@@ -139,4 +141,9 @@ class PurgeReceipt(Base):
     provider: Mapped[str] = mapped_column(String(32))
     counts: Mapped[Any] = mapped_column(JSON)
     remote_removed: Mapped[bool] = mapped_column(Boolean)
-    purged_at: Mapped[datetime] = mapped_column(default=utcnow)
+    state: Mapped[str] = mapped_column(String(16), default="done")
+    step: Mapped[str] = mapped_column(String(16), default="local")
+    # The practitioner is being deleted: the last of their purges deletes them.
+    delete_user: Mapped[bool] = mapped_column(Boolean, default=False)
+    requested_at: Mapped[datetime] = mapped_column(default=utcnow)
+    purged_at: Mapped[datetime | None] = mapped_column(default=None)

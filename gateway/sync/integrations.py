@@ -1,7 +1,7 @@
-"""Integrations: connect a calendar account, choose its calendars, read busy time, disconnect.
+"""Integrations: connect a calendar account, choose its calendars, new credentials, resume.
 
-Services never commit (the API dependency does). Disconnecting purges everything that came from
-or belongs to the integration and leaves only a receipt of counts.
+Services never commit (the API dependency does). Busy time is read in gateway/sync/busy.py;
+disconnecting is a durable purge job in gateway/privacy/purge.py.
 """
 
 from __future__ import annotations
@@ -9,10 +9,8 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import datetime
-from typing import Any
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from connectors import available  # noqa: F401 - registers the providers
@@ -20,36 +18,24 @@ from connectors.base import (
     AuthExpired,
     CalendarInfo,
     Connector,
-    ConnectorError,
-    NotFound,
-    WrongEtag,
     capabilities_of,
     providers,
 )
 from gateway import secrets
 from gateway.config import Settings
 from gateway.domain.scoping import get_owned, get_referenced
-from gateway.errors import NotFound as MissingRow
-from gateway.errors import ValidationFailed
-from gateway.store.db import Store
-from gateway.store.models import Account, Appointment, User
-from gateway.store.sync_models import (
-    BusyBlock,
-    Integration,
-    PurgeReceipt,
-    SyncCalendar,
-    SyncLogEntry,
-    SyncMapping,
-)
+from gateway.errors import Conflict, ValidationFailed
+from gateway.store.models import Account, User
+from gateway.store.sync_models import Integration, SyncCalendar, SyncLogEntry
 from gateway.store.types import utcnow
-from gateway.sync import outbound, plan
+from gateway.sync import outbound
 from gateway.sync.run import (
     ACTIVE,
     PENDING,
+    PURGING,
     RECONNECT,
     connector_for,
     integration_counts,
-    sync_window,
 )
 from gateway.webhooks import hooks as webhook_hooks
 
@@ -227,6 +213,12 @@ async def get_integration(
     return await get_owned(session, Integration, account, integration_id)
 
 
+def check_not_purging(integration: Integration) -> None:
+    """Refuse changes to an integration whose disconnect was accepted (409)."""
+    if integration.status == PURGING:
+        raise Conflict("the integration is being disconnected")
+
+
 async def list_integrations(
     session: AsyncSession, account: Account, user_id: str | None
 ) -> list[Integration]:
@@ -235,136 +227,6 @@ async def list_integrations(
     if user_id:
         query = query.where(Integration.user_id == user_id)
     return list(await session.scalars(query.order_by(Integration.id)))
-
-
-# --- disconnect and purge -----------------------------------------------------------------
-
-
-async def disconnect(
-    session: AsyncSession,
-    settings: Settings,
-    account: Account,
-    integration_id: str,
-    *,
-    remove_events: bool = True,
-) -> PurgeReceipt:
-    """Delete every trace of the integration; with `remove_events`, also our events there.
-
-    Remote deletions that fail (server away, password refused) are counted in the receipt; the
-    local purge happens regardless, because the person asked to be disconnected.
-    """
-    integration = await get_integration(session, account, integration_id)
-    mappings = list(
-        await session.scalars(
-            select(SyncMapping).where(SyncMapping.integration_id == integration.id)
-        )
-    )
-    calendars = await calendars_of(session, integration.id)
-    write = next((c for c in calendars if c.write), None)
-    counts: dict[str, int] = {"remote_events_deleted": 0, "remote_events_not_deleted": 0}
-    try:
-        connector = connector_for(settings, integration)
-    except (secrets.SecretUnreadable, ConnectorError):
-        connector = None
-    if connector is not None:
-        try:
-            for step in BEFORE_PURGE:
-                await step(session, integration, connector)
-            if remove_events and write is not None:
-                for mapping in mappings:
-                    deleted = await _delete_remote(connector, write.remote_id, mapping, settings)
-                    counts["remote_events_deleted" if deleted else "remote_events_not_deleted"] += 1
-            try:
-                await connector.revoke()
-            except ConnectorError:
-                counts["revoke_failed"] = 1
-        finally:
-            await connector.close()
-    elif remove_events:
-        counts["remote_events_not_deleted"] = len(mappings)
-    for name, model in (
-        ("busy_blocks", BusyBlock),
-        ("mappings", SyncMapping),
-        ("log_entries", SyncLogEntry),
-        ("calendars", SyncCalendar),
-    ):
-        result = await session.execute(delete(model).where(model.integration_id == integration.id))
-        counts[name] = int(result.rowcount)  # type: ignore[attr-defined]
-    counts["cursors"] = sum(1 for c in calendars if c.cursor)
-    counts["credentials"] = 1
-    receipt = PurgeReceipt(
-        integration_id=integration.id,
-        account_id=account.id,
-        user_id=integration.user_id,
-        provider=integration.provider,
-        counts=counts,
-        remote_removed=remove_events,
-        purged_at=utcnow(),
-    )
-    await session.delete(integration)
-    session.add(receipt)
-    await session.flush()
-    await webhook_hooks.integration_purged(session, receipt)
-    log.info("integration purged", extra={"integration_id": integration_id, "counts": counts})
-    return receipt
-
-
-async def purge_user(
-    session: AsyncSession, settings: Settings, account: Account, user_id: str
-) -> list[PurgeReceipt]:
-    """Before a practitioner is deleted: disconnect and purge each of their integrations exactly
-    as `DELETE /v1/integrations/{id}` does (our events removed from the calendars, channels
-    stopped, grants revoked, local rows purged, a receipt kept under each integration's id).
-
-    Remote steps that fail are recorded in the receipts (see `remote_left`); the local purge
-    happens regardless, so the deletion of the person never waits on a calendar server.
-    """
-    ids = list(
-        await session.scalars(
-            select(Integration.id)
-            .where(Integration.account_id == account.id, Integration.user_id == user_id)
-            .order_by(Integration.id)
-        )
-    )
-    return [await disconnect(session, settings, account, i) for i in ids]
-
-
-def remote_left(counts: dict[str, int]) -> str | None:
-    """In words, what a purge could not undo at the provider (None when everything was done)."""
-    parts = []
-    if n := counts.get("remote_events_not_deleted", 0):
-        parts.append(
-            f"{n} event{'s' if n != 1 else ''} added by calgate could not be removed from the "
-            "calendar (the server could not be reached or refused): delete them there by hand"
-        )
-    if counts.get("revoke_failed"):
-        parts.append(
-            "the access grant could not be revoked at the provider: "
-            "remove calgate's access in the calendar account's security settings"
-        )
-    return "; ".join(parts) + "." if parts else None
-
-
-async def _delete_remote(
-    connector: Any, calendar_id: str, mapping: SyncMapping, settings: Settings
-) -> bool:
-    try:
-        await connector.delete(calendar_id, mapping.href, mapping.etag)
-        return True
-    except NotFound:
-        return True  # already gone
-    except WrongEtag:
-        # Edited in the calendar since our last sync: ours all the same, delete what is there.
-        try:
-            item = await connector.get(calendar_id, mapping.href, sync_window(settings, utcnow()))
-            await connector.delete(calendar_id, mapping.href, item.etag)
-            return True
-        except NotFound:
-            return True
-        except ConnectorError:
-            return False
-    except ConnectorError:
-        return False
 
 
 async def sync_log(
@@ -379,99 +241,3 @@ async def sync_log(
         .limit(limit)
     )
     return list(rows)
-
-
-async def purge_receipt(
-    session: AsyncSession, account: Account, integration_id: str
-) -> PurgeReceipt:
-    """The receipt of a disconnected integration (404 while it is connected or for others)."""
-    receipt = await session.scalar(
-        select(PurgeReceipt).where(
-            PurgeReceipt.integration_id == integration_id, PurgeReceipt.account_id == account.id
-        )
-    )
-    if receipt is None:
-        raise MissingRow("no purge receipt for this integration")
-    return receipt
-
-
-async def checkpoint(store: Store) -> None:
-    """Fold the SQLite write-ahead log into the database file and empty it, so deleted bytes
-    (already overwritten there by secure_delete) do not linger in the WAL file."""
-    if store.dialect != "sqlite":
-        return
-    try:
-        async with store.engine.connect() as conn:
-            raw = await conn.get_raw_connection()
-            # On the driver's connection: the pool's "begin" would open a transaction, inside
-            # which SQLite refuses to checkpoint.
-            driver: Any = raw.driver_connection
-            await driver.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-    except Exception as exc:  # best effort: the next automatic checkpoint folds it anyway
-        log.warning("checkpoint failed: %s", type(exc).__name__)
-
-
-# --- busy time ----------------------------------------------------------------------------
-
-
-async def busy_time(
-    session: AsyncSession, account: Account, user_id: str, start: datetime, end: datetime
-) -> list[plan.Interval]:
-    """The user's busy time in [start, end): confirmed appointments and busy blocks of all
-    their integrations, merged into sorted, non-overlapping intervals."""
-    await get_owned(session, User, account, user_id)
-    if end <= start:
-        raise ValidationFailed.one("to", "must be after from")
-    appointments = await session.execute(
-        select(Appointment.start_at, Appointment.end_at).where(
-            Appointment.account_id == account.id,
-            Appointment.user_id == user_id,
-            Appointment.status != "cancelled",
-            Appointment.end_at > start,
-            Appointment.start_at < end,
-        )
-    )
-    blocks = await session.execute(
-        select(BusyBlock.start_at, BusyBlock.end_at)
-        .join(Integration, Integration.id == BusyBlock.integration_id)
-        .where(
-            Integration.account_id == account.id,
-            BusyBlock.user_id == user_id,
-            BusyBlock.end_at > start,
-            BusyBlock.start_at < end,
-        )
-    )
-    intervals = [
-        plan.Interval(max(s, start), min(e, end)) for s, e in [*appointments.all(), *blocks.all()]
-    ]
-    return plan.merge(i for i in intervals if i.end > i.start)
-
-
-async def count_rows(session: AsyncSession, integration_id: str) -> dict[str, int]:
-    """Rows still held for an integration id (the purge tests expect zeros)."""
-    counts = {
-        "integrations": int(
-            await session.scalar(
-                select(func.count())
-                .select_from(Integration)
-                .where(Integration.id == integration_id)
-            )
-            or 0
-        )
-    }
-    models: tuple[tuple[str, type[SyncCalendar | SyncMapping | BusyBlock | SyncLogEntry]], ...]
-    models = (
-        ("calendars", SyncCalendar),
-        ("mappings", SyncMapping),
-        ("busy_blocks", BusyBlock),
-        ("log_entries", SyncLogEntry),
-    )
-    for name, model in models:
-        column = model.integration_id
-        counts[name] = int(
-            await session.scalar(
-                select(func.count()).select_from(model).where(column == integration_id)
-            )
-            or 0
-        )
-    return counts

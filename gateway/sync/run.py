@@ -74,6 +74,9 @@ ACTIVE = "active"
 PENDING = "pending"
 PAUSED = "paused"
 RECONNECT = "reconnect_needed"
+# A disconnect was accepted (gateway/privacy/purge.py): never synced again, and a run that was
+# in flight when it came records its writes but no longer changes the status.
+PURGING = "purging"
 _ROUNDS = 3
 
 
@@ -421,7 +424,7 @@ async def _finish_error(
 ) -> Outcome:
     async with store.transaction() as session:
         integration = await session.get(Integration, integration_id)
-        if integration is not None:
+        if integration is not None and integration.status != PURGING:
             integration.status = status
             integration.last_sync_at = now
             integration.last_error = _words(exc)
@@ -445,7 +448,7 @@ async def _finish_guard(
 ) -> Outcome:
     async with store.transaction() as session:
         integration = await session.get(Integration, integration_id)
-        if integration is not None:
+        if integration is not None and integration.status != PURGING:
             integration.status = PAUSED
             integration.last_sync_at = now
             integration.last_error = (
@@ -544,7 +547,7 @@ async def _apply(
             account,
             move.appointment_id,
             {"start_at": move.start, "end_at": move.end},
-            source=integration.provider,
+            source=integration.provider,  # who moved it: the calendar, not the API
         )
     except CalgateError as exc:
         # Refused (too long, cancelled meanwhile): keep ours, written back on the next run.

@@ -84,7 +84,7 @@ async def integration_purged(session: AsyncSession, receipt: PurgeReceipt) -> No
         "receipt": {
             "counts": dict(receipt.counts),
             "remote_removed": receipt.remote_removed,
-            "purged_at": iso(receipt.purged_at),
+            "purged_at": iso(receipt.purged_at) if receipt.purged_at else None,
         },
     }
     await emit(session, receipt.account_id, events.INTEGRATION_PURGED, data)

@@ -11,9 +11,9 @@ from sqlalchemy import select
 
 from connectors import google
 from gateway.domain.uids import appointment_uid
+from gateway.privacy.receipts import count_rows
 from gateway.store.google_models import GoogleChannel, GoogleConsent
 from gateway.store.sync_models import SyncMapping
-from gateway.sync.integrations import count_rows
 from tests.google.conftest import CALENDAR, GoogleWorld
 from tests.peers.google import GooglePeer
 
@@ -288,8 +288,11 @@ async def test_disconnect_revokes_stops_channel_and_purges(
     response = await gworld.api.delete(
         f"/v1/integrations/{gworld.integration_id}", params={"remove_events": str(remove).lower()}
     )
-    assert response.status_code == 200, response.text
-    receipt = response.json()
+    assert response.status_code == 202, response.text
+    await gworld.purge()
+    done = await gworld.api.get(f"/v1/integrations/{gworld.integration_id}/purge-receipt")
+    receipt = done.json()
+    assert receipt["state"] == "done", receipt
     assert receipt["counts"]["mappings"] == 1 and receipt["counts"]["credentials"] == 1
     assert receipt["counts"]["remote_events_deleted"] == (1 if remove else 0)
     assert "revoke_failed" not in receipt["counts"]
@@ -316,7 +319,8 @@ async def test_reconnect_adopts_our_events_without_duplicates(gworld: GoogleWorl
     response = await gworld.api.delete(
         f"/v1/integrations/{gworld.integration_id}", params={"remove_events": "false"}
     )
-    assert response.status_code == 200
+    assert response.status_code == 202
+    await gworld.purge()
     await gworld.connect_google()
     calls = len(peer.calls)
     outcome = await gworld.sync()

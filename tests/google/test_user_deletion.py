@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from connectors import google
 from gateway.domain.uids import appointment_uid
-from gateway.sync.integrations import count_rows
+from gateway.privacy.receipts import count_rows
 from tests.google.conftest import CALENDAR, GoogleWorld
 from tests.google.test_sync import END, START, peer_of
 
@@ -24,7 +24,9 @@ async def test_deleting_a_user_revokes_and_removes_our_events(gworld: GoogleWorl
     assert href in {e["id"] for e in peer.live_events(CALENDAR)}
 
     response = await gworld.api.delete(f"/v1/users/{gworld.user['id']}")
-    assert response.status_code == 204, response.text
+    assert response.status_code == 202, response.text
+    await gworld.purge()
+    assert (await gworld.api.get(f"/v1/users/{gworld.user['id']}")).status_code == 404
     assert peer.stopped_channels == [channel_id]
     assert peer.revoked == [refresh] and peer.refresh_tokens[refresh]["revoked"]
     assert href not in {e["id"] for e in peer.live_events(CALENDAR)}

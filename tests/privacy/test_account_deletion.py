@@ -19,9 +19,9 @@ from connectors.memory import MemoryServer
 from gateway.app import create_app
 from gateway.config import Settings
 from gateway.privacy import account_deletion, datamap
+from gateway.privacy.receipts import checkpoint
 from gateway.store.db import Store
 from gateway.store.types import utcnow
-from gateway.sync.integrations import checkpoint
 from gateway.worker import JobRunner
 from tests.conftest import POSTGRES_URL, make_settings
 from tests.privacy.conftest import Tenant, seed_tenant

@@ -16,9 +16,11 @@ from sqlalchemy import select
 
 from connectors.memory import MemoryServer, serve
 from gateway.config import Settings
+from gateway.privacy import purge
 from gateway.store.db import Store
 from gateway.store.sync_models import SyncLogEntry
 from gateway.sync.run import Outcome, sync_integration
+from gateway.worker import drain
 from tests.conftest import make_settings
 from tests.peers import radicale
 from tests.support import Api, new_account
@@ -52,6 +54,10 @@ class World:
 
     async def sync(self, now: datetime | None = None) -> Outcome:
         return await sync_integration(self.store, self.settings, self.integration_id, now)
+
+    async def purge(self) -> None:
+        """Run the accepted purge jobs to completion (the daemon's job tick does it)."""
+        await drain(self.store, self.settings, (purge.JOB_KIND,))
 
     async def integration(self) -> dict[str, Any]:
         response = await self.api.get(f"/v1/integrations/{self.integration_id}")

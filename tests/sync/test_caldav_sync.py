@@ -17,8 +17,8 @@ from caldav.davclient import DAVClient
 from sqlalchemy import select, update
 
 from gateway.domain.uids import appointment_uid
+from gateway.privacy.receipts import count_rows
 from gateway.store.sync_models import SyncCalendar, SyncMapping
-from gateway.sync.integrations import count_rows
 from tests.peers import radicale, xandikos
 from tests.sync.conftest import World
 
@@ -286,8 +286,13 @@ async def _disconnect(world: World, remove: bool) -> dict[str, Any]:
     response = await world.api.delete(
         f"/v1/integrations/{world.integration_id}", params={"remove_events": str(remove).lower()}
     )
-    assert response.status_code == 200, response.text
-    result: dict[str, Any] = response.json()
+    assert response.status_code == 202, response.text
+    assert response.json()["state"] == "pending" and response.json()["purged_at"] is None
+    await world.purge()
+    done = await world.api.get(f"/v1/integrations/{world.integration_id}/purge-receipt")
+    assert done.status_code == 200, done.text
+    result: dict[str, Any] = done.json()
+    assert result["state"] == "done", result
     return result
 
 
@@ -321,8 +326,7 @@ async def test_disconnect_purges_everything(world: World, dav, other, remove: bo
     assert receipt["counts"]["credentials"] == 1
     assert receipt["counts"]["remote_events_deleted"] == (1 if remove else 0)
     assert (await world.api.get(f"/v1/integrations/{world.integration_id}")).status_code == 404
-    again = await world.api.get(f"/v1/integrations/{world.integration_id}/purge-receipt")
-    assert again.status_code == 200 and again.json() == receipt
+    assert receipt["purged_at"] is not None and receipt["remote_left"] is None
     async with world.store.transaction() as session:
         left = await count_rows(session, world.integration_id)
     assert set(left.values()) == {0}, left

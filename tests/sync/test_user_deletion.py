@@ -7,8 +7,8 @@ from sqlalchemy import select
 
 from connectors.base import Transient
 from connectors.memory import MemoryServer
+from gateway.privacy.receipts import count_rows
 from gateway.store.sync_models import SyncMapping
-from gateway.sync.integrations import count_rows
 from tests.sync.conftest import World
 from tests.sync.test_engine_memory import END, START, connected
 
@@ -20,7 +20,9 @@ def _scan(world: World, needle: str) -> list[str]:
 
 async def _delete_user(world: World) -> dict[str, object]:
     response = await world.api.delete(f"/v1/users/{world.user['id']}")
-    assert response.status_code == 204, response.text
+    assert response.status_code == 202, response.text
+    assert response.json()["integration_ids"] == [world.integration_id]
+    await world.purge()
     assert (await world.api.get(f"/v1/users/{world.user['id']}")).status_code == 404
     receipt = await world.api.get(f"/v1/integrations/{world.integration_id}/purge-receipt")
     assert receipt.status_code == 200, receipt.text
@@ -75,5 +77,5 @@ async def test_deleting_a_client_leaves_integrations_alone(
 ) -> None:
     await connected(world, memory)
     response = await world.api.delete(f"/v1/clients/{world.person['id']}")
-    assert response.status_code == 204, response.text
+    assert response.status_code == 202, response.text
     assert (await world.integration())["status"] == "active"

@@ -1,0 +1,49 @@
+"""Tables of erasure: the receipt of a client's erasure, and the copies of their appointments
+in external calendars that the erasure job still has to delete."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, ForeignKey, Integer, String, Text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from gateway.store.models import ID, Base
+from gateway.store.types import new_id, utcnow
+
+
+class Erasure(Base):
+    """A client's erasure: accepted (their rows here are gone at once), ``pending`` while the
+    job deletes our copies of their appointments from external calendars, then ``done``.
+    Counts by kind, no personal data; readable after the client is gone."""
+
+    __tablename__ = "privacy_erasures"
+
+    id: Mapped[str] = mapped_column(ID, primary_key=True, default=lambda: new_id("ers"))
+    account_id: Mapped[str] = mapped_column(
+        ForeignKey("accounts.id", ondelete="CASCADE"), index=True
+    )
+    subject: Mapped[str] = mapped_column(String(16))  # "client"
+    subject_id: Mapped[str] = mapped_column(String(40), index=True)
+    state: Mapped[str] = mapped_column(String(16), default="pending")
+    counts: Mapped[Any] = mapped_column(JSON, default=dict)
+    requested_at: Mapped[datetime] = mapped_column(default=utcnow)
+    done_at: Mapped[datetime | None] = mapped_column(default=None)
+
+
+class ErasureCopy(Base):
+    """One remote event of an erased appointment still to delete: where it is and its etag
+    (ids and URLs made from our opaque UIDs, no personal data). Deleted as it is done."""
+
+    __tablename__ = "privacy_erasure_copies"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    erasure_id: Mapped[str] = mapped_column(
+        ForeignKey("privacy_erasures.id", ondelete="CASCADE"), index=True
+    )
+    integration_id: Mapped[str] = mapped_column(
+        ForeignKey("sync_integrations.id", ondelete="CASCADE"), index=True
+    )
+    href: Mapped[str] = mapped_column(Text)
+    etag: Mapped[str] = mapped_column(Text)

@@ -1,0 +1,47 @@
+"""Arrows point down: the store and the domain import none of the features built on them.
+
+The features react to domain changes through listeners registered when the app is built
+(gateway/features.py), so a walk of every import in gateway/store and gateway/domain (at any
+depth, including imports inside functions) must find none of them.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+LOW = ("gateway/store", "gateway/domain")
+ABOVE = ("gateway.feeds", "gateway.notify", "gateway.sync", "gateway.api", "gateway.privacy")
+
+
+def imported(path: Path) -> list[str]:
+    """Every module name `path` imports, wherever the import statement is."""
+    names: list[str] = []
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            names += [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.append(node.module)
+            names += [f"{node.module}.{alias.name}" for alias in node.names]
+    return names
+
+
+def _upward(path: Path) -> list[str]:
+    return [n for n in imported(path) if n in ABOVE or n.startswith(tuple(a + "." for a in ABOVE))]
+
+
+@pytest.mark.parametrize("folder", LOW)
+def test_lower_layers_import_no_feature(folder: str) -> None:
+    files = sorted((ROOT / folder).rglob("*.py"))
+    assert files
+    found = {str(f.relative_to(ROOT)): up for f in files if (up := _upward(f))}
+    assert found == {}
+
+
+def test_the_walk_sees_imports_inside_functions(tmp_path: Path) -> None:
+    sample = tmp_path / "sample.py"
+    sample.write_text("def f():\n    from gateway.notify import planner\n")
+    assert _upward(sample) == ["gateway.notify", "gateway.notify.planner"]
