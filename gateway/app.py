@@ -14,10 +14,10 @@ from gateway.api import (
     clients,
     errors,
     feeds,
-    google,
     health,
     integrations,
     notifications,
+    providers,
     twilio_webhooks,
     usage,
     users,
@@ -25,9 +25,9 @@ from gateway.api import (
 from gateway.api.middleware import RequestMiddleware
 from gateway.config import Settings
 from gateway.feeds import http as feeds_http
-from gateway.google import install as google_install
 from gateway.scheduler import Ticks
 from gateway.store.db import Store
+from gateway.sync import providers as provider_registry
 
 
 def create_app(
@@ -72,8 +72,8 @@ def create_app(
     app.include_router(twilio_webhooks.router)
     app.include_router(integrations.router)
     app.include_router(integrations.busy_router)
-    app.include_router(google.router)
-    google_install.install(settings)
+    app.include_router(providers.router)
+    provider_registry.install(the_store, settings)  # the connectors named in the settings
     app.add_middleware(
         RequestMiddleware, store=the_store, max_body_bytes=settings.api_max_body_bytes
     )

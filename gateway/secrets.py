@@ -14,13 +14,17 @@ from pathlib import Path
 from cryptography.fernet import Fernet, InvalidToken
 
 from gateway.config import Settings
-from gateway.errors import ConfigError
+from gateway.errors import ConfigError, ExternalError
 
 _cache: dict[str, Fernet] = {}
 
 
-class SecretUnreadable(Exception):
-    """A stored secret cannot be decrypted with the current key (key changed or lost)."""
+class SecretUnreadable(ExternalError):
+    """A stored secret cannot be decrypted with the current key (key changed or lost): only
+    connecting again (a new password or consent) helps."""
+
+    code = "secret_unreadable"
+    action = "reconnect"
 
 
 def _key_from_file(path: Path) -> bytes:

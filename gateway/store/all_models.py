@@ -5,7 +5,7 @@ Each feature keeps its tables in its own module under gateway/store/; add one im
 
 from gateway.store import (
     feed_models,  # noqa: F401
-    google_models,  # noqa: F401
+    lifecycle_models,  # noqa: F401
     models,  # noqa: F401
     notify_models,  # noqa: F401
     sync_models,  # noqa: F401

@@ -67,6 +67,7 @@ def create_engine(url: str, *, echo: bool = False) -> AsyncEngine:
 
 
 _SETTINGS = "calgate.settings"
+_STORE = "calgate.store"
 
 
 def session_settings(session: AsyncSession) -> Settings:
@@ -82,6 +83,13 @@ def session_settings(session: AsyncSession) -> Settings:
     return settings
 
 
+def session_store(session: AsyncSession) -> Store:
+    """The store `session` came from (every session is opened by `Store.transaction`)."""
+    store = session.info.get(_STORE)
+    assert isinstance(store, Store), "a session not opened by Store.transaction"
+    return store
+
+
 class Store:
     """The database: an engine and the one way to open a transaction on it.
 
@@ -93,6 +101,9 @@ class Store:
     def __init__(self, engine: AsyncEngine, settings: Settings | None = None) -> None:
         self.engine = engine
         self.settings = settings
+        # What the features above keep per store, set when the app is built (the connector
+        # registry, gateway/sync/providers.py); the store itself never reads it.
+        self.connectors: Any = None
         self._sessions = async_sessionmaker(engine, expire_on_commit=False)
 
     @classmethod
@@ -110,6 +121,7 @@ class Store:
         """A session in one transaction: committed on success, rolled back on any error."""
         async with self._sessions() as session, session.begin():
             session.info[_SETTINGS] = self.settings
+            session.info[_STORE] = self
             yield session
 
     async def close(self) -> None:

@@ -7,7 +7,6 @@ or belongs to the integration and leaves only a receipt of counts.
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -15,23 +14,19 @@ from typing import Any
 from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from connectors import available  # noqa: F401 - registers the providers
 from connectors.base import (
     AuthExpired,
     CalendarInfo,
-    Connector,
     ConnectorError,
-    NotFound,
-    WrongEtag,
-    capabilities_of,
-    providers,
+    RemoteChanged,
+    RemoteNotFound,
 )
 from gateway import secrets
 from gateway.config import Settings
 from gateway.domain.scoping import get_owned, get_referenced
+from gateway.errors import ExternalError, ValidationFailed
 from gateway.errors import NotFound as MissingRow
-from gateway.errors import ValidationFailed
-from gateway.store.db import Store
+from gateway.store.db import Store, session_store
 from gateway.store.models import Account, Appointment, User
 from gateway.store.sync_models import (
     BusyBlock,
@@ -42,27 +37,16 @@ from gateway.store.sync_models import (
     SyncMapping,
 )
 from gateway.store.types import utcnow
-from gateway.sync import outbound, plan
+from gateway.sync import consent, outbound, plan, providers, watch
 from gateway.sync.run import (
     ACTIVE,
     PENDING,
     RECONNECT,
-    connector_for,
     integration_counts,
     sync_window,
 )
 
 log = logging.getLogger("calgate.sync")
-
-# Providers whose connection starts with the person's consent at the provider (OAuth): name →
-# a function giving a single-use consent link for a new (pending) integration. The provider's
-# own package registers itself here; the engine stays provider-neutral.
-ConsentStarter = Callable[[AsyncSession, Settings, Integration], Awaitable[str]]
-CONSENT: dict[str, ConsentStarter] = {}
-# Steps run before a disconnect purges an integration, with a working connector (e.g. stop a
-# provider's push channels). Failures must be handled inside: the purge goes on regardless.
-PurgeStep = Callable[[AsyncSession, Integration, Connector], Awaitable[None]]
-BEFORE_PURGE: list[PurgeStep] = []
 
 
 @dataclass(frozen=True)
@@ -86,11 +70,10 @@ async def create_integration(
     A refused password still creates the integration, in status reconnect_needed, saying so.
     """
     user = await get_referenced(session, User, account, new.user_id, "user_id")
-    if new.provider not in providers():
-        raise ValidationFailed.one("provider", f"must be one of {', '.join(providers())}")
-    if new.provider not in CONSENT and not new.password:
+    capabilities = providers.usable(session_store(session), settings, new.provider).capabilities
+    if not capabilities.oauth and not new.password:
         raise ValidationFailed.one("password", "is required for this provider")
-    if capabilities_of(new.provider).user_url:
+    if capabilities.user_url:
         if not new.server_url:
             raise ValidationFailed.one("server_url", "is required for this provider")
         await outbound.check_url(settings, new.server_url)
@@ -107,7 +90,7 @@ async def create_integration(
     )
     session.add(integration)
     await session.flush()
-    if new.provider in CONSENT:
+    if capabilities.oauth:
         return integration  # credentials come with the consent (see `consent_url`)
     found = await _discover_calendars(session, settings, integration)
     if found is None:
@@ -124,8 +107,9 @@ async def consent_url(
     session: AsyncSession, settings: Settings, integration: Integration
 ) -> str | None:
     """A fresh consent link when the integration's provider connects by consent, else None."""
-    starter = CONSENT.get(integration.provider)
-    return await starter(session, settings, integration) if starter is not None else None
+    if not consent.by_consent(session_store(session), settings, integration.provider):
+        return None
+    return await consent.begin(session, settings, integration)
 
 
 def _match(calendars: list[SyncCalendar], wanted: str, field: str) -> SyncCalendar:
@@ -174,7 +158,7 @@ async def _discover_calendars(
 ) -> list[CalendarInfo] | None:
     """List the integration's calendars with its credentials and record the new ones; None
     (and the integration marked for reconnection) when the credentials are refused."""
-    connector = connector_for(settings, integration)
+    connector = providers.connector_for(session_store(session), settings, integration)
     try:
         found = await connector.list_calendars()
     except AuthExpired as exc:
@@ -259,14 +243,15 @@ async def disconnect(
     calendars = await calendars_of(session, integration.id)
     write = next((c for c in calendars if c.write), None)
     counts: dict[str, int] = {"remote_events_deleted": 0, "remote_events_not_deleted": 0}
+    store = session_store(session)
     try:
-        connector = connector_for(settings, integration)
-    except (secrets.SecretUnreadable, ConnectorError):
+        connector = providers.connector_for(store, settings, integration)
+    except ExternalError:
         connector = None
     if connector is not None:
         try:
-            for step in BEFORE_PURGE:
-                await step(session, integration, connector)
+            if providers.registry(store, settings).get(integration.provider).capabilities.watch:
+                await watch.stop_all(session, integration, connector)
             if remove_events and write is not None:
                 for mapping in mappings:
                     deleted = await _delete_remote(connector, write.remote_id, mapping, settings)
@@ -347,15 +332,15 @@ async def _delete_remote(
     try:
         await connector.delete(calendar_id, mapping.href, mapping.etag)
         return True
-    except NotFound:
+    except RemoteNotFound:
         return True  # already gone
-    except WrongEtag:
+    except RemoteChanged:
         # Edited in the calendar since our last sync: ours all the same, delete what is there.
         try:
             item = await connector.get(calendar_id, mapping.href, sync_window(settings, utcnow()))
             await connector.delete(calendar_id, mapping.href, item.etag)
             return True
-        except NotFound:
+        except RemoteNotFound:
             return True
         except ConnectorError:
             return False

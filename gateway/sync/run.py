@@ -18,27 +18,22 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import delete, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from connectors import available  # noqa: F401 - registers the providers
 from connectors.base import (
-    AlreadyExists,
-    AuthExpired,
     ChangeSet,
     Connector,
     ConnectorError,
-    Credentials,
     CursorExpired,
-    NotFound,
+    RemoteChanged,
+    RemoteExists,
     RemoteItem,
-    Transient,
+    RemoteNotFound,
     Window,
     WritesPaused,
-    WrongEtag,
-    build,
 )
 from gateway import secrets
 from gateway.config import Settings
 from gateway.domain import appointments as appointment_service
-from gateway.errors import CalgateError
+from gateway.errors import CalgateError, describe
 from gateway.store.db import Store
 from gateway.store.models import Account, Appointment, User
 from gateway.store.sync_models import (
@@ -49,7 +44,7 @@ from gateway.store.sync_models import (
     SyncMapping,
 )
 from gateway.store.types import new_id, utcnow
-from gateway.sync import outbound, plan
+from gateway.sync import plan, providers
 from gateway.sync.plan import (
     Adopt,
     AppointmentSnap,
@@ -82,18 +77,6 @@ def sync_window(settings: Settings, now: datetime) -> Window:
         now - timedelta(days=settings.sync_window_past_days),
         now + timedelta(days=settings.sync_window_future_days),
     )
-
-
-def connector_for(settings: Settings, integration: Integration) -> Connector:
-    """A connector for the integration, its secret decrypted."""
-    secret = secrets.decrypt(settings, integration.secret)
-    credentials = Credentials(
-        integration.server_url,
-        integration.username,
-        secret,
-        guard=outbound.connect_guard(settings),
-    )
-    return build(integration.provider, credentials)
 
 
 @dataclass
@@ -202,11 +185,12 @@ async def sync_integration(
         user = await session.get(User, integration.user_id)
         zone = ZoneInfo(user.timezone if user else "UTC")
         try:
-            connector = connector_for(settings, integration)
-        except secrets.SecretUnreadable:
-            integration.status = RECONNECT
-            integration.last_error = "the stored password cannot be read: connect again"
-            return Outcome(status=RECONNECT, error=integration.last_error)
+            connector = providers.connector_for(store, settings, integration)
+        except secrets.SecretUnreadable as exc:
+            trouble = describe(exc)
+            integration.status = trouble.status
+            integration.last_error = trouble.words
+            return Outcome(status=trouble.status, error=trouble.words)
     state = _State(
         {
             m.appointment_id: MappingSnap(
@@ -231,10 +215,8 @@ async def sync_integration(
             )
             if guard is not None:
                 return await _finish_guard(store, integration_id, guard, outcome, now)
-    except AuthExpired as exc:
-        return await _finish_error(store, integration_id, exc, outcome, now, RECONNECT)
     except ConnectorError as exc:
-        return await _finish_error(store, integration_id, exc, outcome, now, ACTIVE)
+        return await _finish_error(store, integration_id, exc, outcome, now)
     finally:
         await connector.close()
     await _commit(store, integration_id, calendars, state, zone, window, now, outcome)
@@ -306,7 +288,7 @@ async def _act(
     if isinstance(action, Create):
         try:
             written = await connector.create(calendar_id, action.event)
-        except AlreadyExists:
+        except RemoteExists:
             # A create whose answer was lost, or a reconnect: adopt what is there.
             found = await connector.find_by_uid(calendar_id, action.event.uid, window)
             if found is not None:
@@ -326,10 +308,10 @@ async def _act(
     elif isinstance(action, Update):
         try:
             written = await connector.update(calendar_id, action.href, action.event, action.etag)
-        except WrongEtag:
+        except RemoteChanged:
             await _reread(connector, calendar_id, action.href, reread, gone, window)
             return
-        except NotFound:
+        except RemoteNotFound:
             gone.append(action.href)
             return
         state.put(
@@ -345,10 +327,10 @@ async def _act(
     elif isinstance(action, DeleteRemote):
         try:
             await connector.delete(calendar_id, action.href, action.etag)
-        except WrongEtag:
+        except RemoteChanged:
             await _reread(connector, calendar_id, action.href, reread, gone, window)
             return
-        except NotFound:
+        except RemoteNotFound:
             pass  # already gone: that is what we wanted
         state.drop(action.appointment_id)
         outcome.pushed += 1
@@ -396,36 +378,28 @@ async def _reread(
     """412: the item changed since our etag. Read it again and let the plan reconcile."""
     try:
         reread.append(await connector.get(calendar_id, href, window))
-    except NotFound:
+    except RemoteNotFound:
         gone.append(href)
 
 
-def _words(exc: ConnectorError) -> str:
-    return exc.message
-
-
 async def _finish_error(
-    store: Store,
-    integration_id: str,
-    exc: ConnectorError,
-    outcome: Outcome,
-    now: datetime,
-    status: str,
+    store: Store, integration_id: str, exc: ConnectorError, outcome: Outcome, now: datetime
 ) -> Outcome:
+    trouble = describe(exc)  # reconnect_needed (never retried) or active (retried later)
     async with store.transaction() as session:
         integration = await session.get(Integration, integration_id)
         if integration is not None:
-            integration.status = status
+            integration.status = trouble.status
             integration.last_sync_at = now
-            integration.last_error = _words(exc)
+            integration.last_error = trouble.words
             integration.failures += 1
             integration.dirty = True  # nothing was recorded: the next run redoes the push
             session.add(
-                SyncLogEntry(integration_id=integration_id, kind="error", detail=_words(exc))
+                SyncLogEntry(integration_id=integration_id, kind="error", detail=trouble.words)
             )
-    outcome.status = status
-    outcome.error = _words(exc)
-    outcome.retry_after = exc.retry_after if isinstance(exc, Transient) else None
+    outcome.status = trouble.status
+    outcome.error = trouble.words
+    outcome.retry_after = trouble.retry_after
     log.warning(
         "sync failed", extra={"integration_id": integration_id, "error": type(exc).__name__}
     )
@@ -507,14 +481,14 @@ async def _commit(
         if state.paused is not None:
             # Read and recorded, but some pushes wait for the pause: say so and until when,
             # keep the integration dirty, and run again when the pause ends (retry_after).
-            integration.last_error = _words(state.paused)
+            integration.last_error = describe(state.paused).words
             integration.dirty = True
             session.add(
                 SyncLogEntry(
-                    integration_id=integration_id, kind="error", detail=_words(state.paused)
+                    integration_id=integration_id, kind="error", detail=describe(state.paused).words
                 )
             )
-            outcome.error = _words(state.paused)
+            outcome.error = describe(state.paused).words
             outcome.retry_after = state.paused.retry_after
 
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from gateway.errors import ExternalError
+
 
 @dataclass(frozen=True)
 class Receipt:
@@ -18,10 +20,12 @@ class Receipt:
     segments: int | None = None
 
 
-class ChannelError(Exception):
-    """Sending failed. `code` is short and free of personal data: it is stored and logged."""
+class ChannelError(ExternalError):
+    """Sending failed. `code` is short and free of personal data: it is stored and logged.
+    A permanent failure is not retried (`action` ``failed``), others are."""
 
     def __init__(self, code: str, *, permanent: bool) -> None:
         super().__init__(code)
         self.code = code[:200]
         self.permanent = permanent
+        self.action = "failed" if permanent else "retry"

@@ -1,0 +1,112 @@
+"""lifecycle: provider-neutral consents, push channels and shared provider state
+
+Moves the rows of google_consents and google_channels into oauth_consents and watch_channels
+(provider "google"), then drops the Google-only tables.
+
+Revision ID: 0007lifecycle
+Revises: 0005google
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from alembic import op
+
+import gateway.store.types
+
+revision = "0007lifecycle"
+down_revision = "0005google"
+branch_labels = None
+depends_on = None
+
+_WHEN = gateway.store.types.UTCDateTime(timezone=True)
+
+
+def _cascade(table: str, column: str, target: str) -> sa.ForeignKeyConstraint:
+    return sa.ForeignKeyConstraint(
+        [column],
+        [f"{target}.id"],
+        name=op.f(f"fk_{table}_{column}_{target}"),
+        ondelete="CASCADE",
+    )
+
+
+def upgrade() -> None:
+    op.create_table(
+        "oauth_consents",
+        sa.Column("id", sa.String(length=40), nullable=False),
+        sa.Column("provider", sa.String(length=32), nullable=False),
+        sa.Column("state_hash", sa.String(length=64), nullable=False),
+        sa.Column("account_id", sa.String(length=40), nullable=False),
+        sa.Column("user_id", sa.String(length=40), nullable=False),
+        sa.Column("integration_id", sa.String(length=40), nullable=False),
+        sa.Column("created_at", _WHEN, nullable=False),
+        sa.Column("expires_at", _WHEN, nullable=False),
+        sa.Column("used_at", _WHEN, nullable=True),
+        _cascade("oauth_consents", "account_id", "accounts"),
+        _cascade("oauth_consents", "user_id", "users"),
+        _cascade("oauth_consents", "integration_id", "sync_integrations"),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_oauth_consents")),
+        sa.UniqueConstraint("state_hash", name=op.f("uq_oauth_consents_state_hash")),
+    )
+    with op.batch_alter_table("oauth_consents", schema=None) as batch_op:
+        for column in ("account_id", "user_id", "integration_id"):
+            batch_op.create_index(batch_op.f(f"ix_oauth_consents_{column}"), [column])
+    op.create_table(
+        "watch_channels",
+        sa.Column("id", sa.String(length=40), nullable=False),
+        sa.Column("provider", sa.String(length=32), nullable=False),
+        sa.Column("integration_id", sa.String(length=40), nullable=False),
+        sa.Column("calendar_id", sa.Text(), nullable=False),
+        sa.Column("channel_id", sa.String(length=255), nullable=False),
+        sa.Column("resource_id", sa.Text(), nullable=False),
+        sa.Column("token_hash", sa.String(length=64), nullable=False),
+        sa.Column("expires_at", _WHEN, nullable=False),
+        sa.Column("created_at", _WHEN, nullable=False),
+        sa.Column("last_message_at", _WHEN, nullable=True),
+        _cascade("watch_channels", "integration_id", "sync_integrations"),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_watch_channels")),
+        sa.UniqueConstraint("channel_id", name=op.f("uq_watch_channels_channel_id")),
+    )
+    with op.batch_alter_table("watch_channels", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_watch_channels_integration_id"), ["integration_id"])
+    op.create_table(
+        "provider_state",
+        sa.Column("provider", sa.String(length=32), nullable=False),
+        sa.Column("key", sa.String(length=200), nullable=False),
+        sa.Column("value", sa.Text(), nullable=False),
+        sa.Column("expires_at", _WHEN, nullable=False),
+        sa.PrimaryKeyConstraint("provider", "key", name=op.f("pk_provider_state")),
+    )
+    op.create_table(
+        "provider_calls",
+        sa.Column(
+            "id",
+            sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
+            autoincrement=True,
+            nullable=False,
+        ),
+        sa.Column("provider", sa.String(length=32), nullable=False),
+        sa.Column("budget", sa.String(length=200), nullable=False),
+        sa.Column("at_ms", sa.BigInteger(), nullable=False),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_provider_calls")),
+    )
+    op.create_index("ix_provider_calls_budget", "provider_calls", ["provider", "budget", "at_ms"])
+    op.execute(
+        "INSERT INTO oauth_consents (id, provider, state_hash, account_id, user_id, "
+        "integration_id, created_at, expires_at, used_at) "
+        "SELECT id, 'google', state_hash, account_id, user_id, integration_id, created_at, "
+        "expires_at, used_at FROM google_consents"
+    )
+    op.execute(
+        "INSERT INTO watch_channels (id, provider, integration_id, calendar_id, channel_id, "
+        "resource_id, token_hash, expires_at, created_at, last_message_at) "
+        "SELECT id, 'google', integration_id, calendar_id, channel_id, resource_id, token_hash, "
+        "expires_at, created_at, last_message_at FROM google_channels"
+    )
+    op.drop_table("google_channels")
+    op.drop_table("google_consents")
+
+
+def downgrade() -> None:
+    raise NotImplementedError("lifecycle: the Google-only tables are not recreated")
