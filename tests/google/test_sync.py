@@ -11,7 +11,7 @@ from sqlalchemy import select
 
 from connectors import google
 from gateway.domain.uids import appointment_uid
-from gateway.store.lifecycle_models import GoogleConsent, WatchChannel
+from gateway.store.lifecycle_models import OAuthConsent, WatchChannel
 from gateway.store.sync_models import SyncMapping
 from gateway.sync.integrations import count_rows
 from tests.google.conftest import CALENDAR, GoogleWorld
@@ -301,7 +301,7 @@ async def test_disconnect_revokes_stops_channel_and_purges(
     async with gworld.store.transaction() as session:
         left = await count_rows(session, gworld.integration_id)
         channels_left = list(await session.scalars(select(WatchChannel)))
-        consents_left = list(await session.scalars(select(GoogleConsent)))
+        consents_left = list(await session.scalars(select(OAuthConsent)))
     assert set(left.values()) == {0}, left
     assert channels_left == [] and consents_left == []
     assert _scan(gworld, refresh, "Zyxwv", href, foreign) == []
