@@ -1,27 +1,30 @@
 """Provider state shared by every process on one PostgreSQL (connectors.base.SharedState):
 values with an expiry (write pauses, access tokens, encrypted at rest) and request budgets.
 
-A budget is a sliding window of booked call times (`ProviderCall`). Booking takes the row lock
-of the budget's lock row first, so processes book one at a time, reads the latest `limit`
-bookings and books the new call at the earliest time that keeps at most `limit` calls in any
-window: now, or the limit-th latest booking plus the window. Times come from the database's
-clock, so processes on several hosts agree. Each operation is its own short transaction.
+A budget is a sliding window of booked call times (`ProviderCall`). A booking takes the
+budget's advisory lock, so processes book one at a time, and books the new call at the earliest
+time that keeps at most `limit` calls in any window: now, or the limit-th latest booking plus
+the window. Times come from the database's clock, so processes on several hosts agree. Each
+operation is its own short transaction; a booking is one statement (`calgate_book_call`).
 """
 
 from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, text
 from sqlalchemy.dialects.postgresql import insert
 
 from gateway import secrets
 from gateway.config import Settings
 from gateway.store.db import Store
-from gateway.store.lifecycle_models import ProviderCall, ProviderState
+from gateway.store.lifecycle_models import ProviderState
 from gateway.store.types import utcnow
 
-_CLOCK_MS = func.floor(func.extract("epoch", func.clock_timestamp()) * 1000)
+# Books one call in one round trip: the function (created by migration 0007lifecycle) takes the
+# budget's advisory lock, drops the bookings that left the window, and books the new call at now
+# or at the limit-th latest booking plus the window, whichever is later.
+_BOOK = text("SELECT at_ms, now_ms FROM calgate_book_call(:provider, :budget, :limit, :window)")
 
 
 class StoreState:
@@ -73,28 +76,14 @@ class StoreState:
 
     async def book(self, key: str, limit: int, window_seconds: float) -> float:
         """Book one call in budget `key`: the seconds to wait before making it."""
-        window_ms = int(window_seconds * 1000)
-        lock = insert(ProviderState).values(
-            provider=self.provider, key=f"lock:{key}", value="", expires_at=utcnow()
-        )
-        lock = lock.on_conflict_do_update(index_elements=["provider", "key"], set_={"value": ""})
-        async with self.store.transaction() as session:
-            await session.execute(lock)  # holds the lock row until this transaction ends
-            now_ms = int(await session.scalar(select(_CLOCK_MS)) or 0)
-            mine = (ProviderCall.provider == self.provider) & (ProviderCall.budget == key)
-            await session.execute(
-                delete(ProviderCall).where(mine, ProviderCall.at_ms <= now_ms - window_ms)
-            )
-            latest = list(
-                await session.scalars(
-                    select(ProviderCall.at_ms)
-                    .where(mine)
-                    .order_by(ProviderCall.at_ms.desc())
-                    .limit(limit)
-                )
-            )
-            at = now_ms
-            if len(latest) >= limit:
-                at = max(now_ms, latest[limit - 1] + window_ms)
-            session.add(ProviderCall(provider=self.provider, budget=key, at_ms=at))
-        return (at - now_ms) / 1000
+        params = {
+            "provider": self.provider,
+            "budget": key,
+            "limit": limit,
+            "window": int(window_seconds * 1000),
+        }
+        async with self.store.engine.connect() as conn:
+            # One statement in its own transaction: the lock is held only while it runs.
+            auto = await conn.execution_options(isolation_level="AUTOCOMMIT")
+            row = (await auto.execute(_BOOK, params)).one()
+        return max(0.0, (int(row.at_ms) - int(row.now_ms)) / 1000)

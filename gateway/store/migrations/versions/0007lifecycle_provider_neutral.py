@@ -21,6 +21,33 @@ depends_on = None
 
 _WHEN = gateway.store.types.UTCDateTime(timezone=True)
 
+# PostgreSQL: book one call in a request budget in one round trip (gateway/sync/shared.py).
+# The advisory lock makes bookers of one budget take turns; each statement after it sees what
+# the previous holder committed (a VOLATILE function takes a new snapshot per statement).
+BOOK_FUNCTION = """
+CREATE FUNCTION calgate_book_call(p_provider text, p_budget text, p_limit integer,
+                                  p_window bigint)
+RETURNS TABLE (at_ms bigint, now_ms bigint)
+LANGUAGE plpgsql VOLATILE AS $$
+DECLARE
+    v_now bigint;
+    v_nth bigint;
+    v_at bigint;
+BEGIN
+    PERFORM pg_advisory_xact_lock(hashtextextended(p_provider || '/' || p_budget, 0));
+    v_now := floor(extract(epoch FROM clock_timestamp()) * 1000)::bigint;
+    DELETE FROM provider_calls AS c
+    WHERE c.provider = p_provider AND c.budget = p_budget AND c.at_ms <= v_now - p_window;
+    SELECT c.at_ms INTO v_nth FROM provider_calls AS c
+    WHERE c.provider = p_provider AND c.budget = p_budget
+    ORDER BY c.at_ms DESC OFFSET p_limit - 1 LIMIT 1;
+    v_at := GREATEST(v_now, COALESCE(v_nth + p_window, 0));
+    INSERT INTO provider_calls (provider, budget, at_ms) VALUES (p_provider, p_budget, v_at);
+    RETURN QUERY SELECT v_at, v_now;
+END
+$$
+"""
+
 
 def _cascade(table: str, column: str, target: str) -> sa.ForeignKeyConstraint:
     return sa.ForeignKeyConstraint(
@@ -92,6 +119,8 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name=op.f("pk_provider_calls")),
     )
     op.create_index("ix_provider_calls_budget", "provider_calls", ["provider", "budget", "at_ms"])
+    if op.get_bind().dialect.name == "postgresql":
+        op.execute(BOOK_FUNCTION)
     op.execute(
         "INSERT INTO oauth_consents (id, provider, state_hash, account_id, user_id, "
         "integration_id, created_at, expires_at, used_at) "
