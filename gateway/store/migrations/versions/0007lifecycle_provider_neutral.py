@@ -138,4 +138,56 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    raise NotImplementedError("lifecycle: the Google-only tables are not recreated")
+    op.create_table(
+        "google_consents",
+        sa.Column("id", sa.String(length=40), nullable=False),
+        sa.Column("state_hash", sa.String(length=64), nullable=False),
+        sa.Column("account_id", sa.String(length=40), nullable=False),
+        sa.Column("user_id", sa.String(length=40), nullable=False),
+        sa.Column("integration_id", sa.String(length=40), nullable=False),
+        sa.Column("created_at", _WHEN, nullable=False),
+        sa.Column("expires_at", _WHEN, nullable=False),
+        sa.Column("used_at", _WHEN, nullable=True),
+        _cascade("google_consents", "account_id", "accounts"),
+        _cascade("google_consents", "user_id", "users"),
+        _cascade("google_consents", "integration_id", "sync_integrations"),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_google_consents")),
+        sa.UniqueConstraint("state_hash", name=op.f("uq_google_consents_state_hash")),
+    )
+    with op.batch_alter_table("google_consents", schema=None) as batch_op:
+        for column in ("account_id", "user_id", "integration_id"):
+            batch_op.create_index(batch_op.f(f"ix_google_consents_{column}"), [column])
+    op.create_table(
+        "google_channels",
+        sa.Column("id", sa.String(length=40), nullable=False),
+        sa.Column("integration_id", sa.String(length=40), nullable=False),
+        sa.Column("calendar_id", sa.Text(), nullable=False),
+        sa.Column("channel_id", sa.String(length=64), nullable=False),
+        sa.Column("resource_id", sa.Text(), nullable=False),
+        sa.Column("token_hash", sa.String(length=64), nullable=False),
+        sa.Column("expires_at", _WHEN, nullable=False),
+        sa.Column("created_at", _WHEN, nullable=False),
+        sa.Column("last_message_at", _WHEN, nullable=True),
+        _cascade("google_channels", "integration_id", "sync_integrations"),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_google_channels")),
+        sa.UniqueConstraint("channel_id", name=op.f("uq_google_channels_channel_id")),
+    )
+    with op.batch_alter_table("google_channels", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_google_channels_integration_id"), ["integration_id"])
+    op.execute(
+        "INSERT INTO google_consents (id, state_hash, account_id, user_id, integration_id, "
+        "created_at, expires_at, used_at) SELECT id, state_hash, account_id, user_id, "
+        "integration_id, created_at, expires_at, used_at FROM oauth_consents "
+        "WHERE provider = 'google'"
+    )
+    op.execute(
+        "INSERT INTO google_channels (id, integration_id, calendar_id, channel_id, resource_id, "
+        "token_hash, expires_at, created_at, last_message_at) SELECT id, integration_id, "
+        "calendar_id, channel_id, resource_id, token_hash, expires_at, created_at, "
+        "last_message_at FROM watch_channels WHERE provider = 'google'"
+    )
+    if op.get_bind().dialect.name == "postgresql":
+        op.execute("DROP FUNCTION calgate_book_call(text, text, integer, bigint)")
+    op.drop_index("ix_provider_calls_budget", table_name="provider_calls")
+    for table in ("provider_calls", "provider_state", "watch_channels", "oauth_consents"):
+        op.drop_table(table)
