@@ -33,7 +33,7 @@ from niquests.packages.urllib3.contrib.resolver.system import (  # type: ignore[
 )
 
 from connectors import ical
-from connectors.registry import Provider
+from connectors.registry import Provider, plain
 
 if TYPE_CHECKING:
     from gateway.config import Settings
@@ -402,9 +402,4 @@ class CalDAVConnector(Connector):
 
 def provider(settings: Settings) -> Provider:
     """CalDAV for `connectors.load` (nothing to configure)."""
-    return Provider(
-        CalDAVConnector.name,
-        lambda credentials, _shared: CalDAVConnector(credentials),
-        CalDAVConnector.capabilities,
-        title="CalDAV",
-    )
+    return plain(CalDAVConnector, "CalDAV")

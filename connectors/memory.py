@@ -15,7 +15,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, time
 from typing import TYPE_CHECKING
 
-from connectors.registry import Provider
+from connectors.registry import Provider, plain
 
 if TYPE_CHECKING:
     from gateway.config import Settings
@@ -218,9 +218,4 @@ class MemoryConnector(Connector):
 
 def provider(settings: Settings) -> Provider:
     """Memory calendar for `connectors.load` (nothing to configure)."""
-    return Provider(
-        MemoryConnector.name,
-        lambda credentials, _shared: MemoryConnector(credentials),
-        MemoryConnector.capabilities,
-        title="Memory calendar",
-    )
+    return plain(MemoryConnector, "Memory calendar")

@@ -105,6 +105,16 @@ class Provider:
             raise ConfigError(f"connector {self.name}: capabilities.oauth needs an OAuth, and only")
 
 
+def plain(connector: type[Connector], title: str) -> Provider:
+    """The `Provider` of a connector class that needs no settings and no shared state."""
+    return Provider(
+        connector.name,
+        lambda credentials, _shared: connector(credentials),
+        connector.capabilities,
+        title=title,
+    )
+
+
 class Registry:
     """The providers this daemon offers, by name."""
 

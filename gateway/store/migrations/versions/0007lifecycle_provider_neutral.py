@@ -58,11 +58,12 @@ def _cascade(table: str, column: str, target: str) -> sa.ForeignKeyConstraint:
     )
 
 
-def upgrade() -> None:
+def _consents(table: str, *, provider: bool) -> None:
+    """The consents table: neutral (with a provider column) or Google's own (0005google)."""
     op.create_table(
-        "oauth_consents",
+        table,
         sa.Column("id", sa.String(length=40), nullable=False),
-        sa.Column("provider", sa.String(length=32), nullable=False),
+        *([sa.Column("provider", sa.String(length=32), nullable=False)] if provider else []),
         sa.Column("state_hash", sa.String(length=64), nullable=False),
         sa.Column("account_id", sa.String(length=40), nullable=False),
         sa.Column("user_id", sa.String(length=40), nullable=False),
@@ -70,33 +71,42 @@ def upgrade() -> None:
         sa.Column("created_at", _WHEN, nullable=False),
         sa.Column("expires_at", _WHEN, nullable=False),
         sa.Column("used_at", _WHEN, nullable=True),
-        _cascade("oauth_consents", "account_id", "accounts"),
-        _cascade("oauth_consents", "user_id", "users"),
-        _cascade("oauth_consents", "integration_id", "sync_integrations"),
-        sa.PrimaryKeyConstraint("id", name=op.f("pk_oauth_consents")),
-        sa.UniqueConstraint("state_hash", name=op.f("uq_oauth_consents_state_hash")),
+        _cascade(table, "account_id", "accounts"),
+        _cascade(table, "user_id", "users"),
+        _cascade(table, "integration_id", "sync_integrations"),
+        sa.PrimaryKeyConstraint("id", name=op.f(f"pk_{table}")),
+        sa.UniqueConstraint("state_hash", name=op.f(f"uq_{table}_state_hash")),
     )
-    with op.batch_alter_table("oauth_consents", schema=None) as batch_op:
+    with op.batch_alter_table(table, schema=None) as batch_op:
         for column in ("account_id", "user_id", "integration_id"):
-            batch_op.create_index(batch_op.f(f"ix_oauth_consents_{column}"), [column])
+            batch_op.create_index(batch_op.f(f"ix_{table}_{column}"), [column])
+
+
+def _channels(table: str, *, provider: bool) -> None:
+    """The push channels table: neutral (with a provider column) or Google's own."""
     op.create_table(
-        "watch_channels",
+        table,
         sa.Column("id", sa.String(length=40), nullable=False),
-        sa.Column("provider", sa.String(length=32), nullable=False),
+        *([sa.Column("provider", sa.String(length=32), nullable=False)] if provider else []),
         sa.Column("integration_id", sa.String(length=40), nullable=False),
         sa.Column("calendar_id", sa.Text(), nullable=False),
-        sa.Column("channel_id", sa.String(length=255), nullable=False),
+        sa.Column("channel_id", sa.String(length=255 if provider else 64), nullable=False),
         sa.Column("resource_id", sa.Text(), nullable=False),
         sa.Column("token_hash", sa.String(length=64), nullable=False),
         sa.Column("expires_at", _WHEN, nullable=False),
         sa.Column("created_at", _WHEN, nullable=False),
         sa.Column("last_message_at", _WHEN, nullable=True),
-        _cascade("watch_channels", "integration_id", "sync_integrations"),
-        sa.PrimaryKeyConstraint("id", name=op.f("pk_watch_channels")),
-        sa.UniqueConstraint("channel_id", name=op.f("uq_watch_channels_channel_id")),
+        _cascade(table, "integration_id", "sync_integrations"),
+        sa.PrimaryKeyConstraint("id", name=op.f(f"pk_{table}")),
+        sa.UniqueConstraint("channel_id", name=op.f(f"uq_{table}_channel_id")),
     )
-    with op.batch_alter_table("watch_channels", schema=None) as batch_op:
-        batch_op.create_index(batch_op.f("ix_watch_channels_integration_id"), ["integration_id"])
+    with op.batch_alter_table(table, schema=None) as batch_op:
+        batch_op.create_index(batch_op.f(f"ix_{table}_integration_id"), ["integration_id"])
+
+
+def upgrade() -> None:
+    _consents("oauth_consents", provider=True)
+    _channels("watch_channels", provider=True)
     op.create_table(
         "provider_state",
         sa.Column("provider", sa.String(length=32), nullable=False),
@@ -138,42 +148,8 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    op.create_table(
-        "google_consents",
-        sa.Column("id", sa.String(length=40), nullable=False),
-        sa.Column("state_hash", sa.String(length=64), nullable=False),
-        sa.Column("account_id", sa.String(length=40), nullable=False),
-        sa.Column("user_id", sa.String(length=40), nullable=False),
-        sa.Column("integration_id", sa.String(length=40), nullable=False),
-        sa.Column("created_at", _WHEN, nullable=False),
-        sa.Column("expires_at", _WHEN, nullable=False),
-        sa.Column("used_at", _WHEN, nullable=True),
-        _cascade("google_consents", "account_id", "accounts"),
-        _cascade("google_consents", "user_id", "users"),
-        _cascade("google_consents", "integration_id", "sync_integrations"),
-        sa.PrimaryKeyConstraint("id", name=op.f("pk_google_consents")),
-        sa.UniqueConstraint("state_hash", name=op.f("uq_google_consents_state_hash")),
-    )
-    with op.batch_alter_table("google_consents", schema=None) as batch_op:
-        for column in ("account_id", "user_id", "integration_id"):
-            batch_op.create_index(batch_op.f(f"ix_google_consents_{column}"), [column])
-    op.create_table(
-        "google_channels",
-        sa.Column("id", sa.String(length=40), nullable=False),
-        sa.Column("integration_id", sa.String(length=40), nullable=False),
-        sa.Column("calendar_id", sa.Text(), nullable=False),
-        sa.Column("channel_id", sa.String(length=64), nullable=False),
-        sa.Column("resource_id", sa.Text(), nullable=False),
-        sa.Column("token_hash", sa.String(length=64), nullable=False),
-        sa.Column("expires_at", _WHEN, nullable=False),
-        sa.Column("created_at", _WHEN, nullable=False),
-        sa.Column("last_message_at", _WHEN, nullable=True),
-        _cascade("google_channels", "integration_id", "sync_integrations"),
-        sa.PrimaryKeyConstraint("id", name=op.f("pk_google_channels")),
-        sa.UniqueConstraint("channel_id", name=op.f("uq_google_channels_channel_id")),
-    )
-    with op.batch_alter_table("google_channels", schema=None) as batch_op:
-        batch_op.create_index(batch_op.f("ix_google_channels_integration_id"), ["integration_id"])
+    _consents("google_consents", provider=False)
+    _channels("google_channels", provider=False)
     op.execute(
         "INSERT INTO google_consents (id, state_hash, account_id, user_id, integration_id, "
         "created_at, expires_at, used_at) SELECT id, state_hash, account_id, user_id, "
