@@ -38,11 +38,11 @@ from gateway.store.sync_models import (
 )
 from gateway.store.types import utcnow
 from gateway.sync import consent, outbound, plan, providers, watch
+from gateway.sync.record import integration_counts
 from gateway.sync.run import (
     ACTIVE,
     PENDING,
     RECONNECT,
-    integration_counts,
     sync_window,
 )
 
