@@ -24,7 +24,7 @@ from connectors.base import (
 from gateway import secrets
 from gateway.config import Settings
 from gateway.domain.scoping import get_owned, get_referenced
-from gateway.errors import ExternalError, ValidationFailed
+from gateway.errors import ExternalError, ValidationFailed, describe
 from gateway.errors import NotFound as MissingRow
 from gateway.store.db import Store, session_store
 from gateway.store.models import Account, Appointment, User
@@ -42,7 +42,6 @@ from gateway.sync.record import integration_counts
 from gateway.sync.run import (
     ACTIVE,
     PENDING,
-    RECONNECT,
     sync_window,
 )
 
@@ -162,8 +161,8 @@ async def _discover_calendars(
     try:
         found = await connector.list_calendars()
     except AuthExpired as exc:
-        integration.status = RECONNECT
-        integration.last_error = exc.message
+        trouble = describe(exc)
+        integration.status, integration.last_error = trouble.status, trouble.words
         return None
     finally:
         await connector.close()
