@@ -123,6 +123,8 @@ async def finish(
         integration_id = consent.integration_id
     provider = providers.registry(store, settings).get(provider_name)
     failed = f"{provider.label} was not connected"
+    if provider.unavailable:
+        return Result(False, failed, provider.unavailable)
     if error or not code:
         return Result(
             False, failed, "Access was not granted, so nothing was connected. You can try again."
