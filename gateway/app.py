@@ -13,11 +13,14 @@ from gateway.api import (
     appointments,
     clients,
     errors,
+    exports,
     feeds,
     health,
+    imports,
     integrations,
     notifications,
     providers,
+    reports,
     twilio_webhooks,
     usage,
     users,
@@ -73,6 +76,9 @@ def create_app(
     app.include_router(integrations.router)
     app.include_router(integrations.busy_router)
     app.include_router(providers.router)
+    app.include_router(exports.router)
+    app.include_router(reports.router)
+    app.include_router(imports.router)
     provider_registry.install(the_store, settings)  # the connectors named in the settings
     app.add_middleware(
         RequestMiddleware, store=the_store, max_body_bytes=settings.api_max_body_bytes

@@ -82,6 +82,23 @@ class Settings(BaseSettings):
     usage_retention_days: float = Field(
         90.0, gt=0, description="Usage records (one per API request) are deleted after this."
     )
+    usage_ip_retention_days: float = Field(
+        30.0,
+        gt=0,
+        description="Addresses in the sign-in activity of API keys are cleared after this.",
+    )
+
+    accounts_deletion_grace_days: float = Field(
+        30.0,
+        ge=0,
+        description="Days between asking for an account's deletion and the deletion (0 = at once).",
+    )
+
+    imports_max_bytes: int = Field(
+        64 * 1024 * 1024,
+        ge=1024,
+        description="Largest file POST /v1/imports accepts (streamed, never written to disk).",
+    )
 
     scheduler_tick_seconds: float = Field(
         5.0, gt=0, description="How often the daemon looks for due work."
@@ -293,6 +310,11 @@ class Settings(BaseSettings):
         "secrets.key",
         description="Key file (created 0600 when missing), relative to data_dir; used when "
         "secrets.key is empty.",
+    )
+    secrets_previous_keys: SecretStr = Field(
+        SecretStr(""),
+        description="Comma-separated earlier keys that still decrypt while `calgate secrets "
+        "rotate` re-encrypts under the current one; remove them afterwards.",
     )
 
     outbound_allow: str = Field(

@@ -33,6 +33,7 @@ from sqlalchemy import Row, Table, bindparam, case, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway.config import Settings
+from gateway.domain import account_states
 from gateway.notify import prefs as prefs_mod
 from gateway.notify.channels.base import ChannelError, Receipt
 from gateway.notify.channels.email import EmailEnvelope, SmtpChannel, build_message
@@ -284,7 +285,12 @@ class Dispatcher:
                 limit=self.settings.notify_claim_batch,
                 lease=self.lease,
                 now=now,
-                where=[OutboxMessage.status == PENDING, OutboxMessage.channel.in_(channels)],
+                where=[
+                    OutboxMessage.status == PENDING,
+                    OutboxMessage.channel.in_(channels),
+                    # Nothing is sent for a suspended account (or one being deleted).
+                    OutboxMessage.account_id.in_(account_states.active_accounts()),
+                ],
                 columns=_CLAIMED,  # plain rows and a Core lease stamp: no ORM objects
             )
             if not rows:

@@ -4,6 +4,7 @@ Each feature keeps its tables in its own module under gateway/store/; add one im
 """
 
 from gateway.store import (
+    account_models,  # noqa: F401
     feed_models,  # noqa: F401
     lifecycle_models,  # noqa: F401
     models,  # noqa: F401
