@@ -21,11 +21,16 @@ from gateway.config import Settings
 from gateway.errors import UserError
 from gateway.store.db import Store
 from gateway.store.sync_models import Integration
+from gateway.store.webhook_models import WebhookEndpoint
 
 log = logging.getLogger("calgate.secrets")
 
 # Every encrypted column: (model, column). A feature storing a secret adds one line here.
-ENCRYPTED: list[tuple[Any, str]] = [(Integration, "secret")]
+ENCRYPTED: list[tuple[Any, str]] = [
+    (Integration, "secret"),
+    (WebhookEndpoint, "secret"),
+    (WebhookEndpoint, "previous_secret"),
+]
 
 
 @dataclass

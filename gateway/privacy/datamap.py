@@ -86,6 +86,16 @@ TABLES: dict[str, Entry] = {
     "sync_busy_blocks": Entry(Reach("integration_id", "sync_integrations")),
     "sync_log": Entry(Reach("integration_id", "sync_integrations")),
     "sync_purge_receipts": Entry(_ACCOUNT),
+    "webhook_endpoints": Entry(
+        _ACCOUNT,
+        hidden={
+            "secret": "the signing secret, encrypted: a credential, not data",
+            "previous_secret": "the signing secret before a rotation, encrypted: a credential",
+        },
+    ),
+    "webhook_events": Entry(_ACCOUNT),
+    "webhook_deliveries": Entry(_ACCOUNT),
+    "webhook_attempts": Entry(Reach("delivery_id", "webhook_deliveries")),
     "account_deletion_receipts": Entry(
         None, excluded="written only once the account is gone: there is no account to export to"
     ),

@@ -10,4 +10,5 @@ from gateway.store import (
     models,  # noqa: F401
     notify_models,  # noqa: F401
     sync_models,  # noqa: F401
+    webhook_models,  # noqa: F401
 )
