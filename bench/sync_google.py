@@ -26,11 +26,9 @@ import httplib2
 from gateway import features
 from gateway.config import Settings
 from gateway.domain import accounts, people
-from gateway.google import consent
-from gateway.google.install import install
 from gateway.store import migrate
 from gateway.store.db import Store
-from gateway.sync import integrations
+from gateway.sync import consent, integrations
 from gateway.sync.run import sync_integration
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the stand-ins of tests/peers
@@ -74,7 +72,7 @@ async def connect(store: Store, settings: Settings, busy: str) -> str:
     http.follow_redirects = False
     response, _ = http.request(url, "GET")
     query = dict(parse_qsl(urlsplit(response["location"]).query))
-    result = await consent.finish(store, settings, query["state"], query["code"], None)
+    result = await consent.finish(store, settings, "google", query["state"], query["code"], None)
     assert result.ok, result.message
     async with store.transaction() as session:
         row = await integrations.get_integration(session, account, integration_id)
@@ -108,7 +106,6 @@ async def main() -> None:
                 google_api_base=f"{peer.base_url}/calendar/v3/",
                 google_requests_per_minute=600,
             )
-            install(settings)
             store = features.install(Store.from_url(settings.database_url))
             await migrate.upgrade(store)
             peer.add_client(CLIENT_ID, SECRET, REDIRECT)

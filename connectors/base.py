@@ -1,112 +1,50 @@
 """The connector interface: what the sync engine needs from any calendar provider.
 
 One abstract class (`Connector`), the neutral event type (`Event`), what a listing returns
-(`RemoteItem`, `ChangeSet`), and the one connector error tree. Each provider is one module
-(connectors/caldav.py, google.py, ...) that turns its library's errors into these where they are
-raised; the engine (gateway/sync/) only ever sees the names in this file, never a provider's.
-
-Error tree (all `CalgateError`s, see gateway/errors.py):
-
-    ConnectorError                 anything a provider did that we could not use
-    ├── AuthExpired                credentials refused or revoked: never retried, "reconnect"
-    ├── Transient(retry_after)     try again later (timeouts, 5xx, 429, rate limits)
-    ├── CursorExpired              the provider no longer accepts the cursor: list in full
-    └── PreconditionFailed         an optimistic-concurrency condition did not hold
-        ├── NotFound               the item is not there (404 / 410)
-        ├── AlreadyExists          create found an item with that id already (If-None-Match)
-        └── WrongEtag              the item changed since the etag we hold (412 on If-Match)
+(`RemoteItem`, `ChangeSet`), what a connector may declare (`Capabilities`) and the state it may
+share between processes (`SharedState`). Each provider is one module or package
+(connectors/caldav.py, connectors/google/, ...) that turns its library's errors into the tree of
+connectors/errors.py where they are raised; the engine (gateway/sync/) only ever sees the names in
+these files, never a provider's. How providers are found: connectors/registry.py.
 """
 
 from __future__ import annotations
 
 import abc
+import threading
+import time
+from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, tzinfo
-from typing import ClassVar, Literal
+from typing import ClassVar, Literal, Protocol
 
-from gateway.errors import CalgateError
+from connectors.errors import (
+    AuthExpired,
+    ConnectorError,
+    CursorExpired,
+    RemoteChanged,
+    RemoteConflict,
+    RemoteExists,
+    RemoteNotFound,
+    Transient,
+    WritesPaused,
+)
+
+__all__ = [
+    "AuthExpired",
+    "ConnectorError",
+    "CursorExpired",
+    "RemoteChanged",
+    "RemoteConflict",
+    "RemoteExists",
+    "RemoteNotFound",
+    "Transient",
+    "WritesPaused",
+]
 
 EventStatus = Literal["confirmed", "tentative", "cancelled"]
 Transparency = Literal["opaque", "transparent"]
-
-
-# --- errors -------------------------------------------------------------------------------
-
-
-class ConnectorError(CalgateError):
-    """A provider answered something we could not use. The message never quotes its data."""
-
-    status_code = 502
-    code = "provider_error"
-
-
-class AuthExpired(ConnectorError):
-    """The provider refused our credentials (wrong password, revoked or expired grant).
-
-    Never retried: the integration waits for the person to reconnect.
-    """
-
-    code = "reconnect_needed"
-
-
-class Transient(ConnectorError):
-    """A temporary failure (timeout, connection refused, 5xx, 429, rate limit): retry later.
-
-    `retry_after` is the provider's own hint in seconds (Retry-After), or None.
-    """
-
-    status_code = 503
-    code = "provider_unavailable"
-
-    def __init__(self, message: str, retry_after: float | None = None) -> None:
-        super().__init__(message)
-        self.retry_after = retry_after
-
-
-class WritesPaused(Transient):
-    """The provider refuses writes to a calendar until `until` (a usage quota), reads go on.
-
-    Raised by writes only. The engine then stops pushing for this run but still records what it
-    read (busy time, moves in the calendar); the pushes stay pending until the pause ends.
-    """
-
-    code = "provider_writes_paused"
-
-    def __init__(self, message: str, until: datetime, retry_after: float | None = None) -> None:
-        super().__init__(message, retry_after)
-        self.until = until
-
-
-class CursorExpired(ConnectorError):
-    """The provider declared the cursor invalid (sync token expired): do a full listing."""
-
-    code = "cursor_expired"
-
-
-class PreconditionFailed(ConnectorError):
-    """An optimistic-concurrency condition did not hold."""
-
-    status_code = 409
-    code = "precondition_failed"
-
-
-class NotFound(PreconditionFailed):
-    """The item (or calendar) is not there (404 / 410)."""
-
-    code = "remote_not_found"
-
-
-class AlreadyExists(PreconditionFailed):
-    """A create found an item with the same id already (If-None-Match: * failed, 409 on insert)."""
-
-    code = "remote_already_exists"
-
-
-class WrongEtag(PreconditionFailed):
-    """The item changed since the etag we hold (412 on If-Match)."""
-
-    code = "remote_changed"
 
 
 # --- data ---------------------------------------------------------------------------------
@@ -200,6 +138,7 @@ class CalendarInfo:
     id: str
     name: str
     writable: bool = True
+    primary: bool = False  # the account's own calendar (written to until the person chooses)
 
 
 @dataclass(frozen=True)
@@ -218,6 +157,7 @@ class Capabilities:
     watch: bool = False  # watch_start / watch_stop push notifications
     client_ids: bool = True  # create() names the object from the event's UID (retry-safe)
     user_url: bool = False  # the person types the server URL (checked against SSRF first)
+    oauth: bool = False  # connects by consent at the provider (the provider's `OAuth`)
 
 
 @dataclass(frozen=True)
@@ -277,38 +217,38 @@ class Connector(abc.ABC):
 
         With `cursor` None: a full listing of the calendar, recurrences expanded within `window`
         (`ChangeSet.full` is True). Raises CursorExpired when the provider refuses the cursor
-        (the caller then lists in full with None); NotFound when the calendar is gone.
+        (the caller then lists in full with None); RemoteNotFound when the calendar is gone.
         """
 
     @abc.abstractmethod
     async def get(self, calendar_id: str, href: str, window: Window) -> RemoteItem:
-        """The object at `href`, as it is now. Raises NotFound."""
+        """The object at `href`, as it is now. Raises RemoteNotFound."""
 
     @abc.abstractmethod
     async def find_by_uid(self, calendar_id: str, uid: str, window: Window) -> RemoteItem | None:
         """The object whose UID is `uid`, or None. Used to adopt our events on reconnect and
-        after an AlreadyExists."""
+        after a RemoteExists."""
 
     @abc.abstractmethod
     async def create(self, calendar_id: str, event: Event) -> Written:
         """Create `event`, named from its UID so that a retried create cannot duplicate it
         (CalDAV: If-None-Match: *; Google: client-supplied id).
 
-        Raises AlreadyExists when an object with that UID/name is already there.
+        Raises RemoteExists when an object with that UID/name is already there.
         """
 
     @abc.abstractmethod
     async def update(self, calendar_id: str, href: str, event: Event, etag: str) -> Written:
         """Replace the object at `href` with `event`, only if it is still at `etag` (If-Match).
 
-        Raises WrongEtag when it changed meanwhile; NotFound when it is gone.
+        Raises RemoteChanged when it changed meanwhile; RemoteNotFound when it is gone.
         """
 
     @abc.abstractmethod
     async def delete(self, calendar_id: str, href: str, etag: str | None) -> None:
         """Delete the object at `href` (If-Match `etag` when given).
 
-        Raises WrongEtag when it changed meanwhile; NotFound when it is already gone.
+        Raises RemoteChanged when it changed meanwhile; RemoteNotFound when it is already gone.
         """
 
     async def revoke(self) -> None:  # noqa: B027 - optional, nothing to revoke by default
@@ -322,7 +262,7 @@ class Connector(abc.ABC):
         raise NotImplementedError(f"{self.name} has no push notifications")
 
     async def watch_stop(self, channel: WatchChannel) -> None:
-        """End a subscription made by watch_start. Raises NotFound when already gone."""
+        """End a subscription made by watch_start. Raises RemoteNotFound when already gone."""
         raise NotImplementedError(f"{self.name} has no push notifications")
 
     def credentials_changed(self) -> Credentials | None:
@@ -333,37 +273,63 @@ class Connector(abc.ABC):
         """Release network resources."""
 
 
-ConnectorFactory = Callable[[Credentials], Connector]
-_REGISTRY: dict[str, tuple[ConnectorFactory, Capabilities]] = {}
+class SharedState(Protocol):
+    """State a connector shares with every process on the same database (request budgets,
+    write pauses, cached access tokens), under keys of its own. The daemon gives each connector
+    one (gateway/sync/shared.py); a connector used on its own gets a `LocalState`.
+
+    Values are secrets at rest where they need to be: the daemon's implementation encrypts them.
+    """
+
+    async def read(self, key: str) -> str | None:
+        """The value stored under `key`, or None when there is none or it expired."""
+
+    async def write(self, key: str, value: str, until: datetime) -> None:
+        """Store `value` under `key` until `until` (aware)."""
+
+    async def forget(self, key: str) -> None:
+        """Remove `key`."""
+
+    async def book(self, key: str, limit: int, window_seconds: float) -> float:
+        """Book one call in the budget `key` (at most `limit` calls in any `window_seconds`):
+        the seconds to wait before making it (0 when it fits now). The booking counts at the
+        time it is made plus that wait."""
 
 
-def register(
-    name: str, factory: ConnectorFactory, capabilities: Capabilities | None = None
-) -> None:
-    """Make the provider `name` available to integrations (done at import by each module;
-    connectors/available.py imports them all). `capabilities` defaults to the factory's own
-    `capabilities` attribute when it is a Connector class, else to `Capabilities()`."""
-    found = capabilities or getattr(factory, "capabilities", None)
-    _REGISTRY[name] = (factory, found if isinstance(found, Capabilities) else Capabilities())
+class LocalState:
+    """`SharedState` held in this process only: for a connector used on its own (tests, scripts)
+    and for the SQLite store, which one process uses (see gateway/sync/shared.py)."""
 
+    def __init__(self) -> None:
+        self._values: dict[str, tuple[str, datetime]] = {}
+        self._calls: dict[str, deque[float]] = {}
+        self._lock = threading.Lock()
 
-def _entry(name: str) -> tuple[ConnectorFactory, Capabilities]:
-    try:
-        return _REGISTRY[name]
-    except KeyError:
-        raise ConnectorError(f"unknown calendar provider {name!r}") from None
+    async def read(self, key: str) -> str | None:
+        """See `SharedState.read`."""
+        with self._lock:
+            value, until = self._values.get(key, ("", datetime.min.replace(tzinfo=UTC)))
+        return value if until > datetime.now(UTC) else None
 
+    async def write(self, key: str, value: str, until: datetime) -> None:
+        """See `SharedState.write`."""
+        with self._lock:
+            self._values[key] = (value, until)
 
-def capabilities_of(name: str) -> Capabilities:
-    """What provider `name` can do. Raises ConnectorError for an unknown provider."""
-    return _entry(name)[1]
+    async def forget(self, key: str) -> None:
+        """See `SharedState.forget`."""
+        with self._lock:
+            self._values.pop(key, None)
 
-
-def build(name: str, credentials: Credentials) -> Connector:
-    """A connector for provider `name`. Raises ConnectorError for an unknown provider."""
-    return _entry(name)[0](credentials)
-
-
-def providers() -> list[str]:
-    """The registered provider names."""
-    return sorted(_REGISTRY)
+    async def book(self, key: str, limit: int, window_seconds: float) -> float:
+        """See `SharedState.book` (a sliding window of booked call times)."""
+        now = time.monotonic()
+        with self._lock:
+            calls = self._calls.setdefault(key, deque())
+            while calls and calls[0] <= now - window_seconds:
+                calls.popleft()
+            wait = 0.0
+            if len(calls) >= limit:
+                wait = calls[len(calls) - limit] + window_seconds - now
+            calls.append(now + max(0.0, wait))
+        return max(0.0, wait)

@@ -19,7 +19,7 @@ import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, tzinfo
-from typing import Any, ClassVar, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 from urllib.parse import quote, unquote, urljoin, urlsplit
 
 import niquests
@@ -33,8 +33,11 @@ from niquests.packages.urllib3.contrib.resolver.system import (  # type: ignore[
 )
 
 from connectors import ical
+from connectors.registry import Provider, plain
+
+if TYPE_CHECKING:
+    from gateway.config import Settings
 from connectors.base import (
-    AlreadyExists,
     AuthExpired,
     CalendarInfo,
     Capabilities,
@@ -44,14 +47,14 @@ from connectors.base import (
     Credentials,
     CursorExpired,
     Event,
-    NotFound,
+    RemoteChanged,
+    RemoteExists,
     RemoteItem,
+    RemoteNotFound,
     Skipped,
     Transient,
     Window,
     Written,
-    WrongEtag,
-    register,
 )
 
 T = TypeVar("T")
@@ -72,9 +75,9 @@ def _status_error(status: int, what: str, headers: Any = None) -> ConnectorError
     if status == 403:
         return ConnectorError(f"the CalDAV server forbids {what}")
     if status in (404, 410):
-        return NotFound(f"{what}: not found on the CalDAV server")
+        return RemoteNotFound(f"{what}: not found on the CalDAV server")
     if status == 412:
-        return WrongEtag(f"{what}: changed on the CalDAV server meanwhile")
+        return RemoteChanged(f"{what}: changed on the CalDAV server meanwhile")
     if status == 429 or status >= 500:
         retry = headers.get("Retry-After") if headers is not None else None
         return Transient(f"the CalDAV server answered {status}", _seconds(retry))
@@ -101,7 +104,7 @@ def _translate(exc: Exception, what: str) -> ConnectorError:
             return AuthExpired("the CalDAV server refused the username or password")
         return AuthExpired("the CalDAV server refused access")
     if isinstance(exc, dav_error.NotFoundError):
-        return NotFound(f"{what}: not found on the CalDAV server")
+        return RemoteNotFound(f"{what}: not found on the CalDAV server")
     if isinstance(exc, dav_error.DAVError):
         if str(dav.ValidSyncToken.tag) in getattr(exc, "preconditions", []):
             return CursorExpired("the CalDAV server no longer accepts the sync token")
@@ -223,7 +226,7 @@ class CalDAVConnector(Connector):
             )
         except CursorExpired:
             raise
-        except (AuthExpired, Transient, NotFound):
+        except (AuthExpired, Transient, RemoteNotFound):
             raise
         except ConnectorError:
             if cursor:
@@ -410,7 +413,7 @@ class CalDAVConnector(Connector):
             href, body, {"Content-Type": "text/calendar; charset=utf-8", **headers}
         )
         if response.status == 412 and "If-None-Match" in headers:
-            raise AlreadyExists("an event with this UID is already in the calendar")
+            raise RemoteExists("an event with this UID is already in the calendar")
         if response.status not in (200, 201, 204):
             raise _status_error(response.status, what, response.headers)
         etag = _etag(response.headers.get("ETag"))
@@ -443,4 +446,6 @@ class CalDAVConnector(Connector):
         await asyncio.to_thread(self.client.close)
 
 
-register(CalDAVConnector.name, CalDAVConnector)
+def provider(settings: Settings) -> Provider:
+    """CalDAV for `connectors.load` (nothing to configure)."""
+    return plain(CalDAVConnector, "CalDAV")

@@ -13,9 +13,13 @@ import itertools
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, time
+from typing import TYPE_CHECKING
 
+from connectors.registry import Provider, plain
+
+if TYPE_CHECKING:
+    from gateway.config import Settings
 from connectors.base import (
-    AlreadyExists,
     AuthExpired,
     CalendarInfo,
     Capabilities,
@@ -25,12 +29,12 @@ from connectors.base import (
     Credentials,
     CursorExpired,
     Event,
-    NotFound,
+    RemoteChanged,
+    RemoteExists,
     RemoteItem,
+    RemoteNotFound,
     Window,
     Written,
-    WrongEtag,
-    register,
 )
 
 
@@ -135,7 +139,7 @@ class MemoryConnector(Connector):
         try:
             return self.server.calendars[calendar_id]
         except KeyError:
-            raise NotFound("no such calendar") from None
+            raise RemoteNotFound("no such calendar") from None
 
     def _item(self, href: str, obj: _Object, window: Window) -> RemoteItem:
         events = obj.events
@@ -175,7 +179,7 @@ class MemoryConnector(Connector):
         self._enter()
         obj = self._calendar(calendar_id).get(href)
         if obj is None:
-            raise NotFound("no such item")
+            raise RemoteNotFound("no such item")
         return self._item(href, obj, window)
 
     async def find_by_uid(self, calendar_id: str, uid: str, window: Window) -> RemoteItem | None:
@@ -189,7 +193,7 @@ class MemoryConnector(Connector):
         objects = self._calendar(calendar_id)
         href = f"{event.uid}.ics"
         if href in objects:
-            raise AlreadyExists("an item with this UID exists")
+            raise RemoteExists("an item with this UID exists")
         etag = self.server.put(calendar_id, href, event)
         return Written(href, etag)
 
@@ -197,19 +201,21 @@ class MemoryConnector(Connector):
         self._enter(write=True)
         obj = self._calendar(calendar_id).get(href)
         if obj is None:
-            raise NotFound("no such item")
+            raise RemoteNotFound("no such item")
         if obj.etag != etag:
-            raise WrongEtag("the item changed meanwhile")
+            raise RemoteChanged("the item changed meanwhile")
         return Written(href, self.server.put(calendar_id, href, event))
 
     async def delete(self, calendar_id: str, href: str, etag: str | None) -> None:
         self._enter(write=True)
         obj = self._calendar(calendar_id).get(href)
         if obj is None:
-            raise NotFound("no such item")
+            raise RemoteNotFound("no such item")
         if etag is not None and obj.etag != etag:
-            raise WrongEtag("the item changed meanwhile")
+            raise RemoteChanged("the item changed meanwhile")
         self.server.remove(calendar_id, href)
 
 
-register(MemoryConnector.name, MemoryConnector)
+def provider(settings: Settings) -> Provider:
+    """Memory calendar for `connectors.load` (nothing to configure)."""
+    return plain(MemoryConnector, "Memory calendar")

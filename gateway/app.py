@@ -17,13 +17,13 @@ from gateway.api import (
     errors,
     exports,
     feeds,
-    google,
     health,
     imports,
     integrations,
     metrics,
     notifications,
     page_settings,
+    providers,
     reports,
     twilio_webhooks,
     usage,
@@ -33,10 +33,10 @@ from gateway.api import (
 from gateway.api.middleware import RequestMiddleware
 from gateway.config import Settings
 from gateway.feeds import http as feeds_http
-from gateway.google import install as google_install
 from gateway.notify.channels.senders import check_sender_settings
 from gateway.scheduler import Ticks
 from gateway.store.db import Store
+from gateway.sync import providers as provider_registry
 from gateway.web import install as web_install
 from gateway.web.feed_page import FeedPage
 
@@ -91,7 +91,7 @@ def create_app(
     app.include_router(twilio_webhooks.router)
     app.include_router(integrations.router)
     app.include_router(integrations.busy_router)
-    app.include_router(google.router)
+    app.include_router(providers.router)
     app.include_router(webhook_endpoints.router)
     app.include_router(page_settings.router)
     web_install.install(app)
@@ -99,7 +99,7 @@ def create_app(
     app.include_router(exports.router)
     app.include_router(reports.router)
     app.include_router(imports.router)
-    google_install.install(settings)
+    provider_registry.install(the_store, settings)  # the connectors named in the settings
     app.add_middleware(
         RequestMiddleware, store=the_store, max_body_bytes=settings.api_max_body_bytes
     )

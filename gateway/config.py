@@ -333,6 +333,11 @@ class Settings(BaseSettings):
     sync_max_backoff_minutes: float = Field(
         60.0, gt=0, description="Longest wait between retries of a failing integration."
     )
+    sync_connectors: str = Field(
+        "connectors.caldav, connectors.google",
+        description="Calendar providers offered, as comma-separated Python modules, each with a "
+        "provider(settings) function (connectors/registry.py).",
+    )
 
     webhooks_enabled: bool = Field(
         True, description="Run the delivery tick that sends events to webhook endpoints."
@@ -453,8 +458,14 @@ class Settings(BaseSettings):
         500,
         ge=1,
         le=600,
-        description="Most Google API requests per connected account per minute in this process "
-        "(Google's own limit is about 600); further requests wait.",
+        description="Most Google API requests per connected account per budget window, across "
+        "all processes on one PostgreSQL (Google's own limit is about 600 a minute); further "
+        "requests wait.",
+    )
+    google_budget_window_seconds: float = Field(
+        60.0,
+        gt=0,
+        description="The window of google.requests_per_minute (a minute; shorter only in tests).",
     )
     google_quota_pause_minutes: float = Field(
         60.0,

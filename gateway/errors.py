@@ -7,6 +7,7 @@ another (gateway/cli.py); nothing below the API raises HTTP exceptions.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 
 @dataclass(frozen=True)
@@ -87,3 +88,51 @@ class ConfigError(CalgateError):
     """A setting is unknown or invalid; start-up stops with one line naming it."""
 
     code = "config_error"
+
+
+# --- failures outside calgate ----------------------------------------------------------------
+
+
+class ExternalError(CalgateError):
+    """Something outside calgate failed: a calendar provider (connectors/errors.py), an email
+    or SMS channel (`ChannelError`), or a stored secret the current key cannot read
+    (`SecretUnreadable`). These carry no HTTP status: `describe` says what each means for the
+    person, and the API maps that meaning to a status in one place (gateway/api/errors.py).
+
+    `action` is what it takes to get going again: ``retry`` (a passing failure: later, by
+    itself), ``reconnect`` (the person must sign in or connect again), ``conflict`` (the item
+    changed; the caller re-reads it) or ``failed`` (the other side answered something we could
+    not use; a retry may or may not help).
+    """
+
+    code = "external_error"
+    action: Literal["retry", "reconnect", "conflict", "failed"] = "failed"
+
+    def __init__(self, message: str, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+@dataclass(frozen=True)
+class Trouble:
+    """What an external failure means, in the words the person reads.
+
+    `status` is the integration status it leads to (``reconnect_needed``, or ``active`` with a
+    retry later); `words` the message shown as its last error.
+    """
+
+    code: str
+    action: str
+    status: str
+    words: str
+    retry_after: float | None
+
+
+def describe(exc: ExternalError) -> Trouble:
+    """The one place an external failure is turned into words and a next step."""
+    words = exc.message
+    if exc.action == "reconnect":
+        return Trouble(exc.code, exc.action, "reconnect_needed", words, None)
+    if exc.action == "retry":
+        return Trouble(exc.code, exc.action, "active", words, exc.retry_after)
+    return Trouble(exc.code, exc.action, "active", words, None)

@@ -12,11 +12,11 @@ from datetime import UTC
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from gateway.config import Settings
-from gateway.google import channels as google_channels
 from gateway.notify import delivery as notify_delivery
 from gateway.store.db import Store
 from gateway.store.types import utcnow
 from gateway.sync import schedule as sync_schedule
+from gateway.sync import watch
 from gateway.webhooks import dispatcher as webhook_dispatcher
 from gateway.worker import RETENTION_SWEEP, JobRunner, schedule
 
@@ -47,7 +47,7 @@ class Ticks:
         )
         self.notify = notify_delivery.install(self.scheduler, self.store, self.settings)
         self.sync = sync_schedule.install(self.scheduler, self.store, self.settings)
-        google_channels.install(self.scheduler, self.store, self.settings)
+        watch.install(self.scheduler, self.store, self.settings)
         self.webhooks = webhook_dispatcher.install(self.scheduler, self.store, self.settings)
         self.scheduler.start()
         log.info("scheduler started", extra={"owner": self.runner.owner})

@@ -19,14 +19,18 @@ from pathlib import Path
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 
 from gateway.config import Settings
-from gateway.errors import ConfigError
+from gateway.errors import ConfigError, ExternalError
 
 _cache: dict[str, tuple[Fernet, MultiFernet]] = {}
 _signing_cache: dict[tuple[bytes, str], bytes] = {}
 
 
-class SecretUnreadable(Exception):
-    """A stored secret cannot be decrypted with the current key (key changed or lost)."""
+class SecretUnreadable(ExternalError):
+    """A stored secret cannot be decrypted with the current key (key changed or lost): only
+    connecting again (a new password or consent) helps."""
+
+    code = "secret_unreadable"
+    action = "reconnect"
 
 
 def key_file(settings: Settings) -> Path:

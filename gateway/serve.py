@@ -32,10 +32,10 @@ from gateway import features, heap, logs, metrics
 from gateway.api import metrics as metrics_api
 from gateway.app import create_app
 from gateway.config import Settings, load_settings
-from gateway.google import install as google_install
 from gateway.scheduler import Ticks
 from gateway.store import migrate
 from gateway.store.db import Store
+from gateway.sync import providers as provider_registry
 
 Role = Literal["api", "worker", "all"]
 ROLES: tuple[Role, ...] = ("api", "worker", "all")
@@ -129,7 +129,7 @@ async def _worker(settings: Settings, *, serve_metrics: bool = True) -> None:
     store = open_store(settings)
     try:
         await migrate.upgrade(store)
-        google_install.install(settings)
+        provider_registry.install(store, settings)  # the connectors named in the settings
         if serve_metrics:
             metrics_api.serve_port(settings)
         ticks = Ticks(store, settings)

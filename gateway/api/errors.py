@@ -14,7 +14,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
-from gateway.errors import CalgateError, FieldProblem
+from gateway.errors import CalgateError, ExternalError, FieldProblem, describe
 
 log = logging.getLogger("calgate.api")
 
@@ -52,8 +52,17 @@ def _validation(_request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse(error_body("validation_failed", message, problems), status_code=422)
 
 
+# What an external failure (a provider, a channel, a secret) means for the caller, as HTTP.
+EXTERNAL_STATUS = {"retry": 503, "reconnect": 502, "conflict": 409, "failed": 502}
+
+
 def _calgate(_request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, CalgateError)
+    if isinstance(exc, ExternalError):
+        trouble = describe(exc)
+        return JSONResponse(
+            error_body(trouble.code, trouble.words), status_code=EXTERNAL_STATUS[trouble.action]
+        )
     if exc.status_code >= 500:
         log.error("internal error: %s", type(exc).__name__)
     return JSONResponse(

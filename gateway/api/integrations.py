@@ -82,6 +82,11 @@ class IntegrationOut(ResponseModel):
     last_error: str | None
     counts: dict[str, Any]
     calendars: list[CalendarOut]
+    write_calendar: str | None = Field(
+        None,
+        description="Name of the calendar appointments are written to (for consent providers, "
+        "the account's own calendar until another is chosen); null until one is chosen",
+    )
     created_at: datetime
     consent_url: str | None = Field(
         None,
@@ -132,9 +137,10 @@ async def _out(caller: Caller, integration: Integration) -> IntegrationOut:
             **{
                 k: getattr(integration, k)
                 for k in IntegrationOut.model_fields
-                if k not in ("calendars", "consent_url")
+                if k not in ("calendars", "consent_url", "write_calendar")
             },
             "calendars": [CalendarOut.model_validate(c) for c in calendars],
+            "write_calendar": next((c.name for c in calendars if c.write), None),
         }
     )
 

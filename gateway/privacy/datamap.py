@@ -55,12 +55,20 @@ TABLES: dict[str, Entry] = {
     "jobs": Entry(None, excluded="the daemon's work queue: ids and no account data"),
     "feeds": Entry(_ACCOUNT, hidden={"token_hash": _HASHED}),
     "feed_access": Entry(Reach("feed_id", "feeds")),
-    "google_consents": Entry(_ACCOUNT, hidden={"state_hash": _HASHED}),
-    "google_channels": Entry(
+    "oauth_consents": Entry(_ACCOUNT, hidden={"state_hash": _HASHED}),
+    "watch_channels": Entry(
         Reach("integration_id", "sync_integrations"), hidden={"token_hash": _HASHED}
     ),
     "contact_changes": Entry(_ACCOUNT),
     "page_settings": Entry(_ACCOUNT),
+    "provider_state": Entry(
+        None,
+        excluded="a provider's state shared between processes (write pauses, access tokens, "
+        "encrypted), kept per grant, not per account; expires by itself",
+    ),
+    "provider_calls": Entry(
+        None, excluded="the times of requests booked in a provider's request budget: no data"
+    ),
     "notify_account_settings": Entry(_ACCOUNT),
     "notify_client_settings": Entry(_ACCOUNT),
     "notify_templates": Entry(_ACCOUNT),

@@ -28,12 +28,13 @@ from gateway.domain.scoping import get_owned
 from gateway.errors import NotFound as MissingRow
 from gateway.privacy import remote
 from gateway.privacy.receipts import checkpoint
-from gateway.store.db import Store
+from gateway.store.db import Store, session_store
 from gateway.store.models import Account, Appointment, Client, IdempotencyRecord, Job
 from gateway.store.privacy_models import Erasure, ErasureCopy
 from gateway.store.sync_models import Integration, SyncCalendar, SyncMapping
 from gateway.store.types import new_id, utcnow
-from gateway.sync.run import PURGING, connector_for
+from gateway.sync import providers
+from gateway.sync.run import PURGING
 
 log = logging.getLogger("calgate.privacy")
 
@@ -156,7 +157,7 @@ async def _connector(
         )
     )
     try:
-        return calendar, connector_for(settings, integration)
+        return calendar, providers.connector_for(session_store(session), settings, integration)
     except (secrets.SecretUnreadable, ConnectorError):
         return calendar, None
 

@@ -74,12 +74,12 @@ def user_sections(user: User) -> list[Section]:
         *_feed_sections("user_id", user.id),
         Section("sync_integrations", integrations, theirs),
     ]
-    for name in ("sync_calendars", "sync_log", "google_channels"):
+    for name in ("sync_calendars", "sync_log", "watch_channels"):
         sections.append(Section(name, table(name), table(name).c.integration_id.in_(their_ids)))
     receipts = table("sync_purge_receipts")
-    consents = table("google_consents")
+    consents = table("oauth_consents")
     sections.append(Section("sync_purge_receipts", receipts, receipts.c.user_id == user.id))
-    sections.append(Section("google_consents", consents, consents.c.user_id == user.id))
+    sections.append(Section("oauth_consents", consents, consents.c.user_id == user.id))
     return sections
 
 

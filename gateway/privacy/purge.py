@@ -42,7 +42,8 @@ from gateway.store.models import Account, Job, User
 from gateway.store.sync_models import Integration, PurgeReceipt, SyncCalendar
 from gateway.store.types import utcnow
 from gateway.sync import integrations as service
-from gateway.sync.run import PURGING, connector_for
+from gateway.sync import providers, watch
+from gateway.sync.run import PURGING
 from gateway.webhooks import hooks as webhook_hooks
 
 log = logging.getLogger("calgate.privacy")
@@ -159,7 +160,7 @@ async def _remote_phase(
             )
         )
         try:
-            connector: Connector | None = connector_for(settings, integration)
+            connector: Connector | None = providers.connector_for(store, settings, integration)
         except (secrets.SecretUnreadable, ConnectorError):
             connector = None
     scope = remote.mappings_of(integration_id)
@@ -174,19 +175,19 @@ async def _remote_phase(
     try:
         if remove and write is not None:
             await remote.delete_remote_copies(store, settings, connector, write, scope, credit)
-        counts = await _stop_and_revoke(store, integration_id, connector)
+        counts = await _stop_and_revoke(store, settings, integration_id, connector)
     finally:
         await connector.close()
     await credit_step(store, integration_id, counts)
 
 
 async def _stop_and_revoke(
-    store: Store, integration_id: str, connector: Connector
+    store: Store, settings: Settings, integration_id: str, connector: Connector
 ) -> dict[str, int]:
     async with store.transaction() as session:
         integration = await session.get(Integration, integration_id)
         assert integration is not None
-        await _before_purge(session, integration, connector)
+        await _before_purge(store, settings, session, integration, connector)
     try:
         await connector.revoke()
     except ConnectorError:
@@ -195,11 +196,16 @@ async def _stop_and_revoke(
 
 
 async def _before_purge(
-    session: AsyncSession, integration: Integration, connector: Connector
+    store: Store,
+    settings: Settings,
+    session: AsyncSession,
+    integration: Integration,
+    connector: Connector,
 ) -> None:
-    """The provider's own steps before a purge (stop push channels); failures handled inside."""
-    for step in service.BEFORE_PURGE:
-        await step(session, integration, connector)
+    """Stop the push channels of a provider that declares them; failures handled inside."""
+    provider = providers.registry(store, settings).get(integration.provider)
+    if provider.capabilities.watch:
+        await watch.stop_all(session, integration, connector)
 
 
 def _credit_receipt(integration_id: str) -> Credit:

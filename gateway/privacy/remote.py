@@ -17,7 +17,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from connectors.base import AuthExpired, Connector, ConnectorError, NotFound, WrongEtag
+from connectors.base import AuthExpired, Connector, ConnectorError, RemoteChanged, RemoteNotFound
 from gateway.config import Settings
 from gateway.store.db import Store
 from gateway.store.privacy_models import ErasureCopy
@@ -127,17 +127,17 @@ async def _delete_one(
     try:
         await connector.delete(calendar_id, href, etag)
         return True
-    except NotFound:
+    except RemoteNotFound:
         return True  # already gone (or deleted by us just before a crash)
     except AuthExpired:
         raise
-    except WrongEtag:
+    except RemoteChanged:
         # Edited in the calendar since our last sync: ours all the same, delete what is there.
         try:
             item = await connector.get(calendar_id, href, sync_window(settings, utcnow()))
             await connector.delete(calendar_id, href, item.etag)
             return True
-        except NotFound:
+        except RemoteNotFound:
             return True
         except AuthExpired:
             raise

@@ -97,6 +97,7 @@ def create_engine(url: str, *, echo: bool = False) -> AsyncEngine:
 
 
 _SETTINGS = "calgate.settings"
+_STORE = "calgate.store"
 
 
 def session_settings(session: AsyncSession) -> Settings:
@@ -110,6 +111,13 @@ def session_settings(session: AsyncSession) -> Settings:
         session.info[_SETTINGS] = settings
     assert isinstance(settings, Settings)
     return settings
+
+
+def session_store(session: AsyncSession) -> Store:
+    """The store `session` came from (every session is opened by `Store.transaction`)."""
+    store = session.info.get(_STORE)
+    assert isinstance(store, Store), "a session not opened by Store.transaction"
+    return store
 
 
 class Store:
@@ -130,6 +138,9 @@ class Store:
         self.engine = engine
         self.settings = settings
         self.listeners = listeners if listeners is not None else Listeners()
+        # What the features above keep per store, set when the app is built (the connector
+        # registry, gateway/sync/providers.py); the store itself never reads it.
+        self.connectors: Any = None
         self._sessions = async_sessionmaker(engine, expire_on_commit=False)
 
     @classmethod
@@ -148,6 +159,7 @@ class Store:
         async with self._sessions() as session, session.begin():
             session.info[_SETTINGS] = self.settings
             attach(session, self.listeners)
+            session.info[_STORE] = self
             yield session
 
     async def close(self) -> None:

@@ -7,49 +7,33 @@ disconnecting is a durable purge job in gateway/privacy/purge.py.
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from connectors import available  # noqa: F401 - registers the providers
 from connectors.base import (
     AuthExpired,
     CalendarInfo,
-    Connector,
-    capabilities_of,
-    providers,
 )
 from gateway import secrets
 from gateway.config import Settings
 from gateway.domain.scoping import get_owned, get_referenced
-from gateway.errors import Conflict, ValidationFailed
+from gateway.errors import Conflict, ValidationFailed, describe
+from gateway.store.db import session_store
 from gateway.store.models import Account, User
 from gateway.store.sync_models import Integration, SyncCalendar, SyncLogEntry
 from gateway.store.types import utcnow
-from gateway.sync import outbound
+from gateway.sync import consent, outbound, providers
+from gateway.sync.record import integration_counts
 from gateway.sync.run import (
     ACTIVE,
     PENDING,
     PURGING,
-    RECONNECT,
-    connector_for,
-    integration_counts,
 )
 from gateway.webhooks import hooks as webhook_hooks
 
 log = logging.getLogger("calgate.sync")
-
-# Providers whose connection starts with the person's consent at the provider (OAuth): name →
-# a function giving a single-use consent link for a new (pending) integration. The provider's
-# own package registers itself here; the engine stays provider-neutral.
-ConsentStarter = Callable[[AsyncSession, Settings, Integration], Awaitable[str]]
-CONSENT: dict[str, ConsentStarter] = {}
-# Steps run before a disconnect purges an integration, with a working connector (e.g. stop a
-# provider's push channels). Failures must be handled inside: the purge goes on regardless.
-PurgeStep = Callable[[AsyncSession, Integration, Connector], Awaitable[None]]
-BEFORE_PURGE: list[PurgeStep] = []
 
 
 @dataclass(frozen=True)
@@ -73,11 +57,10 @@ async def create_integration(
     A refused password still creates the integration, in status reconnect_needed, saying so.
     """
     user = await get_referenced(session, User, account, new.user_id, "user_id")
-    if new.provider not in providers():
-        raise ValidationFailed.one("provider", f"must be one of {', '.join(providers())}")
-    if new.provider not in CONSENT and not new.password:
+    capabilities = providers.usable(session_store(session), settings, new.provider).capabilities
+    if not capabilities.oauth and not new.password:
         raise ValidationFailed.one("password", "is required for this provider")
-    if capabilities_of(new.provider).user_url:
+    if capabilities.user_url:
         if not new.server_url:
             raise ValidationFailed.one("server_url", "is required for this provider")
         await outbound.check_url(settings, new.server_url)
@@ -94,7 +77,7 @@ async def create_integration(
     )
     session.add(integration)
     await session.flush()
-    if new.provider in CONSENT:
+    if capabilities.oauth:
         return integration  # credentials come with the consent (see `consent_url`)
     found = await _discover_calendars(session, settings, integration)
     if found is None:
@@ -111,8 +94,9 @@ async def consent_url(
     session: AsyncSession, settings: Settings, integration: Integration
 ) -> str | None:
     """A fresh consent link when the integration's provider connects by consent, else None."""
-    starter = CONSENT.get(integration.provider)
-    return await starter(session, settings, integration) if starter is not None else None
+    if not consent.by_consent(session_store(session), settings, integration.provider):
+        return None
+    return await consent.begin(session, settings, integration)
 
 
 def _match(calendars: list[SyncCalendar], wanted: str, field: str) -> SyncCalendar:
@@ -161,12 +145,12 @@ async def _discover_calendars(
 ) -> list[CalendarInfo] | None:
     """List the integration's calendars with its credentials and record the new ones; None
     (and the integration marked for reconnection) when the credentials are refused."""
-    connector = connector_for(settings, integration)
+    connector = providers.connector_for(session_store(session), settings, integration)
     try:
         found = await connector.list_calendars()
     except AuthExpired as exc:
-        integration.status = RECONNECT
-        integration.last_error = exc.message
+        trouble = describe(exc)
+        integration.status, integration.last_error = trouble.status, trouble.words
         await webhook_hooks.integration_status_changed(session, integration)
         return None
     finally:

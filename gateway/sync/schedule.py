@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -23,15 +22,10 @@ from gateway.store import leases
 from gateway.store.db import Store
 from gateway.store.sync_models import Integration
 from gateway.store.types import utcnow
+from gateway.sync import watch
 from gateway.sync.run import ACTIVE, Outcome, sync_integration
 
 log = logging.getLogger("calgate.sync")
-
-# Providers whose changes also arrive by push may poll less often while that works: each hook
-# gives a poll interval in minutes for the integration (or None), the longest applies after a
-# successful run. Registered by the provider's package; polling always stays on as a backstop.
-PollHint = Callable[[AsyncSession, Integration, Settings], Awaitable[float | None]]
-POLL_MINUTES: list[PollHint] = []
 
 
 def next_due(settings: Settings, outcome: Outcome, failures: int, now: datetime) -> datetime:
@@ -108,10 +102,10 @@ class SyncTicker(leases.ClaimLoop[str]):
             due = now if row.dirty and outcome.error is None else None
             due = due or next_due(self.settings, outcome, row.failures, now)
             if outcome.error is None and not row.dirty:
-                hints = [await hint(session, row, self.settings) for hint in POLL_MINUTES]
-                longest = max((h for h in hints if h is not None), default=None)
-                if longest is not None:
-                    due = max(due, now + timedelta(minutes=longest))
+                # While push channels work, polling is only a backstop and runs less often.
+                longer = await watch.poll_minutes(session, self.store, self.settings, row)
+                if longer is not None:
+                    due = max(due, now + timedelta(minutes=longer))
             await leases.release(
                 session, Integration, [integration_id], owner=self.owner, due_at=due
             )

@@ -14,14 +14,14 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from connectors.base import (
-    AlreadyExists,
     AuthExpired,
     Connector,
     CursorExpired,
     Event,
-    NotFound,
+    RemoteChanged,
+    RemoteExists,
+    RemoteNotFound,
     Window,
-    WrongEtag,
 )
 
 WINDOW = Window(datetime(2026, 1, 1, tzinfo=UTC), datetime(2027, 12, 31, tzinfo=UTC))
@@ -73,7 +73,7 @@ class ConnectorContract:
 
     async def test_retried_create_cannot_duplicate(self, side: Side) -> None:
         await side.connector.create(side.calendar_id, event())
-        with pytest.raises(AlreadyExists):
+        with pytest.raises(RemoteExists):
             await side.connector.create(side.calendar_id, event(minutes=30))
         listing = await side.connector.list_changes(side.calendar_id, None, WINDOW)
         assert [i.uid for i in listing.changed].count("apt_01contract@calgate") == 1
@@ -84,7 +84,7 @@ class ConnectorContract:
             side.calendar_id, first.href, event(minutes=60), first.etag
         )
         assert second.etag != first.etag
-        with pytest.raises(WrongEtag):
+        with pytest.raises(RemoteChanged):
             await side.connector.update(side.calendar_id, first.href, event(), first.etag)
         item = await side.connector.get(side.calendar_id, first.href, WINDOW)
         assert item.events[0].start == START + timedelta(minutes=60)
@@ -94,12 +94,12 @@ class ConnectorContract:
         second = await side.connector.update(
             side.calendar_id, first.href, event(minutes=5), first.etag
         )
-        with pytest.raises(WrongEtag):
+        with pytest.raises(RemoteChanged):
             await side.connector.delete(side.calendar_id, first.href, first.etag)
         await side.connector.delete(side.calendar_id, first.href, second.etag)
-        with pytest.raises(NotFound):
+        with pytest.raises(RemoteNotFound):
             await side.connector.delete(side.calendar_id, first.href, None)
-        with pytest.raises(NotFound):
+        with pytest.raises(RemoteNotFound):
             await side.connector.get(side.calendar_id, first.href, WINDOW)
 
     async def test_changes_since_a_cursor(self, side: Side) -> None:

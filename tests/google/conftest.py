@@ -49,13 +49,8 @@ def app_for(peer: google_peer.GooglePeer, **over: object) -> google.GoogleApp:
 
 
 @pytest.fixture
-def google_app(peer: google_peer.GooglePeer) -> Iterator[google.GoogleApp]:
-    app = app_for(peer)
-    google.configure(app)
-    try:
-        yield app
-    finally:
-        google.configure(None)
+def google_app(peer: google_peer.GooglePeer) -> google.GoogleApp:
+    return app_for(peer)
 
 
 @pytest.fixture
@@ -124,10 +119,3 @@ async def gworld(
     user = await api.user(timezone="Europe/Paris")
     person = await api.client()
     return GoogleWorld(api, store, settings, user, person, peer=peer)
-
-
-@pytest.fixture(autouse=True)
-def _unconfigure() -> Iterator[None]:
-    """Each test configures Google for its own stand-in; none leaks into the next."""
-    yield
-    google.configure(None)

@@ -17,7 +17,7 @@ from tests.peers.google import GooglePeer
 @pytest.fixture
 async def side(peer: GooglePeer, google_app: google.GoogleApp) -> AsyncIterator[Side]:
     refresh = peer.grant(CLIENT_ID, " ".join(google.SCOPES))
-    connector = google.GoogleConnector(Credentials(None, CALENDAR, refresh))
+    connector = google.GoogleConnector(Credentials(None, CALENDAR, refresh), google_app)
 
     async def put_foreign(event: Event) -> str:
         body = google.to_body(event)
@@ -35,7 +35,9 @@ async def side(peer: GooglePeer, google_app: google.GoogleApp) -> AsyncIterator[
     wrong: list[google.GoogleConnector] = []
 
     def wrong_password() -> google.GoogleConnector:
-        wrong.append(google.GoogleConnector(Credentials(None, CALENDAR, "1//not-a-grant")))
+        wrong.append(
+            google.GoogleConnector(Credentials(None, CALENDAR, "1//not-a-grant"), google_app)
+        )
         return wrong[-1]
 
     yield Side(

@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from connectors import google
-from connectors.base import Credentials, Event, Transient
+from connectors.base import Credentials, Event, LocalState, Transient
 from gateway.sync.schedule import next_due
 from tests.connectors.contract import WINDOW
 from tests.google.conftest import CALENDAR, CLIENT_ID, GoogleWorld
@@ -25,7 +25,7 @@ def event(uid: str = "apt_limits@calgate") -> Event:
 @pytest.fixture
 def connector(peer: GooglePeer, google_app: google.GoogleApp) -> google.GoogleConnector:
     refresh = peer.grant(CLIENT_ID, " ".join(google.SCOPES))
-    return google.GoogleConnector(Credentials(None, CALENDAR, refresh))
+    return google.GoogleConnector(Credentials(None, CALENDAR, refresh), google_app)
 
 
 async def test_429_is_retried_after_retry_after(
@@ -49,7 +49,7 @@ async def test_403_rate_limits_back_off_then_give_up_as_transient(
     monkeypatch: pytest.MonkeyPatch,
     kind: str,
 ) -> None:
-    monkeypatch.setattr(google, "_BACKOFF_SECONDS", 0.01)
+    monkeypatch.setattr(google.limits, "BACKOFF_SECONDS", 0.01)
     await connector.list_calendars()
     peer.fail_next(kind, times=2)
     calls = peer.api_calls()
@@ -90,12 +90,13 @@ async def test_server_errors_are_transient_without_inline_retry(
     await connector.close()
 
 
-def test_request_budget_per_account() -> None:
+async def test_request_budget_per_account() -> None:
     key = "budget-test-key"
-    waits = [google._budget_wait(key, 3) for _ in range(4)]
+    state = LocalState()
+    waits = [await state.book(key, 3, 60) for _ in range(4)]
     assert waits[:3] == [0.0, 0.0, 0.0]
     assert 59 < waits[3] <= 60
-    assert google._budget_wait("another-account", 3) == 0.0
+    assert await state.book("another-account", 3, 60) == 0.0
 
 
 async def test_quota_pause_blocks_writes_only(
@@ -106,7 +107,7 @@ async def test_quota_pause_blocks_writes_only(
     with pytest.raises(google.WritesPaused) as caught:
         await connector.create(CALENDAR, event())
     assert caught.value.retry_after is not None and caught.value.retry_after > 3000
-    assert google.writes_paused_until(connector.credentials.secret, CALENDAR) is not None
+    assert await connector.limits.paused_until(CALENDAR) is not None
     calls = peer.api_calls()
     with pytest.raises(google.WritesPaused):
         await connector.create(CALENDAR, event("apt_other@calgate"))
@@ -114,5 +115,5 @@ async def test_quota_pause_blocks_writes_only(
     await connector.list_changes(CALENDAR, None, WINDOW)  # reads go on
     assert peer.api_calls() == calls + 1
     # Other calendars of the account are not paused.
-    assert google.writes_paused_until(connector.credentials.secret, "other") is None
+    assert await connector.limits.paused_until("other") is None
     await connector.close()

@@ -10,7 +10,7 @@ from sqlalchemy import select, update
 
 from connectors import google
 from gateway.app import create_app
-from gateway.store.google_models import GoogleConsent
+from gateway.store.lifecycle_models import OAuthConsent
 from gateway.store.sync_models import Integration
 from gateway.store.types import utcnow
 from tests.google.conftest import CALENDAR, CLIENT_ID, REDIRECT, GoogleWorld
@@ -42,7 +42,7 @@ async def test_consent_round_trip_connects_and_starts_syncing(gworld: GoogleWorl
     assert not calendars["holidays@group.v.calendar.google.com"]["write"]
     # Only hashes of the state are kept; the refresh token is stored encrypted.
     async with gworld.store.transaction() as session:
-        consent = await session.scalar(select(GoogleConsent))
+        consent = await session.scalar(select(OAuthConsent))
         assert consent is not None and consent.used_at is not None
         assert state not in consent.state_hash
         row = await session.get(Integration, gworld.integration_id)
@@ -67,8 +67,8 @@ async def test_replayed_forged_and_expired_state_are_refused(gworld: GoogleWorld
     code2, state2 = await gworld.consent(await gworld.consent_url())
     async with gworld.store.transaction() as session:
         await session.execute(
-            update(GoogleConsent)
-            .where(GoogleConsent.used_at.is_(None))
+            update(OAuthConsent)
+            .where(OAuthConsent.used_at.is_(None))
             .values(expires_at=utcnow() - timedelta(seconds=1))
         )
     late = await gworld.callback(code2, state2)

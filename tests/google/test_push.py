@@ -22,10 +22,10 @@ from connectors import google
 from gateway.app import create_app
 from gateway.config import Settings
 from gateway.domain.uids import appointment_uid
-from gateway.google import channels
 from gateway.store.db import Store
-from gateway.store.google_models import GoogleChannel
+from gateway.store.lifecycle_models import WatchChannel
 from gateway.store.sync_models import Integration
+from gateway.sync import watch
 from gateway.sync.schedule import SyncTicker
 from tests.conftest import make_settings
 from tests.google.conftest import CALENDAR, GoogleWorld, google_settings
@@ -88,7 +88,7 @@ async def connected_with_channel(gworld: GoogleWorld) -> tuple[GooglePeer, dict[
     await gworld.connect_google()
     apt = await gworld.book(START, END)
     assert (await gworld.sync()).pushed == 1
-    assert await channels.tick(gworld.store, gworld.settings) == 1
+    assert await watch.tick(gworld.store, gworld.settings) == 1
     return peer, apt
 
 
@@ -148,12 +148,12 @@ async def test_channels_are_renewed_before_expiry(gworld: GoogleWorld, served: N
     peer, _ = await connected_with_channel(gworld)
     (old,) = list(peer.channels)
     # Nothing to do while the channel has more than the renewal margin left.
-    assert await channels.tick(gworld.store, gworld.settings) == 0
+    assert await watch.tick(gworld.store, gworld.settings) == 0
     renewing = gworld.settings.model_copy(update={"google_channel_renew_hours": 200.0})
-    assert await channels.tick(gworld.store, renewing) == 1
+    assert await watch.tick(gworld.store, renewing) == 1
     assert peer.stopped_channels == [old]
     async with gworld.store.transaction() as session:
-        rows = list(await session.scalars(select(GoogleChannel)))
+        rows = list(await session.scalars(select(WatchChannel)))
     assert [r.channel_id for r in rows] == [c for c in peer.channels if c != old]
     assert rows[0].token_hash and len(rows[0].token_hash) == 64
     # The old channel is gone for good: its notifications would be refused.
@@ -171,7 +171,7 @@ async def test_polling_slows_down_while_the_channel_works(
     row = await integration_row(gworld)
     poll = timedelta(minutes=gworld.settings.sync_poll_minutes)
     assert row.due_at - datetime.now(UTC) <= poll  # no channel: the engine's interval
-    assert await channels.tick(gworld.store, gworld.settings) == 1
+    assert await watch.tick(gworld.store, gworld.settings) == 1
     async with gworld.store.transaction() as session:
         await session.execute(update(Integration).values(due_at=datetime.now(UTC), dirty=False))
     assert await ticker.tick() == 1

@@ -12,7 +12,7 @@ from sqlalchemy import select
 from connectors import google
 from gateway.domain.uids import appointment_uid
 from gateway.privacy.receipts import count_rows
-from gateway.store.google_models import GoogleChannel, GoogleConsent
+from gateway.store.lifecycle_models import OAuthConsent, WatchChannel
 from gateway.store.sync_models import SyncMapping
 from tests.google.conftest import CALENDAR, GoogleWorld
 from tests.peers.google import GooglePeer
@@ -263,7 +263,7 @@ def _scan(gworld: GoogleWorld, *needles: str) -> list[str]:
 async def test_disconnect_revokes_stops_channel_and_purges(
     gworld: GoogleWorld, remove: bool
 ) -> None:
-    from gateway.google import channels
+    from gateway.sync import watch
 
     peer = peer_of(gworld)
     await gworld.connect_google()
@@ -277,7 +277,7 @@ async def test_disconnect_revokes_stops_channel_and_purges(
         },
     )
     await gworld.sync()
-    assert await channels.tick(gworld.store, gworld.settings) == 1
+    assert await watch.tick(gworld.store, gworld.settings) == 1
     (channel_id,) = list(peer.channels)
     refresh = gworld.refresh_token()
     href = google.event_id(appointment_uid(apt["id"]))
@@ -303,8 +303,8 @@ async def test_disconnect_revokes_stops_channel_and_purges(
     # Here: nothing left but the receipt.
     async with gworld.store.transaction() as session:
         left = await count_rows(session, gworld.integration_id)
-        channels_left = list(await session.scalars(select(GoogleChannel)))
-        consents_left = list(await session.scalars(select(GoogleConsent)))
+        channels_left = list(await session.scalars(select(WatchChannel)))
+        consents_left = list(await session.scalars(select(OAuthConsent)))
     assert set(left.values()) == {0}, left
     assert channels_left == [] and consents_left == []
     assert _scan(gworld, refresh, "Zyxwv", href, foreign) == []

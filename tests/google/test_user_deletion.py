@@ -11,13 +11,13 @@ from tests.google.test_sync import END, START, peer_of
 
 
 async def test_deleting_a_user_revokes_and_removes_our_events(gworld: GoogleWorld) -> None:
-    from gateway.google import channels
+    from gateway.sync import watch
 
     peer = peer_of(gworld)
     await gworld.connect_google()
     apt = await gworld.book(START, END)
     await gworld.sync()
-    assert await channels.tick(gworld.store, gworld.settings) == 1
+    assert await watch.tick(gworld.store, gworld.settings) == 1
     (channel_id,) = list(peer.channels)
     refresh = gworld.refresh_token()
     href = google.event_id(appointment_uid(apt["id"]))

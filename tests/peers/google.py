@@ -31,6 +31,7 @@ import queue
 import re
 import secrets
 import threading
+import time
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -138,6 +139,7 @@ class Call:
     path: str
     query: dict[str, list[str]]
     headers: dict[str, str]
+    at: float = field(default_factory=time.monotonic)  # when it arrived
 
 
 class GooglePeer:
@@ -148,6 +150,7 @@ class GooglePeer:
         self.page_size = page_size
         self.base_url = ""  # set by running()
         self.calendars: dict[str, Calendar] = {}
+        self.primary: str | None = None  # the account's own calendar; the first added if None
         self.clients: dict[str, tuple[str, set[str]]] = {}  # client id → (secret, redirect URIs)
         self.codes: dict[str, dict[str, Any]] = {}
         self.refresh_tokens: dict[str, dict[str, Any]] = {}
@@ -486,6 +489,7 @@ class GooglePeer:
         raise ApiError(404, "notFound", "Not Found")
 
     def _calendar_list(self) -> dict[str, Any]:
+        own = self.primary or next(iter(self.calendars), None)
         items = [
             {
                 "kind": "calendar#calendarListEntry",
@@ -493,9 +497,10 @@ class GooglePeer:
                 "summary": c.summary,
                 "accessRole": c.access_role,
                 "timeZone": c.time_zone,
-                "primary": index == 0,
+                # Google marks the primary calendar and leaves the field out on the others.
+                **({"primary": True} if c.id == own else {}),
             }
-            for index, c in enumerate(self.calendars.values())
+            for c in self.calendars.values()
         ]
         return {"kind": "calendar#calendarList", "items": items, "nextSyncToken": "cl1"}
 

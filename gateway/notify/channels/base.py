@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from gateway.errors import ExternalError
 from gateway.privacy.redact import mask_contact_details
 
 
@@ -42,8 +43,8 @@ class Receipt:
     segments: int | None = None
 
 
-class ChannelError(Exception):
-    """Sending failed.
+class ChannelError(ExternalError):
+    """Sending failed. A permanent failure is not retried (`action` ``failed``), others are.
 
     `code` is short and free of personal data: it is stored and logged. `reason` is the
     sentence a practitioner reads; `provider_code`, `provider_message` (phone numbers and
@@ -63,6 +64,7 @@ class ChannelError(Exception):
         super().__init__(code)
         self.code = code[:200]
         self.permanent = permanent
+        self.action = "failed" if permanent else "retry"
         self.reason = reason or (
             "the message was refused and will not be retried"
             if permanent

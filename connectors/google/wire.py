@@ -1,0 +1,200 @@
+"""Google Calendar's wire format: event ids, event bodies, push-notification headers, and its
+errors turned into ours (connectors/errors.py).
+
+- Event ids: ours are client-supplied, derived from our UID (base32hex, Google's alphabet), so a
+  retried insert answers 409 instead of duplicating; our UID also goes into
+  ``extendedProperties.private`` (`UID_PROPERTY`), which finds our events again on reconnect.
+- Writes carry ``If-Match``: 412 → RemoteChanged; 404 / 410 → RemoteNotFound; 409 → RemoteExists;
+  ``410 fullSyncRequired`` → CursorExpired; 401 and ``invalid_grant`` → AuthExpired.
+- Push: the ``X-Goog-*`` headers of a notification (`read_notification`).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import socket
+from collections.abc import Mapping
+from datetime import UTC, date, datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import google.auth.exceptions
+import httplib2
+from googleapiclient.errors import HttpError
+
+from connectors.base import Event
+from connectors.errors import (
+    AuthExpired,
+    ConnectorError,
+    CursorExpired,
+    RemoteChanged,
+    RemoteExists,
+    RemoteNotFound,
+    Transient,
+)
+from connectors.registry import Incoming, Notification
+
+UID_PROPERTY = "calgateUid"  # our UID in extendedProperties.private
+RATE_REASONS = {"rateLimitExceeded", "userRateLimitExceeded"}
+
+
+# --- ids and event bodies -----------------------------------------------------------------
+
+
+def event_id(uid: str) -> str:
+    """Google event id for our UID: base32hex (a-v, 0-9) of its SHA-256, 52 characters."""
+    digest = hashlib.sha256(uid.encode()).digest()
+    return base64.b32hexencode(digest).decode().rstrip("=").lower()
+
+
+def _when(value: datetime | date, zone: str | None) -> dict[str, str]:
+    if isinstance(value, datetime):
+        tz = ZoneInfo(zone) if zone else UTC
+        body = {"dateTime": value.astimezone(tz).isoformat()}
+        body["timeZone"] = zone or "UTC"
+        return body
+    return {"date": value.isoformat()}
+
+
+def to_body(event: Event) -> dict[str, Any]:
+    """The Google event resource for a neutral event of ours."""
+    body: dict[str, Any] = {
+        "iCalUID": event.uid,
+        "summary": event.title,
+        "start": _when(event.start, event.timezone),
+        "end": _when(event.end, event.timezone),
+        "status": "tentative" if event.status == "tentative" else "confirmed",
+        "transparency": event.transparency,
+        "extendedProperties": {"private": {UID_PROPERTY: event.uid}},
+    }
+    if event.location:
+        body["location"] = event.location
+    if event.description:
+        body["description"] = event.description
+    return body
+
+
+def _parse_when(value: Mapping[str, Any]) -> datetime | date:
+    if "date" in value:
+        return date.fromisoformat(value["date"])
+    moment = datetime.fromisoformat(str(value["dateTime"]).replace("Z", "+00:00"))
+    if moment.tzinfo is None:  # Google always sends an offset; be safe anyway
+        moment = moment.replace(tzinfo=ZoneInfo(value.get("timeZone") or "UTC"))
+    return moment
+
+
+def uid_of(resource: Mapping[str, Any]) -> str:
+    """Our UID of a Google event: the private property, else its iCalUID, else its id."""
+    private = resource.get("extendedProperties", {}).get("private", {})
+    return str(private.get(UID_PROPERTY) or resource.get("iCalUID") or resource["id"])
+
+
+def from_body(resource: Mapping[str, Any]) -> Event:
+    """A neutral event from a Google event resource (an instance keeps its original start)."""
+    start = _parse_when(resource["start"])
+    end = _parse_when(resource["end"])
+    original = resource.get("originalStartTime")
+    updated = resource.get("updated")
+    status = resource.get("status", "confirmed")
+    return Event(
+        uid=uid_of(resource),
+        start=start,
+        end=end,
+        timezone=resource["start"].get("timeZone"),
+        title=resource.get("summary", ""),
+        location=resource.get("location"),
+        description=resource.get("description"),
+        status=status if status in ("confirmed", "tentative", "cancelled") else "confirmed",
+        transparency="transparent" if resource.get("transparency") == "transparent" else "opaque",
+        recurrence_id=_parse_when(original) if original else None,
+        etag=resource.get("etag"),
+        last_modified=(datetime.fromisoformat(updated.replace("Z", "+00:00")) if updated else None),
+    )
+
+
+def rfc3339(moment: datetime) -> str:
+    """An instant as Google's query parameters want it (UTC, Z)."""
+    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+# --- errors -------------------------------------------------------------------------------
+
+
+def reason(exc: HttpError) -> str:
+    """The ``reason`` of Google's error body (``quotaExceeded``, ``rateLimitExceeded``, ...)."""
+    details = exc.error_details
+    if isinstance(details, list):
+        for item in details:
+            if isinstance(item, dict) and item.get("reason"):
+                return str(item["reason"])
+    return ""
+
+
+def retry_after(headers: Any) -> float | None:
+    """The Retry-After header in seconds, or None."""
+    try:
+        value = headers.get("retry-after") if headers is not None else None
+        return float(value) if value is not None else None
+    except (TypeError, ValueError):
+        return None
+
+
+def translate(exc: Exception, what: str) -> ConnectorError:
+    """One library or network error as ours (never quoting Google's data)."""
+    if isinstance(exc, ConnectorError):
+        return exc
+    if isinstance(exc, HttpError):
+        status, why = exc.status_code, reason(exc)
+        if status == 401:
+            return AuthExpired("Google refused the access token")
+        if status == 429 or (status == 403 and why in RATE_REASONS):
+            return Transient("Google asked us to slow down", retry_after(exc.resp))
+        if status == 403:
+            return ConnectorError(f"Google refused {what} ({why or 'forbidden'})")
+        if status == 404:
+            return RemoteNotFound(f"{what}: not found at Google")
+        if status == 410:
+            if why == "fullSyncRequired":
+                return CursorExpired("Google no longer accepts the sync token")
+            return RemoteNotFound(f"{what}: deleted at Google")
+        if status == 409:
+            return RemoteExists(f"{what}: an event with this id exists at Google")
+        if status == 412:
+            return RemoteChanged(f"{what}: changed at Google meanwhile")
+        if status >= 500:
+            return Transient(f"Google answered {status}", retry_after(exc.resp))
+        return ConnectorError(f"Google answered {status} to {what} ({why or 'error'})")
+    if isinstance(exc, google.auth.exceptions.RefreshError):
+        text = str(exc.args[0]) if exc.args else ""
+        if text.startswith("invalid_grant"):
+            return AuthExpired("Google refused the grant (revoked or expired): reconnect needed")
+        if getattr(exc, "retryable", False):
+            return Transient("Google's token endpoint failed")
+        return AuthExpired("Google refused to refresh the access token")
+    if isinstance(exc, google.auth.exceptions.TransportError):
+        return Transient(f"could not reach Google's token endpoint ({type(exc).__name__})")
+    if isinstance(exc, httplib2.HttpLib2Error | OSError | socket.timeout):
+        return Transient(f"could not reach Google ({type(exc).__name__})")
+    return ConnectorError(f"unexpected failure during {what} ({type(exc).__name__})")
+
+
+# --- push notifications -------------------------------------------------------------------
+
+
+def read_notification(request: Incoming) -> Notification | None:
+    """The notification in a webhook request's ``X-Goog-*`` headers, or None if it is not one.
+
+    Every message but the initial ``sync`` says the calendar changed.
+    """
+    lower = {k.lower(): v for k, v in request.headers.items()}
+    channel = lower.get("x-goog-channel-id")
+    state = lower.get("x-goog-resource-state")
+    if not channel or not state:
+        return None
+    return Notification(
+        channel,
+        lower.get("x-goog-channel-token"),
+        lower.get("x-goog-resource-id"),
+        changed=state != "sync",
+    )

@@ -1,0 +1,263 @@
+"""Push channels, for every provider that declares them: one per synced calendar, renewed before
+expiry, verified on arrival, stopped on disconnect.
+
+A channel (`Connector.watch_start`) carries a random token the provider echoes with each
+notification; only its SHA-256 is stored. `receive` accepts a notification only for a known
+channel id of that provider with the right token (else 404 / 403, nothing marked), acknowledges
+the ones that say nothing changed, and otherwise only marks the integration due for a pull (the
+sync engine's dirty mark): the work happens in the sync tick, so the answer is immediate. The
+provider turns its request into a `Notification` (`Watch.read_notification`).
+
+`tick` keeps channels current: a calendar that is synced (write or busy) and has no channel with
+more than the provider's renew margin left gets a new one, and the old one is stopped (providers
+do not renew channels by themselves). Channels of calendars no longer synced are stopped.
+`stop_all` runs before a disconnect purges the integration (the rows go with it).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import hmac
+import logging
+import secrets as pysecrets
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from connectors import base
+from connectors.base import Connector, ConnectorError, RemoteNotFound
+from connectors.registry import Incoming, Provider
+from gateway.config import Settings
+from gateway.errors import ExternalError
+from gateway.store.db import Store, session_store
+from gateway.store.lifecycle_models import WatchChannel
+from gateway.store.sync_models import Integration, SyncCalendar
+from gateway.store.types import utcnow
+from gateway.sync import providers
+from gateway.sync.run import ACTIVE
+
+log = logging.getLogger("calgate.sync")
+
+
+def webhook_path(provider: str) -> str:
+    """Where provider `provider` posts its notifications (relative to public_url)."""
+    return f"/webhooks/{provider}"
+
+
+def _hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def _watching(store: Store, settings: Settings) -> list[Provider]:
+    return [
+        p
+        for p in providers.registry(store, settings)
+        if p.capabilities.watch and p.watch is not None and not p.unavailable
+    ]
+
+
+async def receive(
+    session: AsyncSession, settings: Settings, provider_name: str, request: Incoming
+) -> int:
+    """Handle one push notification for `provider_name`; returns the HTTP status to answer."""
+    store = session_store(session)
+    found = [p for p in _watching(store, settings) if p.name == provider_name]
+    if not found or found[0].watch is None:
+        return 404
+    note = found[0].watch.read_notification(request)
+    if note is None:
+        return 400
+    channel = await session.scalar(
+        select(WatchChannel).where(
+            WatchChannel.channel_id == note.channel_id, WatchChannel.provider == provider_name
+        )
+    )
+    if channel is None:
+        # A provider may announce a channel before our row is committed; such a first message
+        # says nothing changed, so it is acknowledged whatever the channel.
+        return 404 if note.changed else 200
+    if note.token is None or not hmac.compare_digest(_hash(note.token), channel.token_hash):
+        log.warning("webhook refused", extra={"reason": "bad channel token"})
+        return 403
+    if note.resource_id is not None and note.resource_id != channel.resource_id:
+        return 403
+    channel.last_message_at = utcnow()
+    if note.changed:
+        # The engine's own due mark: dirty survives a sync running right now (it is read back
+        # when the run ends, which then schedules the next run at once).
+        await session.execute(
+            update(Integration)
+            .where(Integration.id == channel.integration_id, Integration.status == ACTIVE)
+            .values(dirty=True, due_at=utcnow())
+            .execution_options(synchronize_session=False)
+        )
+    return 200
+
+
+async def _stop(connector: Connector, row: WatchChannel) -> None:
+    with contextlib.suppress(RemoteNotFound):  # already gone at the provider
+        await connector.watch_stop(
+            base.WatchChannel(row.channel_id, row.resource_id, row.expires_at)
+        )
+
+
+async def stop_all(session: AsyncSession, integration: Integration, connector: Connector) -> None:
+    """Stop the integration's channels at the provider (before a disconnect; failures do not
+    block it)."""
+    rows = await session.scalars(
+        select(WatchChannel).where(WatchChannel.integration_id == integration.id)
+    )
+    for row in rows:
+        try:
+            await _stop(connector, row)
+        except ConnectorError as exc:
+            log.warning("channel not stopped", extra={"error": type(exc).__name__})
+        await session.delete(row)
+    await session.flush()
+
+
+async def tick(store: Store, settings: Settings) -> int:
+    """Start, renew and stop channels as needed; returns how many were started."""
+    started = 0
+    for provider in _watching(store, settings):
+        started += await _tick_provider(store, settings, provider)
+    return started
+
+
+async def _tick_provider(store: Store, settings: Settings, provider: Provider) -> int:
+    assert provider.watch is not None
+    margin = timedelta(hours=provider.watch.renew_hours)
+    address = settings.public_url + webhook_path(provider.name)
+    async with store.transaction() as session:
+        integrations = list(
+            await session.scalars(
+                select(Integration).where(
+                    Integration.provider == provider.name, Integration.status == ACTIVE
+                )
+            )
+        )
+        work = []
+        for integration in integrations:
+            channels = list(
+                await session.scalars(
+                    select(WatchChannel).where(WatchChannel.integration_id == integration.id)
+                )
+            )
+            work.append((integration, await _synced(session, integration), channels))
+    started = 0
+    for integration, wanted, channels in work:
+        try:
+            connector = providers.connector_for(store, settings, integration)
+        except ExternalError as exc:  # an unreadable secret: the sync reports it
+            log.warning("channels skipped", extra={"error": type(exc).__name__})
+            continue
+        try:
+            started += await _refresh(
+                store, integration, connector, wanted, channels, address, margin
+            )
+        except ConnectorError as exc:
+            log.warning("channel renewal failed", extra={"error": type(exc).__name__})
+        finally:
+            await connector.close()
+    return started
+
+
+async def _synced(session: AsyncSession, integration: Integration) -> set[str]:
+    rows = await session.scalars(
+        select(SyncCalendar.remote_id).where(
+            SyncCalendar.integration_id == integration.id,
+            SyncCalendar.write | SyncCalendar.busy,
+        )
+    )
+    return set(rows)
+
+
+async def _refresh(
+    store: Store,
+    integration: Integration,
+    connector: Connector,
+    wanted: set[str],
+    channels: list[WatchChannel],
+    address: str,
+    margin: timedelta,
+) -> int:
+    started = 0
+    keep: dict[str, WatchChannel] = {}
+    for row in sorted(channels, key=lambda c: c.expires_at, reverse=True):
+        if row.calendar_id in wanted and row.expires_at - margin > utcnow():
+            keep.setdefault(row.calendar_id, row)
+    for calendar_id in sorted(wanted - set(keep)):
+        token = pysecrets.token_urlsafe(32)
+        made = await connector.watch_start(calendar_id, address, token)
+        async with store.transaction() as session:
+            if await session.get(Integration, integration.id) is None:
+                await connector.watch_stop(made)  # disconnected meanwhile
+                continue
+            session.add(
+                WatchChannel(
+                    provider=integration.provider,
+                    integration_id=integration.id,
+                    calendar_id=calendar_id,
+                    channel_id=made.id,
+                    resource_id=made.resource_id,
+                    token_hash=_hash(token),
+                    expires_at=made.expires_at,
+                )
+            )
+        started += 1
+    # The replaced channels (once their successor runs), and those of calendars not synced.
+    kept = {row.id for row in keep.values()}
+    for row in channels:
+        if row.id in kept:
+            continue
+        try:
+            await _stop(connector, row)
+        except ConnectorError as exc:
+            if row.expires_at > utcnow():
+                log.warning("channel not stopped", extra={"error": type(exc).__name__})
+                continue
+        async with store.transaction() as session:
+            stale = await session.get(WatchChannel, row.id)
+            if stale is not None:
+                await session.delete(stale)
+    return started
+
+
+async def poll_minutes(
+    session: AsyncSession, store: Store, settings: Settings, integration: Integration
+) -> float | None:
+    """The provider's longer backstop poll interval while every synced calendar has an
+    unexpired channel, else None (the engine's own interval)."""
+    found = [p for p in _watching(store, settings) if p.name == integration.provider]
+    if not found or found[0].watch is None:
+        return None
+    wanted = await _synced(session, integration)
+    live = set(
+        await session.scalars(
+            select(WatchChannel.calendar_id).where(
+                WatchChannel.integration_id == integration.id,
+                WatchChannel.expires_at > utcnow(),
+            )
+        )
+    )
+    if not wanted or not wanted <= live:
+        return None
+    return found[0].watch.poll_minutes
+
+
+def install(scheduler: Any, store: Store, settings: Settings) -> None:
+    """Add the channel tick to the daemon's scheduler (every 5 minutes; only when a provider
+    offers push channels)."""
+    if not _watching(store, settings):
+        return
+
+    async def run() -> None:
+        try:
+            await tick(store, settings)
+        except Exception as exc:  # a failed tick (database away) must not stop later ticks
+            log.warning("channel tick failed: %s", type(exc).__name__)
+
+    scheduler.add_job(run, "interval", minutes=5, id="watch-channels", next_run_time=utcnow())
