@@ -12,10 +12,10 @@ from pathlib import Path
 
 from sqlalchemy import select
 
+from gateway.privacy.receipts import count_rows
 from gateway.store.lifecycle_models import OAuthConsent, WatchChannel
 from gateway.store.sync_models import Integration
 from gateway.sync import watch
-from gateway.privacy.receipts import count_rows
 from tests.peers import consent_memory
 from tests.sync.conftest import World
 
