@@ -31,7 +31,7 @@ from gateway.store.lifecycle_models import OAuthConsent
 from gateway.store.sync_models import Integration, SyncCalendar
 from gateway.store.types import utcnow
 from gateway.sync import providers
-from gateway.sync.run import ACTIVE, PENDING
+from gateway.sync.run import ACTIVE, PENDING, PURGING
 
 log = logging.getLogger("calgate.sync")
 
@@ -162,7 +162,7 @@ async def finish(
         return Result(False, failed, describe(exc).words, account_id=account_id)
     async with store.transaction() as session:
         integration = await session.get(Integration, integration_id)
-        if integration is None:
+        if integration is None or integration.status == PURGING:  # disconnected meanwhile
             return Result(
                 False, failed, "This connection was removed meanwhile.", account_id=account_id
             )
