@@ -371,6 +371,47 @@ class Settings(BaseSettings):
         30.0, gt=0, description="Timeout of each request to Google."
     )
 
+    microsoft_client_id: str = Field(
+        "", description="Application (client) id of calgate's Entra app; empty = no Outlook."
+    )
+    microsoft_client_secret: SecretStr = Field(
+        SecretStr(""),
+        description="Client secret of that app; better: CALGATE_MICROSOFT_CLIENT_SECRET.",
+    )
+    microsoft_authority: str = Field(
+        "https://login.microsoftonline.com/common",
+        description="Microsoft identity authority (tenant 'common' takes work and personal "
+        "accounts; sovereign clouds have their own host).",
+    )
+    microsoft_graph_base: str = Field(
+        "https://graph.microsoft.com/v1.0", description="Microsoft Graph base URL."
+    )
+    microsoft_redirect_url: str = Field(
+        "",
+        description="Redirect URI registered with the app; empty = public_url + "
+        "/oauth/outlook/callback.",
+    )
+    microsoft_ca_file: str = Field(
+        "",
+        description="PEM file of the CAs trusted for the identity platform and Graph; empty = "
+        "the system's.",
+    )
+    microsoft_consent_minutes: float = Field(
+        10.0, gt=0, description="How long a Microsoft consent link may be used (once)."
+    )
+    microsoft_requests_per_window: int = Field(
+        10000,
+        gt=0,
+        description="Graph requests per grant per microsoft.budget_window_seconds, shared by "
+        "every process (Graph allows 10,000 per 10 minutes per mailbox and app).",
+    )
+    microsoft_budget_window_seconds: float = Field(
+        600.0, gt=0, description="The window of microsoft.requests_per_window."
+    )
+    microsoft_timeout_seconds: float = Field(
+        30.0, gt=0, description="Timeout of each request to Microsoft."
+    )
+
     @field_validator("public_url")
     @classmethod
     def _check_public_url(cls, value: str) -> str:

@@ -130,7 +130,7 @@ async def finish(
             False, failed, "Access was not granted, so nothing was connected. You can try again."
         )
     try:
-        grant = await _oauth(store, settings, provider).exchange_code(code)
+        grant = await _oauth(store, settings, provider).exchange_code(code, state)
         shared = providers.shared_state(store, settings, provider.name)
         connector = provider.build(Credentials(None, grant.username, grant.secret), shared)
         try:
