@@ -67,13 +67,13 @@ class OutlookConnector(Connector):
         if not credentials.secret:
             raise AuthExpired("no Microsoft grant stored: reconnect needed")
         self.cache = load_cache(credentials.secret)
-        accounts = self.cache.find(msal.TokenCache.CredentialType.ACCOUNT)
+        accounts = list(self.cache.search(msal.TokenCache.CredentialType.ACCOUNT))
         if not accounts:
             raise AuthExpired("the stored Microsoft grant holds no account: reconnect needed")
         self.account_id = str(accounts[0]["home_account_id"])
         self.limits = GrantLimits(shared or LocalState(), self.account_id, app)
         self._msal: msal.ConfidentialClientApplication | None = None
-        self._http = httpx.AsyncClient(verify=app.verify, timeout=app.timeout_seconds)
+        self._http = httpx.AsyncClient(verify=app.tls(), timeout=app.timeout_seconds)
         self.requests = 0  # Graph requests made (for benchmarks and tests)
 
     # plumbing
@@ -284,3 +284,6 @@ class OutlookConnector(Connector):
 
     async def close(self) -> None:
         await self._http.aclose()
+        if self._msal is not None:
+            self._msal.http_client.close()
+            self._msal = None

@@ -18,6 +18,7 @@ import asyncio
 import base64
 import hashlib
 import hmac
+import ssl
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode
@@ -54,6 +55,10 @@ class OutlookApp:
     def verify(self) -> str | bool:
         """What the HTTP clients verify certificates with."""
         return self.ca_file or True
+
+    def tls(self) -> ssl.SSLContext:
+        """The TLS context of Graph calls (httpx): the configured CAs, else the system's."""
+        return ssl.create_default_context(cafile=self.ca_file or None)
 
 
 def _derive(app: OutlookApp, purpose: str, state: str) -> str:
@@ -140,7 +145,10 @@ class MicrosoftOAuth:
         def exchange() -> tuple[dict[str, Any], str]:
             cache = msal.SerializableTokenCache()
             app = client(self.app, cache)
-            result = app.acquire_token_by_auth_code_flow(flow, {"code": code, "state": state})
+            try:
+                result = app.acquire_token_by_auth_code_flow(flow, {"code": code, "state": state})
+            finally:
+                app.http_client.close()
             return result, cache.serialize()
 
         try:
