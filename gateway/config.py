@@ -279,7 +279,7 @@ class Settings(BaseSettings):
         60.0, gt=0, description="Longest wait between retries of a failing integration."
     )
     sync_connectors: str = Field(
-        "connectors.caldav, connectors.google",
+        "connectors.caldav, connectors.google, connectors.outlook",
         description="Calendar providers offered, as comma-separated Python modules, each with a "
         "provider(settings) function (connectors/registry.py).",
     )

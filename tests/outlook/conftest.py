@@ -5,6 +5,8 @@ from __future__ import annotations
 import secrets
 import ssl
 from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
@@ -13,7 +15,12 @@ import pytest
 
 from connectors import outlook
 from connectors.registry import Grant
+from gateway.config import Settings
+from gateway.store.db import Store
+from tests.conftest import make_settings
 from tests.peers import graph
+from tests.support import new_account
+from tests.sync.conftest import World
 
 CLIENT_ID = "5f1c9a2e-0000-4000-8000-00000000ca17"
 CLIENT_SECRET = "test~secret~not-real"  # noqa: S105 - a stand-in's
@@ -79,3 +86,53 @@ async def consented(peer: graph.GraphPeer, app: outlook.OutlookApp) -> Grant:
 @pytest.fixture
 async def grant(peer: graph.GraphPeer, outlook_app: outlook.OutlookApp) -> Grant:
     return await consented(peer, outlook_app)
+
+
+@pytest.fixture
+def settings(tmp_path: Path, peer: graph.GraphPeer) -> Settings:
+    """Settings pointing the Outlook connector at the stand-in."""
+    return make_settings(tmp_path, **microsoft_settings(peer))
+
+
+@dataclass
+class OutlookWorld(World):
+    """A World (tests/sync/conftest.py) whose practitioner connects Outlook through consent."""
+
+    peer: graph.GraphPeer | None = None
+
+    async def consent_url(self) -> str:
+        created = await self.connect(provider="outlook")
+        assert created["status"] == "pending" and created["consent_url"]
+        return str(created["consent_url"])
+
+    async def consent(self, url: str) -> tuple[str, str]:
+        """The person consents at Microsoft: (code, state) of the redirect."""
+        assert self.peer is not None
+        back = await consent_at(self.peer, url)
+        return back["code"], back["state"]
+
+    async def callback(self, code: str, state: str) -> httpx.Response:
+        return await self.api.http.get(
+            "/oauth/outlook/callback", params={"code": code, "state": state}
+        )
+
+    async def connect_outlook(self) -> dict[str, Any]:
+        code, state = await self.consent(await self.consent_url())
+        page = await self.callback(code, state)
+        assert page.status_code == 200, page.text
+        return await self.integration()
+
+    @property
+    def calendar(self) -> str:
+        assert self.peer is not None
+        return next(c.id for c in self.peer.calendars.values() if c.default)
+
+
+@pytest.fixture
+async def oworld(
+    store: Store, client: httpx.AsyncClient, settings: Settings, peer: graph.GraphPeer
+) -> OutlookWorld:
+    api = await new_account(store, client)
+    user = await api.user(timezone="Europe/Paris")
+    person = await api.client()
+    return OutlookWorld(api, store, settings, user, person, peer=peer)
