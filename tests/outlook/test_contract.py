@@ -9,7 +9,7 @@ import pytest
 from connectors import outlook
 from connectors.base import Credentials, Event
 from connectors.registry import Grant
-from tests.connectors.contract import ConnectorContract, Side, WINDOW
+from tests.connectors.contract import WINDOW, ConnectorContract, Side, event
 from tests.peers.graph import GraphPeer
 
 
@@ -49,4 +49,12 @@ async def side(
 
 
 class TestOutlookConnector(ConnectorContract):
-    pass
+    async def test_retried_identical_post_returns_the_event_made(
+        self, side: Side, peer: GraphPeer
+    ) -> None:
+        # transactionId: the answer of the first POST was lost; the same POST again must not
+        # make a second event.
+        first = await side.connector.create(side.calendar_id, event())
+        again = await side.connector.create(side.calendar_id, event())
+        assert again.href == first.href
+        assert len(peer.live_events(side.calendar_id)) == 1

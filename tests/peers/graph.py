@@ -128,6 +128,8 @@ class GraphPeer:
         self.delta_generation = 0
         self.failures: list[GraphError] = []
         self.graph_calls = 0
+        self.calls: list[tuple[str, str, dict[str, str]]] = []  # (method, path, headers)
+        self.drop_next_answer = False  # do the next Graph write, then close without answering
         self.user = {
             "id": "00000000-0000-0000-0000-00000000dr01",
             "displayName": "Dr Test",
@@ -290,6 +292,7 @@ class GraphPeer:
         auth = headers.get("authorization", "")
         with self.lock:
             self.graph_calls += 1
+            self.calls.append((method, path, dict(headers)))
             if not auth.startswith("Bearer ") or auth[7:] not in self.access_tokens:
                 raise GraphError(401, "InvalidAuthenticationToken", "Access token is empty.")
             if self.failures:
@@ -448,6 +451,7 @@ class GraphPeer:
                 "start": start.isoformat(),
                 "end": end.isoformat(),
                 "since": 0,
+                "initial": True,  # a first round lists what is there, never removals
             }
         if "$skiptoken" not in query:  # a new round: everything up to now, from `since`
             state = {**state, "upto": next(self.seq), "offset": 0}
@@ -458,7 +462,7 @@ class GraphPeer:
             if not state["since"] < event["_seq"] < state["upto"]:
                 continue
             if event.get("_deleted") or not self._in_window(event, start, end):
-                if state["since"]:
+                if not state["initial"]:
                     rows.append({"id": event["id"], "@removed": {"reason": "deleted"}})
             else:
                 rows.append({"@odata.type": "#microsoft.graph.event", **self._public(event)})
@@ -475,7 +479,7 @@ class GraphPeer:
                 {"$skiptoken": _b64({**state, "offset": offset + size})}
             )
         else:
-            following = {**state, "since": state["upto"] - 1, "offset": 0}
+            following = {**state, "since": state["upto"] - 1, "offset": 0, "initial": False}
             answer["@odata.deltaLink"] = link + urlencode({"$deltatoken": _b64(following)})
         return answer
 
@@ -530,6 +534,10 @@ class _Handler(BaseHTTPRequestHandler):
         except ValueError:
             self._answer(400, {}, GraphError(400, "BadRequest", "Unreadable body").body())
             return
+        if self.command != "GET" and peer.drop_next_answer:
+            peer.drop_next_answer = False  # done, but the answer is lost on the way
+            self.close_connection = True
+            return
         self._answer(status, extra, answer)
 
     do_GET = do_POST = do_PATCH = do_DELETE = _handle
@@ -562,9 +570,4 @@ def running(peer: GraphPeer | None = None, ca_dir: str | None = None) -> Iterato
             server.server_close()
 
 
-def when(value: date | datetime) -> str:
-    """An ISO string of a test moment (helper for tests building bodies)."""
-    return value.isoformat()
-
-
-__all__ = ["TENANT", "GraphError", "GraphPeer", "running", "timedelta"]
+__all__ = ["TENANT", "GraphError", "GraphPeer", "running"]

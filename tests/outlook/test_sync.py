@@ -1,0 +1,182 @@
+"""The sync engine with the Outlook connector through the Graph stand-in: the scenarios the
+CalDAV and Google suites run that this connector covers so far (see /work/notes/outlook.md)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from connectors import outlook
+from gateway.domain.uids import appointment_uid
+from tests.outlook.conftest import OutlookWorld
+from tests.peers.graph import GraphPeer
+
+START = "2027-01-12T09:00:00Z"
+END = "2027-01-12T10:00:00Z"
+
+
+def peer_of(oworld: OutlookWorld) -> GraphPeer:
+    assert oworld.peer is not None
+    return oworld.peer
+
+
+def writes(peer: GraphPeer) -> list[str]:
+    return [f"{m} {p}" for m, p, _ in peer.calls if m in ("POST", "PATCH", "DELETE")]
+
+
+def ours(oworld: OutlookWorld) -> dict[str, dict[str, Any]]:
+    """Our events in the Outlook calendar, by our UID (the extended property)."""
+    peer = peer_of(oworld)
+    found = {}
+    for event in peer.calendars[oworld.calendar].events.values():
+        if event.get("_deleted"):
+            continue
+        for prop in event.get("singleValueExtendedProperties", []):
+            if prop["id"] == outlook.UID_PROPERTY:
+                found[prop["value"]] = event
+    return found
+
+
+async def test_push_create_reschedule_cancel(oworld: OutlookWorld) -> None:
+    peer = peer_of(oworld)
+    await oworld.connect_outlook()
+    apt = await oworld.book(START, END)
+    outcome = await oworld.sync()
+    assert outcome.error is None and outcome.pushed == 1
+    uid = appointment_uid(apt["id"])
+    event = ours(oworld)[uid]
+    assert event["subject"] == "Consultation"
+    assert event["originalStartTimeZone"] == "Romance Standard Time"  # Paris, as Graph names it
+    assert event["start"]["dateTime"].startswith("2027-01-12T09:00:00")  # UTC
+    assert event["transactionId"]
+    etag = event["@odata.etag"]
+
+    await oworld.api.patch(
+        f"/v1/appointments/{apt['id']}",
+        {"start": "2027-01-12T11:00:00Z", "end": "2027-01-12T12:00:00Z"},
+    )
+    assert (await oworld.sync()).pushed == 1
+    assert ours(oworld)[uid]["start"]["dateTime"].startswith("2027-01-12T11:00:00")
+    (patch,) = [h for m, _, h in peer.calls if m == "PATCH"]
+    assert patch["if-match"] == etag
+
+    await oworld.api.post(f"/v1/appointments/{apt['id']}/cancel")
+    await oworld.sync()
+    assert ours(oworld) == {}
+    (delete,) = [h for m, _, h in peer.calls if m == "DELETE"]
+    assert delete["if-match"]
+    status = await oworld.integration()
+    assert status["counts"]["mappings"] == 0 and status["last_error"] is None
+
+
+async def test_echo_produces_no_write(oworld: OutlookWorld) -> None:
+    peer = peer_of(oworld)
+    await oworld.connect_outlook()
+    await oworld.book(START, END)
+    await oworld.sync()
+    before = writes(peer)
+    await oworld.sync()
+    await oworld.sync()
+    assert writes(peer) == before
+
+
+async def test_move_and_delete_in_outlook_flow_back(oworld: OutlookWorld) -> None:
+    peer = peer_of(oworld)
+    await oworld.connect_outlook()
+    moved = await oworld.book(START, END)
+    deleted = await oworld.book("2027-01-13T09:00:00Z", "2027-01-13T10:00:00Z")
+    await oworld.sync()
+    mine = ours(oworld)
+    peer.patch_event(
+        oworld.calendar,
+        mine[appointment_uid(moved["id"])]["id"],
+        {
+            "start": {"dateTime": "2027-01-14T15:00:00", "timeZone": "Romance Standard Time"},
+            "end": {"dateTime": "2027-01-14T16:30:00", "timeZone": "Romance Standard Time"},
+        },
+    )
+    peer.delete_event(oworld.calendar, mine[appointment_uid(deleted["id"])]["id"])
+    before = writes(peer)
+    outcome = await oworld.sync()
+    assert outcome.error is None
+    assert outcome.rescheduled == 1 and outcome.cancelled == 1
+    got = await oworld.appointment(moved["id"])
+    assert (got["start"], got["end"]) == ("2027-01-14T14:00:00Z", "2027-01-14T15:30:00Z")
+    assert (await oworld.appointment(deleted["id"]))["status"] == "cancelled"
+    assert writes(peer) == before  # nothing echoed back
+    await oworld.sync()
+    assert writes(peer) == before
+
+
+async def test_both_sides_changed_calgate_wins(oworld: OutlookWorld) -> None:
+    peer = peer_of(oworld)
+    await oworld.connect_outlook()
+    apt = await oworld.book(START, END)
+    await oworld.sync()
+    uid = appointment_uid(apt["id"])
+    peer.patch_event(
+        oworld.calendar,
+        ours(oworld)[uid]["id"],
+        {
+            "start": {"dateTime": "2027-01-20T09:00:00", "timeZone": "UTC"},
+            "end": {"dateTime": "2027-01-20T10:00:00", "timeZone": "UTC"},
+        },
+    )
+    await oworld.api.patch(
+        f"/v1/appointments/{apt['id']}",
+        {"start": "2027-01-12T15:00:00Z", "end": "2027-01-12T16:00:00Z"},
+    )
+    outcome = await oworld.sync()
+    assert outcome.error is None and outcome.conflicts == 1
+    assert ours(oworld)[uid]["start"]["dateTime"].startswith("2027-01-12T15:00:00")
+
+
+async def test_410_resyncs_without_duplicates(oworld: OutlookWorld) -> None:
+    peer = peer_of(oworld)
+    await oworld.connect_outlook()
+    for day in range(12, 17):  # more than one delta page (the stand-in pages by 3)
+        await oworld.book(f"2027-01-{day}T09:00:00Z", f"2027-01-{day}T10:00:00Z")
+    assert (await oworld.sync()).pushed == 5
+    peer.put_event(
+        oworld.calendar,
+        outlook.to_body(_foreign()) | {"singleValueExtendedProperties": []},
+    )
+    peer.invalidate_delta()
+    before = writes(peer)
+    outcome = await oworld.sync()
+    assert outcome.error is None, outcome.error
+    assert writes(peer) == before
+    assert len(ours(oworld)) == 5
+    assert len(peer.live_events(oworld.calendar)) == 6
+
+
+async def test_lost_create_answer_leaves_one_event(oworld: OutlookWorld) -> None:
+    peer = peer_of(oworld)
+    await oworld.connect_outlook()
+    await oworld.book(START, END)
+    peer.drop_next_answer = True  # Graph creates the event; the answer never arrives
+    first = await oworld.sync()
+    assert first.error is not None
+    assert len(peer.live_events(oworld.calendar)) == 1
+    again = await oworld.sync()
+    assert again.error is None, again.error
+    assert len(peer.live_events(oworld.calendar)) == 1  # adopted, not created twice
+    assert (await oworld.integration())["counts"]["mappings"] == 1
+
+
+async def test_throttling_waits_for_retry_after(oworld: OutlookWorld) -> None:
+    peer = peer_of(oworld)
+    await oworld.connect_outlook()
+    await oworld.book(START, END)
+    peer.fail_next("429", 2)
+    outcome = await oworld.sync()
+    assert outcome.error is None and outcome.pushed == 1
+    assert len(ours(oworld)) == 1
+
+
+def _foreign() -> Any:
+    from datetime import UTC, datetime
+
+    from connectors.base import Event
+
+    start = datetime(2027, 1, 12, 13, tzinfo=UTC)
+    return Event(uid="dentist@elsewhere", start=start, end=start.replace(hour=14), title="Dentist")
