@@ -246,7 +246,9 @@ class OutlookConnector(Connector):
 
     async def create(self, calendar_id: str, event: Event) -> Written:
         body = {**to_body(event), "transactionId": transaction_id(event.uid)}
-        created = await self._call("creating an event", "POST", self._events(calendar_id), json=body)
+        created = await self._call(
+            "creating an event", "POST", self._events(calendar_id), json=body
+        )
         made = from_body(created)
         wanted = from_body({**body, "id": "", "originalStartTimeZone": event.timezone})
         if (made.start, made.end, made.title) != (wanted.start, wanted.end, wanted.title):

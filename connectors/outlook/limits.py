@@ -10,8 +10,8 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import random
-from email.utils import parsedate_to_datetime
 from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 
 from connectors.base import SharedState
 from connectors.outlook.oauth import OutlookApp

@@ -94,7 +94,9 @@ def auth_code_flow(app: OutlookApp, state: str) -> dict[str, Any]:
     }
 
 
-def client(app: OutlookApp, cache: msal.SerializableTokenCache) -> msal.ConfidentialClientApplication:
+def client(
+    app: OutlookApp, cache: msal.SerializableTokenCache
+) -> msal.ConfidentialClientApplication:
     """An msal client over `cache`. Network: reads the authority's openid configuration."""
     session = requests.Session()
     session.trust_env = False  # no proxies and no REQUESTS_CA_BUNDLE overriding `verify`

@@ -131,7 +131,9 @@ def translate(status: int, body: dict[str, Any], what: str, headers: dict[str, s
     if status == 404:
         return errors.RemoteNotFound(words)
     if status == 410:
-        return errors.CursorExpired(words) if "sync" in code.lower() else errors.RemoteNotFound(words)
+        return (
+            errors.CursorExpired(words) if "sync" in code.lower() else errors.RemoteNotFound(words)
+        )
     if status in (409, 412):
         return errors.RemoteChanged(words)
     if status == 429 or status >= 500:

@@ -23,7 +23,7 @@ from tests.support import new_account
 from tests.sync.conftest import World
 
 CLIENT_ID = "5f1c9a2e-0000-4000-8000-00000000ca17"
-CLIENT_SECRET = "test~secret~not-real"  # noqa: S105 - a stand-in's
+CLIENT_SECRET = "test~secret~not-real"
 REDIRECT = "http://127.0.0.1:8400/oauth/outlook/callback"
 
 

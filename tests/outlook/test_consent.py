@@ -111,7 +111,9 @@ async def test_invalid_grant_means_reconnect_needed_and_loses_nothing(
     assert (await oworld.sync()).status == "reconnect_needed"  # not retried
     assert oworld.peer.graph_calls == calls
 
-    answer = await oworld.api.patch(f"/v1/integrations/{oworld.integration_id}", {"reconnect": True})
+    answer = await oworld.api.patch(
+        f"/v1/integrations/{oworld.integration_id}", {"reconnect": True}
+    )
     assert answer.status_code == 200, answer.text
     code, state = await oworld.consent(str(answer.json()["consent_url"]))
     assert (await oworld.callback(code, state)).status_code == 200

@@ -37,7 +37,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit
@@ -71,7 +71,9 @@ class GraphError(Exception):
 
 FAILURES: dict[str, GraphError] = {
     "429": GraphError(
-        429, "TooManyRequests", "Application is over its MailboxConcurrency limit.",
+        429,
+        "TooManyRequests",
+        "Application is over its MailboxConcurrency limit.",
         {"Retry-After": "1"},
     ),
     "503": GraphError(503, "ServiceNotAvailable", "Service unavailable", {"Retry-After": "1"}),
