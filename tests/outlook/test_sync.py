@@ -180,3 +180,48 @@ def _foreign() -> Any:
 
     start = datetime(2027, 1, 12, 13, tzinfo=UTC)
     return Event(uid="dentist@elsewhere", start=start, end=start.replace(hour=14), title="Dentist")
+
+
+async def test_busy_from_windows_zones_all_day_and_free(oworld: OutlookWorld) -> None:
+    peer = peer_of(oworld)
+    await oworld.connect_outlook()
+    paris = "Romance Standard Time"  # what Outlook clients write; IANA Europe/Paris
+    for day in ("2027-03-15", "2027-04-05"):  # either side of the DST change of 2027-03-28
+        peer.put_event(
+            oworld.calendar,
+            {
+                "subject": "Private",
+                "start": {"dateTime": f"{day}T10:00:00", "timeZone": paris},
+                "end": {"dateTime": f"{day}T11:00:00", "timeZone": paris},
+            },
+        )
+    peer.put_event(
+        oworld.calendar,
+        {
+            "subject": "Holiday",
+            "isAllDay": True,
+            "start": {"dateTime": "2027-03-28T00:00:00", "timeZone": paris},
+            "end": {"dateTime": "2027-03-29T00:00:00", "timeZone": paris},
+        },
+    )
+    peer.put_event(
+        oworld.calendar,
+        {
+            "subject": "Maybe",
+            "showAs": "free",
+            "start": {"dateTime": "2027-03-16T12:00:00", "timeZone": "UTC"},
+            "end": {"dateTime": "2027-03-16T13:00:00", "timeZone": "UTC"},
+        },
+    )
+    assert (await oworld.sync()).error is None
+    response = await oworld.api.get(
+        f"/v1/users/{oworld.user['id']}/busy",
+        params={"from": "2027-03-14T00:00:00Z", "to": "2027-04-10T00:00:00Z"},
+    )
+    assert response.status_code == 200, response.text
+    busy = [(i["start"], i["end"]) for i in response.json()["busy"]]
+    assert busy == [
+        ("2027-03-15T09:00:00Z", "2027-03-15T10:00:00Z"),  # CET
+        ("2027-03-27T23:00:00Z", "2027-03-28T22:00:00Z"),  # all-day in Paris: 23 hours (DST)
+        ("2027-04-05T08:00:00Z", "2027-04-05T09:00:00Z"),  # CEST
+    ]

@@ -351,11 +351,12 @@ class GraphPeer:
             if which in event:
                 value = event[which]
                 zone = value.get("timeZone") or "UTC"
-                if event.get("isAllDay"):
-                    day = datetime.fromisoformat(value["dateTime"][:19])
-                    event[f"_{which}_day"] = day.date().isoformat()
                 event[f"original{which.title()}TimeZone"] = _OLSON_TO_WINDOWS.get(zone, zone)
-                event[which] = _graph_time(_instant(value))
+                if event.get("isAllDay"):  # local days: midnights, whatever the zone
+                    day = str(value["dateTime"])[:10]
+                    event[which] = {"dateTime": f"{day}T00:00:00.0000000", "timeZone": "UTC"}
+                else:
+                    event[which] = _graph_time(_instant(value))
 
     def _create(self, calendar: Calendar, body: dict[str, Any]) -> dict[str, Any]:
         if not calendar.can_edit:
