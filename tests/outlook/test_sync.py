@@ -225,3 +225,24 @@ async def test_busy_from_windows_zones_all_day_and_free(oworld: OutlookWorld) ->
         ("2027-03-27T23:00:00Z", "2027-03-28T22:00:00Z"),  # all-day in Paris: 23 hours (DST)
         ("2027-04-05T08:00:00Z", "2027-04-05T09:00:00Z"),  # CEST
     ]
+
+
+async def test_disconnect_deletes_our_events_and_leaves_theirs(oworld: OutlookWorld) -> None:
+    from gateway.sync.integrations import count_rows
+
+    peer = peer_of(oworld)
+    await oworld.connect_outlook()
+    await oworld.book(START, END)
+    await oworld.book("2027-01-13T09:00:00Z", "2027-01-13T10:00:00Z")
+    peer.put_event(
+        oworld.calendar, outlook.to_body(_foreign()) | {"singleValueExtendedProperties": []}
+    )
+    assert (await oworld.sync()).pushed == 2
+    assert len(ours(oworld)) == 2
+    response = await oworld.api.delete(f"/v1/integrations/{oworld.integration_id}")
+    assert response.status_code in (200, 202, 204), response.text
+    assert ours(oworld) == {}
+    assert [e["subject"] for e in peer.live_events(oworld.calendar)] == ["Dentist"]
+    async with oworld.store.transaction() as session:
+        left = await count_rows(session, oworld.integration_id)
+    assert set(left.values()) == {0}, left

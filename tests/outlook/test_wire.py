@@ -23,7 +23,10 @@ def test_windows_zone_names_map_to_iana() -> None:
 def test_an_event_round_trips_through_a_graph_body() -> None:
     start = datetime(2027, 7, 1, 7, 30, tzinfo=UTC)
     ours = Event(
-        uid="apt_01x@calgate", start=start, end=start.replace(hour=8, minute=0), timezone="Europe/Paris"
+        uid="apt_01x@calgate",
+        start=start,
+        end=start.replace(hour=8, minute=0),
+        timezone="Europe/Paris",
     )
     body = to_body(ours)
     assert body["start"] == {"dateTime": "2027-07-01T09:30:00", "timeZone": "Europe/Paris"}
