@@ -34,6 +34,7 @@ import re
 import secrets
 import ssl
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -132,6 +133,9 @@ class GraphPeer:
         self.graph_calls = 0
         self.calls: list[tuple[str, str, dict[str, str]]] = []  # (method, path, headers)
         self.drop_next_answer = False  # do the next Graph write, then close without answering
+        self.delay = 0.0  # seconds each Graph request takes (to see concurrency)
+        self.in_flight = 0
+        self.most_in_flight = 0
         self.user = {
             "id": "00000000-0000-0000-0000-00000000dr01",
             "displayName": "Dr Test",
@@ -530,7 +534,15 @@ class _Handler(BaseHTTPRequestHandler):
         try:
             body = json.loads(raw) if raw else None
             query["_prefer"] = headers.get("prefer", "")
-            status, extra, answer = peer.graph(self.command, path, query, headers, body)
+            with peer.lock:
+                peer.in_flight += 1
+                peer.most_in_flight = max(peer.most_in_flight, peer.in_flight)
+            try:
+                time.sleep(peer.delay)
+                status, extra, answer = peer.graph(self.command, path, query, headers, body)
+            finally:
+                with peer.lock:
+                    peer.in_flight -= 1
         except GraphError as exc:
             self._answer(exc.status, exc.headers, exc.body())
             return
