@@ -26,7 +26,7 @@ async def test_at_most_four_requests_at_once(
         await asyncio.gather(*[connector.find_by_uid(calendar, f"u{i}", WINDOW) for i in range(12)])
     finally:
         await connector.close()
-    assert peer.most_in_flight == limits.CONCURRENT_PER_MAILBOX
+    assert 2 <= peer.most_in_flight <= limits.CONCURRENT_PER_MAILBOX  # 12 without the cap
 
 
 async def test_the_grant_budget_makes_requests_wait(peer: GraphPeer, grant: Grant) -> None:
