@@ -38,7 +38,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit
@@ -159,6 +159,34 @@ class GraphPeer:
         """Outlook (not calgate) creates an event: its id."""
         with self.lock:
             return str(self._create(self.calendars[calendar_id], dict(body))["id"])
+
+    def put_weekly_series(self, calendar_id: str, body: dict[str, Any], count: int) -> list[str]:
+        """Outlook creates a weekly series of `count` (a numbered range): the ids of its
+        occurrences, as a calendar view lists them (instances, never the series master), each
+        at the same local time in the series' zone, whatever the DST offset."""
+        with self.lock:
+            calendar = self.calendars[calendar_id]
+            master = self._create(calendar, {**body, "type": "seriesMaster"})
+            master["type"] = "seriesMaster"
+            master["_master"] = True
+            zone = _zone(body["start"].get("timeZone") or "UTC")
+            first = datetime.fromisoformat(body["start"]["dateTime"][:19])
+            length = datetime.fromisoformat(body["end"]["dateTime"][:19]) - first
+            ids = []
+            for week in range(count):
+                local = first + timedelta(weeks=week)
+                start = local.replace(tzinfo=zone).astimezone(UTC)
+                occurrence = {
+                    **{k: v for k, v in body.items() if k not in ("start", "end")},
+                    "start": _graph_time(start),
+                    "end": _graph_time((local + length).replace(tzinfo=zone).astimezone(UTC)),
+                    "seriesMasterId": master["id"],
+                }
+                made = self._create(calendar, occurrence)
+                made["type"] = "occurrence"
+                made["originalStartTimeZone"] = master["originalStartTimeZone"]
+                ids.append(str(made["id"]))
+            return ids
 
     def patch_event(self, calendar_id: str, event_id: str, changes: dict[str, Any]) -> None:
         with self.lock:
@@ -405,6 +433,8 @@ class GraphPeer:
         changes = dict(changes)
         changes.pop("transactionId", None)  # set at creation only
         event.update(changes)
+        if event.get("type") == "occurrence":
+            event["type"] = "exception"  # a moved or changed occurrence of a series
         self._normalise(event)
         self._stamp(event)
         return event
@@ -466,7 +496,7 @@ class GraphPeer:
         end = datetime.fromisoformat(state["end"])
         rows: list[dict[str, Any]] = []
         for event in sorted(calendar.events.values(), key=lambda e: e["_seq"]):
-            if not state["since"] < event["_seq"] < state["upto"]:
+            if not state["since"] < event["_seq"] < state["upto"] or event.get("_master"):
                 continue
             if event.get("_deleted") or not self._in_window(event, start, end):
                 if not state["initial"]:
