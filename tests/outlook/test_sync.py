@@ -287,3 +287,67 @@ async def test_busy_from_a_weekly_series_with_a_moved_and_a_cancelled_occurrence
         ("2027-03-22T13:00:00Z", "2027-03-22T14:00:00Z"),  # the moved occurrence
         ("2027-04-05T08:00:00Z", "2027-04-05T09:00:00Z"),  # CEST
     ]
+
+
+async def test_empty_calendar_guard(oworld: OutlookWorld) -> None:
+    peer = peer_of(oworld)
+    await oworld.connect_outlook()
+    for day in range(12, 16):
+        await oworld.book(f"2027-01-{day}T09:00:00Z", f"2027-01-{day}T10:00:00Z")
+    await oworld.sync()
+    for event in peer.live_events(oworld.calendar):
+        peer.delete_event(oworld.calendar, event["id"])
+    peer.invalidate_delta()  # and Graph asks for a full listing, which is empty
+    outcome = await oworld.sync()
+    assert outcome.status == "paused"
+    status = await oworld.integration()
+    assert status["status"] == "paused" and status["counts"]["mappings"] == 4
+
+
+def _scan(oworld: OutlookWorld, *needles: str) -> list[str]:
+    found = []
+    for path in oworld.settings.data_dir.glob("calgate.db*"):
+        data = path.read_bytes()
+        found += [f"{n!r} in {path.name}" for n in needles if n.encode() in data]
+    return found
+
+
+async def test_disconnect_leaves_nothing_in_the_raw_database(oworld: OutlookWorld) -> None:
+    peer = peer_of(oworld)
+    await oworld.connect_outlook()
+    await oworld.book(START, END)
+    foreign = peer.put_event(
+        oworld.calendar,
+        {
+            "subject": "Zyxwv private title",
+            "start": {"dateTime": "2027-01-13T12:00:00", "timeZone": "UTC"},
+            "end": {"dateTime": "2027-01-13T13:00:00", "timeZone": "UTC"},
+        },
+    )
+    await oworld.sync()
+    (href,) = [e["id"] for e in ours(oworld).values()]
+    assert _scan(oworld, href, foreign), "the scan must be able to find what it looks for"
+    (refresh,) = [t for t, r in peer.refresh_tokens.items() if not r["revoked"]]
+    response = await oworld.api.delete(f"/v1/integrations/{oworld.integration_id}")
+    assert response.status_code == 200, response.text
+    assert response.json()["counts"]["remote_events_deleted"] == 1
+    assert _scan(oworld, refresh, "Zyxwv", href, foreign) == []
+
+
+async def test_reconnect_adopts_our_events_without_duplicates(oworld: OutlookWorld) -> None:
+    peer = peer_of(oworld)
+    await oworld.connect_outlook()
+    await oworld.book(START, END)
+    await oworld.book("2027-01-13T09:00:00Z", "2027-01-13T10:00:00Z")
+    await oworld.sync()
+    response = await oworld.api.delete(
+        f"/v1/integrations/{oworld.integration_id}", params={"remove_events": "false"}
+    )
+    assert response.status_code == 200
+    await oworld.connect_outlook()
+    calls = len(peer.calls)
+    outcome = await oworld.sync()
+    assert outcome.error is None and outcome.pushed == 0
+    assert len(peer.live_events(oworld.calendar)) == 2
+    assert (await oworld.integration())["counts"]["mappings"] == 2
+    assert not [c for c in peer.calls[calls:] if c[0] in ("POST", "PATCH", "DELETE")]
