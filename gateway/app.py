@@ -13,18 +13,23 @@ from gateway.api import (
     appointments,
     clients,
     errors,
+    exports,
     feeds,
     health,
+    imports,
     integrations,
     notifications,
     providers,
+    reports,
     twilio_webhooks,
     usage,
     users,
+    webhook_endpoints,
 )
 from gateway.api.middleware import RequestMiddleware
 from gateway.config import Settings
 from gateway.feeds import http as feeds_http
+from gateway.notify.channels.senders import check_sender_settings
 from gateway.scheduler import Ticks
 from gateway.store.db import Store
 from gateway.sync import providers as provider_registry
@@ -33,7 +38,11 @@ from gateway.sync import providers as provider_registry
 def create_app(
     settings: Settings, store: Store | None = None, *, run_ticks: bool = True
 ) -> FastAPI:
-    """Build the app. Without `store`, one is opened from the settings and closed on shutdown."""
+    """Build the app. Without `store`, one is opened from the settings and closed on shutdown.
+
+    Raises ConfigError when a feature refuses its settings.
+    """
+    check_sender_settings(settings)  # the notify feature's own settings
     owns_store = store is None
     the_store = (
         store
@@ -73,6 +82,10 @@ def create_app(
     app.include_router(integrations.router)
     app.include_router(integrations.busy_router)
     app.include_router(providers.router)
+    app.include_router(webhook_endpoints.router)
+    app.include_router(exports.router)
+    app.include_router(reports.router)
+    app.include_router(imports.router)
     provider_registry.install(the_store, settings)  # the connectors named in the settings
     app.add_middleware(
         RequestMiddleware, store=the_store, max_body_bytes=settings.api_max_body_bytes

@@ -1,4 +1,4 @@
-"""The `calgate` command: serve, migrate, account, key, demo."""
+"""The `calgate` command: serve, migrate, account, key, export, import, secrets, demo."""
 
 from __future__ import annotations
 
@@ -7,13 +7,14 @@ import asyncio
 import contextlib
 import signal
 import sys
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import uvicorn
 from sqlalchemy import select
 
-from gateway import heap, logs
+from gateway import cli_data, heap, logs
 from gateway.app import create_app
 from gateway.config import Settings, load_settings
 from gateway.demo import create_demo, next_steps
@@ -93,6 +94,13 @@ async def _key_create(settings: Settings, account_id: str, name: str) -> None:
     print(issued.secret)
 
 
+async def _with_store(
+    settings: Settings, command: Callable[[Store, Settings, Any], Awaitable[None]], args: Any
+) -> None:
+    async with _migrated_store(settings) as store:
+        await command(store, settings, args)
+
+
 async def _demo(settings: Settings) -> None:
     async with _migrated_store(settings) as store, store.transaction() as session:
         account_id, secret = await create_demo(session)
@@ -133,6 +141,7 @@ def build_parser() -> argparse.ArgumentParser:
     create.add_argument("--timezone", help="IANA zone (default: default_timezone setting)")
     create.add_argument("--country", help="ISO country code (default: default_country setting)")
     account_sub.add_parser("list", parents=[common], help="list accounts")
+    cli_data.add_account_states(account_sub, common)
 
     key = sub.add_parser("key", parents=[common], help="manage API keys")
     key_sub = key.add_subparsers(dest="key_command", required=True, metavar="ACTION")
@@ -142,6 +151,7 @@ def build_parser() -> argparse.ArgumentParser:
     key_create.add_argument("account_id")
     key_create.add_argument("--name", default="cli")
 
+    cli_data.add_commands(sub, common)
     sub.add_parser(
         "demo", parents=[common], help="create a demo account and print curl commands to try"
     )
@@ -164,8 +174,10 @@ def run(argv: list[str] | None = None) -> int:
             asyncio.run(_migrate(settings))
         elif args.command == "account" and args.account_command == "create":
             asyncio.run(_account_create(settings, args.name, args.timezone, args.country))
-        elif args.command == "account":
+        elif args.command == "account" and args.account_command == "list":
             asyncio.run(_account_list(settings))
+        elif args.command in cli_data.COMMANDS or args.command == "account":
+            asyncio.run(_with_store(settings, cli_data.run, args))
         elif args.command == "key":
             asyncio.run(_key_create(settings, args.account_id, args.name))
         elif args.command == "demo":

@@ -82,6 +82,23 @@ class Settings(BaseSettings):
     usage_retention_days: float = Field(
         90.0, gt=0, description="Usage records (one per API request) are deleted after this."
     )
+    usage_ip_retention_days: float = Field(
+        30.0,
+        gt=0,
+        description="Addresses in the sign-in activity of API keys are cleared after this.",
+    )
+
+    accounts_deletion_grace_days: float = Field(
+        30.0,
+        ge=0,
+        description="Days between asking for an account's deletion and the deletion (0 = at once).",
+    )
+
+    imports_max_bytes: int = Field(
+        64 * 1024 * 1024,
+        ge=1024,
+        description="Largest file POST /v1/imports accepts (streamed, never written to disk).",
+    )
 
     scheduler_tick_seconds: float = Field(
         5.0, gt=0, description="How often the daemon looks for due work."
@@ -284,6 +301,71 @@ class Settings(BaseSettings):
         "provider(settings) function (connectors/registry.py).",
     )
 
+    webhooks_enabled: bool = Field(
+        True, description="Run the delivery tick that sends events to webhook endpoints."
+    )
+    webhooks_tick_seconds: float = Field(
+        0.25,
+        gt=0,
+        description="How often the webhook tick looks for due deliveries when it is idle (a "
+        "finished delivery looks again at once).",
+    )
+    webhooks_timeout_seconds: float = Field(
+        10.0,
+        gt=0,
+        le=60,
+        description="Timeout of each delivery (connect and answer); a slower endpoint is "
+        "retried later.",
+    )
+    webhooks_endpoint_concurrency: int = Field(
+        8,
+        ge=1,
+        le=100,
+        description="Most deliveries in flight at once to one endpoint, so a slow receiver "
+        "cannot hold up the others.",
+    )
+    webhooks_claim_batch: int = Field(
+        200, ge=1, description="Most deliveries claimed by one round of the tick."
+    )
+    webhooks_lease_seconds: float = Field(
+        60.0,
+        gt=0,
+        description="How long a claimed delivery is reserved before another process may send "
+        "it (a crash mid-send can repeat the deliveries in flight; receivers de-duplicate by "
+        "webhook-id). Must exceed webhooks.timeout_seconds.",
+    )
+    webhooks_retry_hours: float = Field(
+        72.0,
+        gt=0,
+        description="How long a delivery is retried (timeouts, connection errors, 429, 5xx), "
+        "with growing waits and jitter, before it is given up.",
+    )
+    webhooks_retry_base_seconds: float = Field(
+        5.0,
+        gt=0,
+        description="Wait after the first failed attempt; each later wait is four times the "
+        "one before (at most six hours), with jitter.",
+    )
+    webhooks_disable_after_days: float = Field(
+        5.0,
+        gt=0,
+        description="An endpoint whose every attempt has failed for this long is disabled, "
+        "with the reason in words.",
+    )
+    webhooks_retention_days: float = Field(
+        30.0,
+        gt=0,
+        description="Events, deliveries and their attempts are deleted this long after the "
+        "event once no delivery of it is pending; replay reaches back this far.",
+    )
+    webhooks_response_bytes: int = Field(
+        1024, ge=0, le=65536, description="How much of each answer is kept with the attempt."
+    )
+    webhooks_allow_http: bool = Field(
+        False,
+        description="Accept http:// endpoint URLs (tests, local development); https otherwise.",
+    )
+
     secrets_key: SecretStr = Field(
         SecretStr(""),
         description="Key encrypting provider passwords and tokens at rest (Fernet, "
@@ -293,6 +375,11 @@ class Settings(BaseSettings):
         "secrets.key",
         description="Key file (created 0600 when missing), relative to data_dir; used when "
         "secrets.key is empty.",
+    )
+    secrets_previous_keys: SecretStr = Field(
+        SecretStr(""),
+        description="Comma-separated earlier keys that still decrypt while `calgate secrets "
+        "rotate` re-encrypts under the current one; remove them afterwards.",
     )
 
     outbound_allow: str = Field(
@@ -456,6 +543,14 @@ class Settings(BaseSettings):
     def _check_zone(cls, value: str) -> str:
         return check_zone(value)
 
+    @field_validator("webhooks_lease_seconds")
+    @classmethod
+    def _check_webhook_lease(cls, value: float, info: ValidationInfo) -> float:
+        timeout = info.data.get("webhooks_timeout_seconds")
+        if timeout is not None and value <= timeout:
+            raise ValueError("must be longer than webhooks.timeout_seconds")
+        return value
+
     @field_validator("default_country")
     @classmethod
     def _check_country(cls, value: str) -> str:
@@ -466,19 +561,6 @@ class Settings(BaseSettings):
         if upper not in phonenumbers.SUPPORTED_REGIONS:
             raise ValueError("must be an ISO 3166 two-letter country code such as 'GB'")
         return upper
-
-    @field_validator("twilio_from", "twilio_messaging_service_sid")
-    @classmethod
-    def _check_sms_sender(cls, value: str, info: ValidationInfo) -> str:
-        if not value:
-            return value
-        # Local import, as above: the sender rules need phonenumbers.
-        from gateway.notify.channels.senders import is_messaging_service, parse_sms_sender
-
-        sender = parse_sms_sender(value)
-        if info.field_name == "twilio_messaging_service_sid" and not is_messaging_service(sender):
-            raise ValueError("must be a messaging service SID: MG and 32 hex digits")
-        return sender
 
     @property
     def is_sqlite(self) -> bool:
@@ -516,11 +598,21 @@ def flatten_toml(data: dict[str, Any], source: str) -> dict[str, Any]:
     return flat
 
 
-def _describe_source(name: str, config_file: Path | None) -> str:
+def describe_source(name: str, config_file: Path | None) -> str:
+    """Where setting `name` came from: its environment variable, else `config_file`."""
     env = ENV_PREFIX + name.upper()
     if env in os.environ:
         return env
     return str(config_file) if config_file else "defaults"
+
+
+def default_config_file() -> Path | None:
+    """The file settings are read from when none is given: CALGATE_CONFIG, else
+    config/calgate.toml if present."""
+    env_file = os.environ.get(ENV_PREFIX + "CONFIG")
+    if env_file:
+        return Path(env_file)
+    return DEFAULT_CONFIG_FILE if DEFAULT_CONFIG_FILE.is_file() else None
 
 
 def load_settings(config_file: Path | None = None) -> Settings:
@@ -529,11 +621,7 @@ def load_settings(config_file: Path | None = None) -> Settings:
     Raises ConfigError with one line naming the first bad setting and its source.
     """
     if config_file is None:
-        env_file = os.environ.get(ENV_PREFIX + "CONFIG")
-        if env_file:
-            config_file = Path(env_file)
-        elif DEFAULT_CONFIG_FILE.is_file():
-            config_file = DEFAULT_CONFIG_FILE
+        config_file = default_config_file()
     values: dict[str, Any] = {}
     if config_file is not None:
         try:
@@ -559,5 +647,5 @@ def load_settings(config_file: Path | None = None) -> Settings:
         name = str(first["loc"][0]) if first["loc"] else "?"
         message = str(first["msg"]).removeprefix("Value error, ")
         raise ConfigError(
-            f"bad setting {name} (from {_describe_source(name, config_file)}): {message}"
+            f"bad setting {name} (from {describe_source(name, config_file)}): {message}"
         ) from None

@@ -17,6 +17,7 @@ from gateway.store.db import Store
 from gateway.store.types import utcnow
 from gateway.sync import schedule as sync_schedule
 from gateway.sync import watch
+from gateway.webhooks import dispatcher as webhook_dispatcher
 from gateway.worker import RETENTION_SWEEP, JobRunner, schedule
 
 log = logging.getLogger("calgate.scheduler")
@@ -47,6 +48,7 @@ class Ticks:
         self.notify = notify_delivery.install(self.scheduler, self.store, self.settings)
         self.sync = sync_schedule.install(self.scheduler, self.store, self.settings)
         watch.install(self.scheduler, self.store, self.settings)
+        self.webhooks = webhook_dispatcher.install(self.scheduler, self.store, self.settings)
         self.scheduler.start()
         log.info("scheduler started", extra={"owner": self.runner.owner})
 
@@ -64,4 +66,6 @@ class Ticks:
             await notify.stop(self.settings.server_shutdown_grace_seconds)
         if (sync := getattr(self, "sync", None)) is not None:
             await sync.stop(self.settings.server_shutdown_grace_seconds)
+        if (webhooks := getattr(self, "webhooks", None)) is not None:
+            await webhooks.stop(self.settings.server_shutdown_grace_seconds)
         log.info("scheduler stopped")

@@ -4,6 +4,11 @@ Fernet (AES-128-CBC + HMAC-SHA256, from `cryptography`) with the key from the se
 `secrets_key` (env CALGATE_SECRETS_KEY), else from a key file under `data_dir`, generated on
 first use with mode 0600. Losing the key makes stored secrets unreadable: integrations then ask
 to reconnect; nothing else is lost.
+
+Keys rotate (MultiFernet): new secrets are encrypted under the current key, and any of the
+previous keys (`secrets_previous_keys`, or the key file's later lines) still decrypts, until
+`calgate secrets rotate` (gateway/secrets_rotation.py) has re-encrypted everything under the
+current key and the old ones are removed.
 """
 
 from __future__ import annotations
@@ -11,12 +16,12 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from cryptography.fernet import Fernet, InvalidToken
+from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 
 from gateway.config import Settings
 from gateway.errors import ConfigError, ExternalError
 
-_cache: dict[str, Fernet] = {}
+_cache: dict[str, tuple[Fernet, MultiFernet]] = {}
 
 
 class SecretUnreadable(ExternalError):
@@ -27,9 +32,15 @@ class SecretUnreadable(ExternalError):
     action = "reconnect"
 
 
-def _key_from_file(path: Path) -> bytes:
+def key_file(settings: Settings) -> Path:
+    """The key file's path (used when `secrets_key` is empty)."""
+    path = Path(settings.secrets_key_file)
+    return path if path.is_absolute() else settings.data_dir / path
+
+
+def _keys_from_file(path: Path) -> list[bytes]:
     try:
-        return path.read_bytes().strip()
+        return [line.strip() for line in path.read_bytes().splitlines() if line.strip()]
     except FileNotFoundError:
         pass
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -38,38 +49,79 @@ def _key_from_file(path: Path) -> bytes:
         # O_EXCL: two processes starting together cannot each write a different key.
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except FileExistsError:
-        return path.read_bytes().strip()
+        return [line.strip() for line in path.read_bytes().splitlines() if line.strip()]
     with os.fdopen(fd, "wb") as handle:
         handle.write(key + b"\n")
-    return key
+    return [key]
 
 
-def _fernet(settings: Settings) -> Fernet:
+def write_key_file(path: Path, keys: list[bytes]) -> None:
+    """Replace the key file at once (0600): a crash leaves the old file or the new one."""
+    temp = path.with_suffix(".new")
+    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(b"".join(k + b"\n" for k in keys))
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(temp, path)
+    _cache.clear()
+
+
+def _keys(settings: Settings) -> tuple[str, list[bytes]]:
+    """Where the keys come from, and the keys, current first."""
     configured = settings.secrets_key.get_secret_value()
-    path = Path(settings.secrets_key_file)
-    if not path.is_absolute():
-        path = settings.data_dir / path
-    cache_key = configured or str(path)
+    previous = [
+        k.strip().encode()
+        for k in settings.secrets_previous_keys.get_secret_value().split(",")
+        if k.strip()
+    ]
+    if configured:
+        return "secrets_key", [configured.encode(), *previous]
+    path = key_file(settings)
+    return str(path), [*_keys_from_file(path), *previous]
+
+
+def _fernets(settings: Settings) -> tuple[Fernet, MultiFernet]:
+    source, keys = _keys(settings)
+    cache_key = source + "|" + ",".join(k.decode(errors="replace") for k in keys)
     if cache_key not in _cache:
-        raw = configured.encode() if configured else _key_from_file(path)
         try:
-            _cache[cache_key] = Fernet(raw)
+            fernets = [Fernet(k) for k in keys]
         except ValueError:
-            source = "secrets_key" if configured else str(path)
             raise ConfigError(
                 f"bad setting secrets_key (from {source}): must be 32 url-safe base64 bytes"
             ) from None
+        _cache[cache_key] = (fernets[0], MultiFernet(fernets))
     return _cache[cache_key]
 
 
 def encrypt(settings: Settings, plaintext: str) -> str:
-    """`plaintext` encrypted and authenticated, as ASCII text for the database."""
-    return _fernet(settings).encrypt(plaintext.encode("utf-8")).decode("ascii")
+    """`plaintext` encrypted and authenticated under the current key, as ASCII text."""
+    return _fernets(settings)[0].encrypt(plaintext.encode("utf-8")).decode("ascii")
 
 
 def decrypt(settings: Settings, token: str) -> str:
-    """The plaintext of `encrypt`'s output. Raises SecretUnreadable with a different key."""
+    """The plaintext of `encrypt`'s output, under the current or a previous key.
+
+    Raises SecretUnreadable when no key opens it."""
     try:
-        return _fernet(settings).decrypt(token.encode("ascii")).decode("utf-8")
+        return _fernets(settings)[1].decrypt(token.encode("ascii")).decode("utf-8")
     except InvalidToken:
         raise SecretUnreadable("the stored secret cannot be read with the current key") from None
+
+
+def is_current(settings: Settings, token: str) -> bool:
+    """True when `token` is encrypted under the current key."""
+    try:
+        _fernets(settings)[0].decrypt(token.encode("ascii"))
+        return True
+    except InvalidToken:
+        return False
+
+
+def rotate_token(settings: Settings, token: str) -> str:
+    """`token` re-encrypted under the current key (SecretUnreadable when no key opens it)."""
+    try:
+        return _fernets(settings)[1].rotate(token.encode("ascii")).decode("ascii")
+    except InvalidToken:
+        raise SecretUnreadable("the stored secret cannot be read with any key") from None

@@ -22,6 +22,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway.config import Settings
+from gateway.domain import account_states
 from gateway.privacy import retention
 from gateway.store import leases
 from gateway.store.db import Store
@@ -56,7 +57,17 @@ async def _retention(ctx: JobContext) -> datetime:
     return utcnow() + _RETENTION_INTERVAL
 
 
-DEFAULT_HANDLERS: dict[str, Handler] = {RETENTION_SWEEP: _retention}
+async def _account_delete(ctx: JobContext) -> None:
+    # Imported here: the deletion reaches into sync, whose delivery side imports this module.
+    from gateway.privacy import account_deletion
+
+    await account_deletion.delete_account(ctx.store, ctx.settings, str(ctx.payload["account_id"]))
+
+
+DEFAULT_HANDLERS: dict[str, Handler] = {
+    RETENTION_SWEEP: _retention,
+    account_states.DELETE_JOB: _account_delete,
+}
 
 
 def backoff(attempts: int) -> timedelta:

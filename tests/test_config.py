@@ -57,12 +57,6 @@ def test_sections_map_to_flat_settings_and_env_wins(tmp_path, monkeypatch):
         ('public_url = "ftp://x"\n', {}, "bad setting public_url"),
         ('default_timezone = "Europe/Londn"\n', {}, "bad setting default_timezone"),
         ("[server]\nport = 70000\n", {}, "bad setting server_port"),
-        ('[twilio]\nfrom = "Bright Dental Clinic"\n', {}, "bad setting twilio_from"),
-        (
-            "",
-            {"CALGATE_TWILIO_MESSAGING_SERVICE_SID": "+442071838750"},
-            "bad setting twilio_messaging_service_sid",
-        ),
         (
             "",
             {"CALGATE_DATABASE_URL": "nope"},

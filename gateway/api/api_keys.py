@@ -11,7 +11,7 @@ from pydantic import Field
 from gateway.api.context import CallerDep
 from gateway.api.idempotency import IdempotencyDep
 from gateway.api.schemas import ListOut, RequestModel, ResponseModel
-from gateway.domain import accounts
+from gateway.domain import accounts, key_activity
 
 router = APIRouter(prefix="/v1/api-keys", tags=["api keys"])
 
@@ -62,3 +62,22 @@ async def list_keys(caller: CallerDep) -> ListOut[KeyOut]:
 async def revoke_key(key_id: str, caller: CallerDep) -> KeyOut:
     """Revoke a key; requests with it answer 401 from now on."""
     return KeyOut.model_validate(await accounts.revoke_key(caller.session, caller.account, key_id))
+
+
+class ActivityOut(ResponseModel):
+    """Use of the key on one day (UTC) from one address with one kind of client software."""
+
+    day: str
+    agent: str = Field(description="the client software's family, never the raw user-agent")
+    address: str | None = Field(description="cleared after usage.ip_retention_days")
+    first_at: datetime
+    last_at: datetime
+
+
+@router.get("/{key_id}/activity", response_model=ListOut[ActivityOut])
+async def key_activity_log(key_id: str, caller: CallerDep) -> ListOut[ActivityOut]:
+    """Sign-in activity of the key, newest day first (revoked keys included)."""
+    rows = await key_activity.activity(caller.session, caller.account, key_id)
+    return ListOut[ActivityOut](
+        data=[ActivityOut.model_validate(r) for r in rows], next_cursor=None
+    )

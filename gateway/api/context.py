@@ -10,10 +10,12 @@ from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway.config import Settings
+from gateway.domain import account_states, key_activity
 from gateway.domain.accounts import authenticate
 from gateway.errors import Unauthorized
 from gateway.store.db import Store
 from gateway.store.models import Account, ApiKey
+from gateway.store.types import utcnow
 
 
 def get_settings(request: Request) -> Settings:
@@ -26,6 +28,9 @@ def get_store(request: Request) -> Store:
     """The daemon's store."""
     store: Store = request.app.state.store
     return store
+
+
+StoreDep = Annotated[Store, Depends(get_store)]
 
 
 async def _transaction(request: Request) -> AsyncIterator[AsyncSession]:
@@ -54,6 +59,15 @@ async def _caller(request: Request, session: SessionDep) -> Caller:
     if scheme.lower() != "bearer" or not secret.strip():
         raise Unauthorized("send the API key as 'Authorization: Bearer <key>'")
     account, key = await authenticate(session, secret.strip())
+    await key_activity.record(
+        session,
+        key,
+        request.client.host if request.client else None,
+        request.headers.get("user-agent"),
+        utcnow(),
+    )
+    route = str(getattr(request.scope.get("route"), "path", ""))
+    account_states.check_access(account, request.method, route)
     # Read by the usage middleware after the response; ids only, never personal data.
     request.state.account_id = account.id
     request.state.api_key_id = key.id

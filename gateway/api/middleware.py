@@ -18,6 +18,8 @@ from gateway.store.models import UsageRecord
 
 log = logging.getLogger("calgate.http")
 _SAFE_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
+# Routes whose body is a file streamed to the handler (not JSON, not held in memory here).
+STREAMED_UPLOADS = frozenset({"/v1/imports"})
 
 
 def _route_template(scope: Scope) -> str:
@@ -79,6 +81,10 @@ class RequestMiddleware:
             await send(message)
 
         try:
+            if scope["path"] in STREAMED_UPLOADS:
+                # Uploads go to their handler as they arrive; it bounds their size itself.
+                await self.app(scope, receive, send_with_id)
+                return
             body_receive = await self._bounded_body(headers, receive)
             if body_receive is None:
                 await _reject(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 
 from fastapi import APIRouter, Response
 from fastapi.responses import JSONResponse
@@ -124,6 +124,21 @@ class AttemptOut(ResponseModel):
     outcome: str | None
     error: str | None
     provider_id: str | None
+    reason: str | None = Field(None, description="Why it failed, in words a practitioner reads.")
+    provider_code: str | None = Field(None, description="The provider's own error code.")
+    provider_message: str | None = Field(
+        None, description="The provider's own words (phone numbers and addresses masked)."
+    )
+    more_info: str | None = Field(None, description="The provider's page about this error.")
+
+    @classmethod
+    def of(cls, attempt: Any) -> AttemptOut:
+        """An attempt with the failure details its log entry keeps."""
+        out = cls.model_validate(attempt)
+        detail = attempt.detail or {}
+        for key in ("reason", "provider_code", "provider_message", "more_info"):
+            setattr(out, key, detail.get(key))
+        return out
 
 
 class NotificationOut(ResponseModel):
@@ -240,7 +255,7 @@ async def appointment_notifications(
     out = []
     for row, attempts in entries:
         item = NotificationOut.model_validate(row)
-        item.log = [AttemptOut.model_validate(a) for a in attempts]
+        item.log = [AttemptOut.of(a) for a in attempts]
         out.append(item)
     return out
 

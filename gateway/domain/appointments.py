@@ -21,6 +21,7 @@ from gateway.feeds import invalidate as feeds
 from gateway.store.models import Account, Appointment, Client, User
 from gateway.store.types import utcnow
 from gateway.sync import hooks as sync_hooks
+from gateway.webhooks import hooks as webhook_hooks
 
 MAX_DURATION = timedelta(days=31)
 _TIME_FIELDS = ("start_at", "end_at", "timezone")
@@ -45,11 +46,14 @@ class AppointmentChange:
 
     kind: ``created``, ``rescheduled`` (start, end or zone moved), ``edited`` (anything else) or
     ``cancelled``. `previous` holds the values before the change (empty for ``created``).
+    `source`: ``api`` or the provider name of the integration whose calendar made the change.
     """
 
     kind: str
     appointment: Appointment
     previous: dict[str, Any]
+    # Where the change was made: ``api``, or the provider of the calendar it came from.
+    source: str = "api"
 
 
 async def after_change(session: AsyncSession, change: AppointmentChange) -> None:
@@ -63,6 +67,7 @@ async def after_change(session: AsyncSession, change: AppointmentChange) -> None
     await planner.on_appointment_change(session, change)
     await feeds.on_appointment_change(session, change)
     await sync_hooks.on_appointment_change(session, change)
+    await webhook_hooks.on_appointment_change(session, change)
 
 
 def _as_utc(values: dict[str, Any]) -> dict[str, Any]:
@@ -127,8 +132,10 @@ async def update_appointment(
     changes: dict[str, Any],
     *,
     expected_version: int | None = None,
+    source: str = "api",
 ) -> Appointment:
-    """Reschedule or edit; bumps the version only when something really changed."""
+    """Reschedule or edit; bumps the version only when something really changed. `source`:
+    where the change was made (``api`` or a calendar provider)."""
     appointment = await get_owned(session, Appointment, account, appointment_id)
     _check_version(appointment, expected_version)
     changes = _as_utc(changes)
@@ -155,7 +162,7 @@ async def update_appointment(
             for f in _TIME_FIELDS
         )
         kind = "rescheduled" if moved else "edited"
-        await after_change(session, AppointmentChange(kind, appointment, previous))
+        await after_change(session, AppointmentChange(kind, appointment, previous, source))
     return appointment
 
 
@@ -165,6 +172,7 @@ async def cancel_appointment(
     appointment_id: str,
     *,
     expected_version: int | None = None,
+    source: str = "api",
 ) -> Appointment:
     """Cancel; cancelling a cancelled appointment changes nothing."""
     appointment = await get_owned(session, Appointment, account, appointment_id)
@@ -176,7 +184,8 @@ async def cancel_appointment(
         appointment.updated_at = now
         appointment.version += 1
         previous = {"status": CONFIRMED}
-        await after_change(session, AppointmentChange("cancelled", appointment, previous))
+        change = AppointmentChange("cancelled", appointment, previous, source)
+        await after_change(session, change)
     return appointment
 
 

@@ -83,13 +83,20 @@ def _consent_timestamp(client: Client) -> None:
         client.sms_consent_at = None
 
 
-async def create_client(session: AsyncSession, account: Account, values: dict[str, Any]) -> Client:
-    """Create a client; no zone means "the practitioner's zone of each appointment"."""
+def new_client(account: Account, values: dict[str, Any]) -> Client:
+    """A validated client of the account, not yet added to any session (ValidationFailed
+    names the field at fault)."""
     clean = _clean_contact(account, values)
     clean["locale"] = clean.get("locale") or "en"
     client = Client(account_id=account.id, **clean)
     _check_sms(client)
     _consent_timestamp(client)
+    return client
+
+
+async def create_client(session: AsyncSession, account: Account, values: dict[str, Any]) -> Client:
+    """Create a client; no zone means "the practitioner's zone of each appointment"."""
+    client = new_client(account, values)
     session.add(client)
     await session.flush()
     return client

@@ -23,6 +23,7 @@ import weakref
 from collections.abc import Callable
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
+from typing import NamedTuple
 
 from sqlalchemy import bindparam, select
 from starlette.applications import Starlette
@@ -30,12 +31,14 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from gateway.config import Settings
+from gateway.domain.account_states import ACTIVE
 from gateway.feeds import tokens
 from gateway.feeds.access import AccessRecorder
 from gateway.feeds.cache import Body, FeedBodies
 from gateway.feeds.guard import MissGuard
 from gateway.store.db import Store
 from gateway.store.feed_models import Feed
+from gateway.store.models import Account
 from gateway.store.types import utcnow
 
 log = logging.getLogger("calgate.feeds")
@@ -53,6 +56,14 @@ _COMMON = [
 ]
 
 
+class Found(NamedTuple):
+    """A token's feed: its id, version, and whether its account is active."""
+
+    feed_id: str
+    version: int
+    active: bool
+
+
 class _SqliteLookup:
     """The token lookup on the embedded store, run in the event loop on a connection of its own.
 
@@ -67,7 +78,7 @@ class _SqliteLookup:
         self.trace: Callable[[str], None] | None = None  # tests count statements with it
         self._conn: sqlite3.Connection | None = None
 
-    def __call__(self, digest: str) -> tuple[str, int] | None:
+    def __call__(self, digest: str) -> Found | None:
         if self._conn is None:
             conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
             conn.execute("PRAGMA query_only=ON")
@@ -78,7 +89,7 @@ class _SqliteLookup:
         self._conn.set_trace_callback(self.trace)
         # fetchall: the statement runs to its end, so no read transaction stays open.
         rows = self._conn.execute(self.sql, (digest,)).fetchall()
-        return (str(rows[0][0]), int(rows[0][1])) if rows else None
+        return Found(str(rows[0][0]), int(rows[0][1]), rows[0][2] == ACTIVE) if rows else None
 
     def close(self) -> None:
         if self._conn is not None:
@@ -98,17 +109,23 @@ class FeedRuntime:
             settings.feeds_miss_delay_max_seconds,
         )
         self.recorder = AccessRecorder(store, settings.feeds_access_flush_seconds)
-        self._lookup = select(Feed.id, Feed.version).where(Feed.token_hash == bindparam("h"))
+        # The account's state comes with the same point read: a suspended account's feeds
+        # answer 410 Gone (gateway/domain/account_states.py).
+        self._lookup = (
+            select(Feed.id, Feed.version, Account.status)
+            .join(Account, Account.id == Feed.account_id)
+            .where(Feed.token_hash == bindparam("h"))
+        )
         url = store.engine.url
         self.sqlite: _SqliteLookup | None = None
         if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:"):
             sql = str(self._lookup.compile(dialect=store.engine.dialect))
             self.sqlite = _SqliteLookup(str(url.database), sql)
 
-    async def lookup(self, token: str) -> tuple[str, int] | None:
-        """The feed id and version of `token`, or None (malformed tokens cost the same)."""
+    async def lookup(self, token: str) -> Found | None:
+        """The feed of `token`, or None (malformed tokens cost the same)."""
         digest = tokens.lookup_hash(token)
-        found: tuple[str, int] | None
+        found: Found | None
         if self.sqlite is not None:
             try:
                 found = self.sqlite(digest)
@@ -119,10 +136,10 @@ class FeedRuntime:
             found = await self._lookup_async(digest)
         return found if tokens.is_well_formed(token) else None
 
-    async def _lookup_async(self, digest: str) -> tuple[str, int] | None:
+    async def _lookup_async(self, digest: str) -> Found | None:
         async with self.store.engine.connect() as conn:
             row = (await conn.execute(self._lookup, {"h": digest})).first()
-        return None if row is None else (str(row[0]), int(row[1]))
+        return None if row is None else Found(str(row[0]), int(row[1]), row[2] == ACTIVE)
 
 
 _RUNTIMES: weakref.WeakKeyDictionary[Store, FeedRuntime] = weakref.WeakKeyDictionary()
@@ -205,7 +222,13 @@ class FeedEndpoint:
         client = scope.get("client")
         address = str(client[0]) if client else ""
         found = await runtime.lookup(token)
-        body = await runtime.bodies.get(*found) if found is not None else None
+        if found is not None and not found.active:
+            # A suspended account (or one being deleted): gone, and nothing to read.
+            await _send(
+                send, 410, [(b"cache-control", b"no-store"), (b"content-length", b"0")], b""
+            )
+            return
+        body = await runtime.bodies.get(found.feed_id, found.version) if found else None
         if body is None:
             await self._miss(runtime, address, send)
             return

@@ -13,13 +13,16 @@ Rules:
   reminders already carry the edit. A change of client or practitioner re-plans like a booking.
 - cancelled → pending rows cancelled; a cancellation notice to every recipient who already
   received something (or is being sent something right now) on that channel.
-- Quiet hours: SMS (and email, if configured) reminders, reschedule and cancellation notices due
-  inside the recipient's quiet window move to its end, or to its start when the end would be at or
-  after the appointment (i.e. at once). A confirmation is never delayed.
+- Quiet hours (SMS always; email when `quiet_email` is set): a reschedule or cancellation notice
+  due inside the recipient's quiet window moves to its end, or goes at once when the end would
+  be at or after the appointment. Every reminder, late or not, moves to the window's end, or to
+  its start when the end is too late and the start still ahead, else it is skipped (see
+  `reminder_time`). A confirmation is never delayed.
 - Reminder offsets are exact durations before the start instant (a "24 h" reminder before a
   09:00 appointment on the morning after a DST change goes out at 08:00 or 10:00 local time).
-- A reminder already past at planning time follows the late policy (default: send at once if
-  at least half the offset remains, else skip).
+- A reminder already past at planning time follows the late policy, judged at the moment it
+  would really go out after quiet hours (default: send if at least half the offset remains
+  then, else skip).
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo
 
 import phonenumbers
 from sqlalchemy import select, update
@@ -36,7 +40,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway.config import Settings
 from gateway.notify import prefs as prefs_mod
-from gateway.notify.quiet import adjust_for_quiet
+from gateway.notify.quiet import adjust_for_quiet, quiet_window
 from gateway.store.db import session_settings
 from gateway.store.models import Account, Appointment, Client, User
 from gateway.store.notify_models import (
@@ -138,22 +142,54 @@ def plan(
         if kind == "cancellation":
             continue
         for minutes in offsets:
-            due = start - timedelta(minutes=minutes)
-            row_status, note = status, r.suppressed
-            if due < now:
-                remaining = start - now
-                send_now = prefs.late_policy == "send" or (
-                    prefs.late_policy == "half" and remaining >= timedelta(minutes=minutes) / 2
-                )
-                if not send_now:
-                    row_status, note = SKIPPED, f"late at booking (policy {prefs.late_policy})"
-                due = now
-            elif quiet:
-                due = max(
-                    now, adjust_for_quiet(due, zone, prefs.quiet_start, prefs.quiet_end, start)
-                )
+            due, row_status, note = reminder_time(
+                start - timedelta(minutes=minutes), start, now, minutes, zone, prefs, quiet
+            )
+            if row_status == PENDING and r.suppressed:  # the log says why nothing went
+                row_status, note = SUPPRESSED, r.suppressed
             rows.append(PlannedRow(r, "reminder", minutes, due, start, row_status, note))
     return rows
+
+
+def reminder_time(
+    nominal: datetime,
+    start: datetime,
+    now: datetime,
+    minutes: int,
+    zone: ZoneInfo,
+    prefs: prefs_mod.Prefs,
+    quiet: bool,
+) -> tuple[datetime, str, str | None]:
+    """When a reminder due at `nominal` goes out: (due, status, note).
+
+    Late or not, a reminder on a quiet channel never goes out inside the recipient's quiet
+    window: it moves to the window's end, or to the window's start when the end is at or after
+    the appointment and the start is still ahead; when neither is possible (a booking made in
+    the night for an appointment before the night ends) it is skipped. A late reminder (its
+    time already past) is judged by the late policy at the moment it would really go out:
+    `half` wants at least half the offset left then, `send` any time before the start, `skip`
+    never sends.
+    """
+    late = nominal < now
+    due = now if late else nominal
+    if quiet:
+        window = quiet_window(due, zone, prefs.quiet_start, prefs.quiet_end)
+        if window is not None:
+            begin, finish = window
+            if finish < start:
+                due = finish
+            elif begin > now:
+                due = begin
+            else:
+                return now, SKIPPED, "quiet hours until the appointment"
+    if not late:
+        return due, PENDING, None
+    useful = prefs.late_policy == "send" or (
+        prefs.late_policy == "half" and start - due >= timedelta(minutes=minutes) / 2
+    )
+    if not useful:
+        return now, SKIPPED, f"late at booking (policy {prefs.late_policy})"
+    return due, PENDING, None
 
 
 async def _recipients(

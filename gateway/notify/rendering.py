@@ -4,7 +4,8 @@ Shipped templates live in ``templates/email/<kind>.<locale>.{subject,txt,html}.j
 ``templates/sms/<kind>.<locale>.txt.j2``; a locale falls back from ``fr-CA`` to ``fr`` to
 ``en``. An account may override any part; its source is compiled and test-rendered when saved
 (`check_template`), so a broken template is refused then, not discovered at send time.
-Everything renders in a sandbox with strict undefined variables; HTML parts are autoescaped.
+Everything renders in a sandbox with strict undefined variables; HTML parts are autoescaped,
+and every value an SMS template prints is folded to one line.
 """
 
 from __future__ import annotations
@@ -125,15 +126,40 @@ def _environment() -> SandboxedEnvironment:
     )
 
 
+def one_line(value: str) -> str:
+    """`value` with each run of whitespace and control characters (CR, LF, tab, U+2028...)
+    as one space."""
+    cleaned = "".join(ch if ch.isprintable() else " " for ch in value)
+    return " ".join(cleaned.split())
+
+
+def _fold_printed(value: Any) -> Any:
+    # Jinja's `finalize`: every value a template prints, not the template's own text.
+    return one_line(value) if isinstance(value, str) else value
+
+
 @lru_cache(maxsize=1)
 def _html_strings() -> SandboxedEnvironment:
     return _environment().overlay(autoescape=True)
 
 
+@lru_cache(maxsize=1)
+def _sms_environment() -> SandboxedEnvironment:
+    # An SMS has no markup to keep a printed value in its place: a name carrying CR/LF (or any
+    # other control character) would start lines of its own, so each printed value is folded
+    # to one line; the template's own line breaks stay.
+    return _environment().overlay(finalize=_fold_printed)
+
+
+def _environment_for(channel: str, part: str) -> SandboxedEnvironment:
+    if channel == "sms":
+        return _sms_environment()
+    return _html_strings() if part == "html" else _environment()
+
+
 @lru_cache(maxsize=1024)
-def _compile_override(source: str, html: bool) -> Template:
-    env = _html_strings() if html else _environment()
-    return env.from_string(source)
+def _compile_override(source: str, channel: str, part: str) -> Template:
+    return _environment_for(channel, part).from_string(source)
 
 
 def locale_chain(tag: str) -> list[str]:
@@ -152,11 +178,11 @@ Overrides = Mapping[tuple[str, str, str, str], str]
 
 
 @lru_cache(maxsize=1024)
-def _shipped(name: str) -> Template | None:
+def _shipped(channel: str, name: str, part: str) -> Template | None:
     # Jinja caches the templates it found, not the misses: each "fr-CA" would otherwise look
     # for a file at every render. Shipped templates do not change while the daemon runs.
     try:
-        return _environment().get_template(name)
+        return _environment_for(channel, part).get_template(name)
     except TemplateNotFound:
         return None
 
@@ -170,15 +196,11 @@ def _template(channel: str, kind: str, locale: str, part: str, overrides: Overri
     for candidate in _locale_chain(locale):
         source = overrides.get((channel, kind, candidate, part))
         if source is not None:
-            return _compile_override(source, part == "html")
-        template = _shipped(f"{channel}/{kind}.{candidate}.{part}.j2")
+            return _compile_override(source, channel, part)
+        template = _shipped(channel, f"{channel}/{kind}.{candidate}.{part}.j2", part)
         if template is not None:
             return template
     raise TemplateNotFound(f"{channel}/{kind}.{locale}.{part}.j2")
-
-
-def _one_line(text: str) -> str:
-    return " ".join(text.split())
 
 
 def render(
@@ -190,7 +212,7 @@ def render(
         for part in PARTS[channel]
     }
     return Rendered(
-        subject=_one_line(parts.get("subject", "")),
+        subject=one_line(parts.get("subject", "")),
         text=parts["txt"].strip() + ("\n" if channel == "email" else ""),
         html=parts.get("html", ""),
     )
@@ -258,7 +280,7 @@ def check_template(channel: str, kind: str, locale: str, part: str, source: str)
     if part not in PARTS[channel]:
         raise ValidationFailed.one("part", f"must be one of {', '.join(PARTS[channel])}")
     try:
-        template = _compile_override(source, part == "html")
+        template = _compile_override(source, channel, part)
         output = template.render(sample_context(kind, locale))
     except TemplateError as exc:
         line = getattr(exc, "lineno", None)

@@ -12,6 +12,7 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from gateway.notify.channels.sms import status_failure
 from gateway.store.notify_models import (
     DELIVERED,
     FAILED,
@@ -23,6 +24,7 @@ from gateway.store.notify_models import (
     SmsOptOut,
 )
 from gateway.store.types import utcnow
+from gateway.webhooks import hooks as webhook_hooks
 
 # Twilio's own opt-out and opt-in keywords (matched on the whole trimmed message).
 STOP_WORDS = {"STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT", "OPTOUT", "REVOKE"}
@@ -52,6 +54,7 @@ async def record_status(
             outcome=f"status:{status}"[:16],
             error=f"twilio {error_code}" if error_code else None,
             provider_id=sid,
+            detail=status_failure(error_code) if error_code else None,
         )
     )
     if new is not None and row.status in _RANK and _RANK[new] > _RANK[row.status]:
@@ -60,6 +63,7 @@ async def record_status(
         if error_code:
             row.last_error = f"twilio {error_code}"
         row.updated_at = now
+        await webhook_hooks.notification_outcomes(session, [row.id])
     return True
 
 
@@ -75,9 +79,11 @@ async def record_reply(session: AsyncSession, phone: str, body: str) -> str | No
     if word in STOP_WORDS:
         if existing is None:
             session.add(SmsOptOut(phone=phone, opted_out_at=utcnow()))
+            await webhook_hooks.sms_opt_changed(session, phone, opted_out=True)
         return "stop"
     if word in START_WORDS:
         if existing is not None:
             await session.delete(existing)
+            await webhook_hooks.sms_opt_changed(session, phone, opted_out=False)
         return "start"
     return None

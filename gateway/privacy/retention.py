@@ -9,9 +9,11 @@ from sqlalchemy import delete
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway.config import Settings
+from gateway.domain import key_activity
 from gateway.feeds import access as feed_access
 from gateway.notify import retention as notify_retention
 from gateway.store.models import IdempotencyRecord, UsageRecord
+from gateway.webhooks import retention as webhook_retention
 
 log = logging.getLogger("calgate.retention")
 
@@ -28,6 +30,8 @@ async def sweep(session: AsyncSession, settings: Settings, now: datetime) -> dic
         "idempotency_records": int(idem.rowcount),  # type: ignore[attr-defined]
     }
     counts.update(await feed_access.sweep(session, settings, now))
+    counts.update(await key_activity.sweep(session, settings, now))
     counts.update(await notify_retention.sweep(session, settings, now))
+    counts.update(await webhook_retention.sweep(session, settings, now))
     log.info("retention sweep", extra={"deleted": counts})
     return counts

@@ -4,9 +4,11 @@ Each feature keeps its tables in its own module under gateway/store/; add one im
 """
 
 from gateway.store import (
+    account_models,  # noqa: F401
     feed_models,  # noqa: F401
     lifecycle_models,  # noqa: F401
     models,  # noqa: F401
     notify_models,  # noqa: F401
     sync_models,  # noqa: F401
+    webhook_models,  # noqa: F401
 )

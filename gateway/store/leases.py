@@ -249,9 +249,17 @@ class ClaimLoop(abc.ABC, Generic[Item]):
 
     async def tick(self) -> int:
         """Claim a batch and run it concurrently; returns how many items were started."""
+        tasks = await self.start_batch()
+        if tasks:
+            await asyncio.gather(*tasks, return_exceptions=True)
+        return len(tasks)
+
+    async def start_batch(self) -> list[asyncio.Task[None]]:
+        """Claim a batch and start running it, without waiting for it (a claimer whose items
+        take unequal times keeps claiming while the slow ones run); returns the tasks."""
         async with self._claiming:
             if self._stopping:
-                return 0
+                return []
             async with self.store.transaction() as session:
                 items = await self._claim(session)
             if self._stopping and items:
@@ -259,14 +267,12 @@ class ClaimLoop(abc.ABC, Generic[Item]):
                 async with self.store.transaction() as session:
                     ids = [self._item_id(i) for i in items]
                     await release(session, self.model, ids, owner=self.owner)
-                return 0
+                return []
             tasks = [asyncio.create_task(self._run(i)) for i in items]
             self._running.update(tasks)
             for task in tasks:
                 task.add_done_callback(self._running.discard)
-        if tasks:
-            await asyncio.gather(*tasks, return_exceptions=True)
-        return len(tasks)
+        return tasks
 
     async def stop(self, grace: float) -> None:
         """Stop claiming; let running items finish within `grace` seconds, then cancel them

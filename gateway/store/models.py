@@ -57,6 +57,13 @@ class Account(Base):
     timezone: Mapped[str] = mapped_column(String(64))
     country: Mapped[str] = mapped_column(String(2))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # active | suspended | deleting (see gateway/domain/account_states.py); added by 0007datalife.
+    status: Mapped[str] = mapped_column(String(16), default="active", server_default="active")
+    # Why the account is not active, in words for the API's answer (payment failed, ...).
+    status_reason: Mapped[str | None] = mapped_column(String(200), default=None)
+    status_changed_at: Mapped[datetime | None] = mapped_column(default=None)
+    # When the deletion job runs (accounts.deletion_grace_days after it was asked for).
+    deletion_due_at: Mapped[datetime | None] = mapped_column(default=None)
 
 
 class ApiKey(Base):

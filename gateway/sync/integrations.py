@@ -44,6 +44,7 @@ from gateway.sync.run import (
     PENDING,
     sync_window,
 )
+from gateway.webhooks import hooks as webhook_hooks
 
 log = logging.getLogger("calgate.sync")
 
@@ -163,6 +164,7 @@ async def _discover_calendars(
     except AuthExpired as exc:
         trouble = describe(exc)
         integration.status, integration.last_error = trouble.status, trouble.words
+        await webhook_hooks.integration_status_changed(session, integration)
         return None
     finally:
         await connector.close()
@@ -188,6 +190,7 @@ async def update_password(
     integration.last_error = None
     integration.failures = 0
     integration.due_at = utcnow()
+    await webhook_hooks.integration_status_changed(session, integration)
     return integration
 
 
@@ -285,6 +288,7 @@ async def disconnect(
     await session.delete(integration)
     session.add(receipt)
     await session.flush()
+    await webhook_hooks.integration_purged(session, receipt)
     log.info("integration purged", extra={"integration_id": integration_id, "counts": counts})
     return receipt
 

@@ -107,10 +107,12 @@ async def commit(
         account = await session.get(Account, integration.account_id)
         assert account is not None
         for move in state.reschedule:
-            await _apply(session, integration_id, state, outcome, move, account)
+            await _apply(session, integration, state, outcome, move, account)
         for apt_id in state.cancel:
             try:
-                await appointment_service.cancel_appointment(session, account, apt_id)
+                await appointment_service.cancel_appointment(
+                    session, account, apt_id, source=integration.provider
+                )
                 outcome.cancelled += 1
             except CalgateError as exc:
                 state.logs.append(("error", apt_id, f"could not cancel: {exc.message}"))
@@ -147,15 +149,20 @@ async def commit(
 
 async def _apply(
     session: AsyncSession,
-    integration_id: str,
+    integration: Integration,
     state: RunState,
     outcome: Outcome,
     move: Reschedule,
     account: Account,
 ) -> None:
+    integration_id = integration.id
     try:
         appointment = await appointment_service.update_appointment(
-            session, account, move.appointment_id, {"start_at": move.start, "end_at": move.end}
+            session,
+            account,
+            move.appointment_id,
+            {"start_at": move.start, "end_at": move.end},
+            source=integration.provider,
         )
     except CalgateError as exc:
         # Refused (too long, cancelled meanwhile): keep ours, written back on the next run.

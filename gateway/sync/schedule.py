@@ -16,6 +16,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway.config import Settings
+from gateway.domain import account_states
 from gateway.store import leases
 from gateway.store.db import Store
 from gateway.store.sync_models import Integration
@@ -55,7 +56,11 @@ class SyncTicker(leases.ClaimLoop[str]):
             limit=self.settings.scheduler_claim_batch,
             lease=self.lease,
             now=utcnow(),
-            where=[Integration.status == ACTIVE],
+            # Syncs pause while the account is suspended or being deleted.
+            where=[
+                Integration.status == ACTIVE,
+                Integration.account_id.in_(account_states.active_accounts()),
+            ],
         )
         return [r.id for r in rows]
 

@@ -245,7 +245,8 @@ async def test_crash_mid_send_is_resent_after_the_lease_expires_once(
 ) -> None:
     _api, apt = await _booked(store, client)
     crashed = Dispatcher(store, settings)
-    prepared = await crashed._claim()  # claimed and rendered, then the process dies
+    async with store.transaction() as session:  # claimed, then the process dies
+        prepared = await crashed._claim(session)
     assert len(prepared) == 1
     second = Dispatcher(store, settings)
     assert await second.tick() == 0  # the lease holds: no second send
@@ -307,10 +308,14 @@ async def test_starttls_with_login(
             smtp_username="mailer",
             smtp_password="wrong",
         )
-        _api, apt = await _booked(store, client)
+        api, apt = await _booked(store, client)
         await deliver(store, bad)
         row = _one(await rows(store, str(apt["id"])), "email")
         assert row.status == "pending" and "535" in (row.last_error or "")  # kept until fixed
+        log = (await api.get(f"/v1/appointments/{apt['id']}/notifications")).json()
+        [attempt] = [a for e in log if e["id"] == row.id for a in e["log"]]
+        assert attempt["reason"].startswith("authentication refused")
+        assert attempt["provider_code"] == "535"
         await make_due(store, row.id)
         await deliver(store, good)
         assert len(sink.received) == 1

@@ -21,12 +21,14 @@ from typing import Any
 
 from twilio.request_validator import RequestValidator
 
+# Error bodies as Twilio writes them (https://www.twilio.com/docs/api/errors): the message of
+# 21211 and 21614 quotes the number it refused, "{to}" below.
 _MESSAGES = {
-    21211: (400, "The 'To' number is not a valid phone number."),
+    21211: (400, "The 'To' number {to} is not a valid phone number."),
     21610: (400, "Attempt to send to unsubscribed recipient"),
-    21614: (400, "'To' number is not a valid mobile number"),
+    21614: (400, "The 'To' number {to} is not a valid mobile number."),
     20429: (429, "Too Many Requests"),
-    20500: (500, "Internal Server Error"),
+    20500: (500, "An internal server error has occurred"),
 }
 
 
@@ -106,7 +108,7 @@ def _handler(peer: TwilioPeer) -> type[BaseHTTPRequestHandler]:
                     status,
                     {
                         "code": code,
-                        "message": message,
+                        "message": message.format(to=form.get("To", "")),
                         "more_info": f"https://www.twilio.com/docs/errors/{code}",
                         "status": status,
                     },

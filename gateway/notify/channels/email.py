@@ -32,8 +32,8 @@ import aiosmtplib
 
 from gateway.config import Settings
 from gateway.domain.contacts import ascii_email
-from gateway.notify.channels.base import ChannelError, Receipt
-from gateway.notify.rendering import Rendered
+from gateway.notify.channels.base import ChannelError, Outgoing, Receipt
+from gateway.notify.rendering import Rendered, one_line
 
 _IDLE_SECONDS = 5.0
 _DOWN_SECONDS = 5.0  # after a failed connect, how long sends fail fast
@@ -42,12 +42,6 @@ _UTF8_B = Charset("utf-8")
 _UTF8_B.header_encoding = BASE64
 _BOUNDARY_PREFIX = secrets.token_hex(8)
 _boundary_count = itertools.count()
-
-
-def one_line(value: str) -> str:
-    """`value` with each run of whitespace and control characters (CR, LF) as one space."""
-    cleaned = "".join(ch if ch.isprintable() else " " for ch in value)
-    return " ".join(cleaned.split())
 
 
 @dataclass(frozen=True)
@@ -151,21 +145,65 @@ def build_message(
     return head + b"\r\n" + body + b"--" + boundary + b"--\r\n"
 
 
-def _classify(exc: Exception) -> ChannelError:
-    """SMTP 5xx → permanent; 4xx, timeouts, lost connections → transient (RFC 5321 §4.2.1)."""
+def _said(exc: Exception) -> dict[str, str | None]:
+    """The server's own code and words, when it answered."""
+    if isinstance(exc, aiosmtplib.SMTPResponseException):
+        return {"provider_code": str(exc.code), "provider_message": exc.message or None}
+    return {"provider_code": None, "provider_message": str(exc) or None}
+
+
+def _classify(exc: Exception, where: str) -> ChannelError:
+    """SMTP 5xx → permanent; 4xx, timeouts, lost connections → transient (RFC 5321 §4.2.1).
+
+    `where` is the server as ``host:port``, for the sentences about reaching it.
+    """
+    said = _said(exc)
     if isinstance(exc, aiosmtplib.SMTPRecipientsRefused):
         codes = [r.code for r in exc.recipients]
         code = max(codes) if codes else 450
-        return ChannelError(f"smtp {code} recipient refused", permanent=code >= 500)
+        words = "; ".join(r.message for r in exc.recipients) or None
+        permanent = code >= 500
+        reason = (
+            "the mail server refused this address"
+            if permanent
+            else "the mail server refused this address for now: it will be retried"
+        )
+        return ChannelError(
+            f"smtp {code} recipient refused",
+            permanent=permanent,
+            reason=reason,
+            provider_code=str(code),
+            provider_message=words,
+        )
     if isinstance(exc, aiosmtplib.SMTPAuthenticationError):
         # A configuration problem, not the message's: keep it until the login is fixed.
-        return ChannelError(f"smtp {exc.code} authentication failed", permanent=False)
+        reason = "authentication refused: check [smtp] username and password"
+        return ChannelError(
+            f"smtp {exc.code} authentication failed", permanent=False, reason=reason, **said
+        )
     if isinstance(exc, aiosmtplib.SMTPResponseException):
         kind = type(exc).__name__.removeprefix("SMTP")
-        return ChannelError(f"smtp {exc.code} {kind}", permanent=exc.code >= 500)
+        permanent = exc.code >= 500
+        reason = (
+            "the mail server refused the message"
+            if permanent
+            else "the mail server asked us to try later: it will be retried"
+        )
+        return ChannelError(f"smtp {exc.code} {kind}", permanent=permanent, reason=reason, **said)
     if isinstance(exc, aiosmtplib.SMTPTimeoutError | TimeoutError):
-        return ChannelError("smtp timeout", permanent=False)
-    return ChannelError(f"smtp {type(exc).__name__}", permanent=False)
+        reason = f"the mail server at {where} did not answer in time: it will be retried"
+        return ChannelError("smtp timeout", permanent=False, reason=reason, **said)
+    if isinstance(exc, aiosmtplib.SMTPException) and "STARTTLS" in str(exc):
+        reason = "the server does not offer STARTTLS; set smtp.tls = none for a local relay"
+        return ChannelError("smtp no starttls", permanent=False, reason=reason, **said)
+    if isinstance(exc, ssl.SSLError) or isinstance(exc.__cause__, ssl.SSLError):
+        reason = f"the TLS handshake with {where} failed: check smtp.tls and smtp.ca_file"
+        return ChannelError("smtp tls failed", permanent=False, reason=reason, **said)
+    if isinstance(exc, ConnectionRefusedError) or isinstance(exc.__cause__, ConnectionRefusedError):
+        reason = f"connection refused at {where}: is the mail server running?"
+        return ChannelError(f"smtp {type(exc).__name__}", permanent=False, reason=reason, **said)
+    reason = f"the mail server at {where} could not be reached: it will be retried"
+    return ChannelError(f"smtp {type(exc).__name__}", permanent=False, reason=reason, **said)
 
 
 class SmtpChannel:
@@ -178,6 +216,7 @@ class SmtpChannel:
         self._slots = asyncio.Semaphore(settings.smtp_connections)
         self._idle: list[tuple[aiosmtplib.SMTP, float]] = []
         self._down_until = 0.0
+        self._down_error: ChannelError | None = None
         self._tls: ssl.SSLContext | None = None
         if settings.smtp_tls != "none":
             self._tls = ssl.create_default_context(cafile=settings.smtp_ca_file or None)
@@ -211,30 +250,49 @@ class SmtpChannel:
             client.close()
         return None
 
-    async def send(self, message: bytes, sender: str, recipient: str) -> Receipt:
-        """Send one message to exactly `recipient`; raises ChannelError."""
+    @property
+    def where(self) -> str:
+        """The server as ``host:port``."""
+        return f"{self.settings.smtp_host}:{self.settings.smtp_port}"
+
+    async def send(self, message: Outgoing) -> Receipt:
+        """Send one message to exactly its recipient; raises ChannelError."""
         try:  # international domains travel in their IDNA form, as in the headers
-            envelope_from, envelope_to = ascii_email(sender), ascii_email(recipient)
+            envelope_from = ascii_email(message.sender or self.settings.smtp_from)
+            envelope_to = ascii_email(message.recipient)
         except ValueError:
-            raise ChannelError("smtp address has no ASCII form", permanent=True) from None
+            reason = "this email address cannot be written in a form mail servers accept"
+            raise ChannelError(
+                "smtp address has no ASCII form", permanent=True, reason=reason
+            ) from None
+        payload = message.payload
+        data = payload if isinstance(payload, bytes) else payload.encode("utf-8")
         async with self._slots:
             if time.monotonic() < self._down_until:
                 # The server could not be reached a moment ago: fail fast (and retry later)
                 # instead of making every queued message wait out its own connect timeout.
-                raise ChannelError("smtp server unreachable", permanent=False)
+                down = self._down_error
+                raise ChannelError(
+                    "smtp server unreachable",
+                    permanent=False,
+                    reason=down.reason if down else None,
+                    provider_code=down.provider_code if down else None,
+                    provider_message=down.provider_message if down else None,
+                )
             client = self._take_idle()
             try:
                 if client is None:
                     try:
                         client = await self._connect()
-                    except (aiosmtplib.SMTPConnectError, OSError, TimeoutError) as exc:
+                    except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
                         self._down_until = time.monotonic() + _DOWN_SECONDS
-                        raise _classify(exc) from None
-                await client.sendmail(envelope_from, [envelope_to], message)
+                        self._down_error = _classify(exc, self.where)
+                        raise self._down_error from None
+                await client.sendmail(envelope_from, [envelope_to], data)
             except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
                 if client is not None:
                     client.close()
-                raise _classify(exc) from None
+                raise _classify(exc, self.where) from None
             except BaseException:
                 if client is not None:
                     client.close()

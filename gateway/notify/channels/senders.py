@@ -9,8 +9,12 @@ Given a messaging service, Twilio picks the number itself, per destination.
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import phonenumbers
+
+from gateway.config import Settings, default_config_file, describe_source
+from gateway.errors import ConfigError
 
 _ALPHANUMERIC = re.compile(r"[A-Za-z0-9 ]{1,11}")
 _MESSAGING_SERVICE = re.compile(r"MG[0-9a-f]{32}")
@@ -65,3 +69,23 @@ def twilio_sender_params(sender: str) -> dict[str, str]:
     if is_messaging_service(sender):
         return {"messaging_service_sid": sender}
     return {"from_": sender}
+
+
+def check_sender_settings(settings: Settings, config_file: Path | None = None) -> None:
+    """Refuse a bad daemon sender (``[twilio] from``, ``messaging_service_sid``) at start-up
+    with one line naming the setting, where it came from, and the forms it may take.
+
+    The notify feature checks its own settings (the app factory calls this): the config layer
+    knows nothing of SMS senders.
+    """
+    for name in ("twilio_from", "twilio_messaging_service_sid"):
+        value = str(getattr(settings, name))
+        if not value:
+            continue
+        try:
+            sender = parse_sms_sender(value)
+            if name == "twilio_messaging_service_sid" and not is_messaging_service(sender):
+                raise ValueError("must be a messaging service SID: MG and 32 hex digits")
+        except ValueError as exc:
+            source = describe_source(name, config_file or default_config_file())
+            raise ConfigError(f"bad setting {name} (from {source}): {exc}") from None

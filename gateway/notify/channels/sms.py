@@ -18,8 +18,10 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import logging
+import re
 import threading
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -30,8 +32,12 @@ from twilio.http.response import Response
 from twilio.rest import Client
 
 from gateway.config import Settings
-from gateway.notify.channels.base import ChannelError, Receipt
-from gateway.notify.channels.senders import choose_sender, twilio_sender_params
+from gateway.notify.channels.base import ChannelError, Outgoing, Receipt
+from gateway.notify.channels.senders import (
+    choose_sender,
+    parse_sms_sender,
+    twilio_sender_params,
+)
 
 _GSM_BASIC = (
     "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?"
@@ -115,19 +121,86 @@ class _RebasedHttpClient(TwilioHttpClient):  # type: ignore[misc]
         return super().request(method, url, params, data, headers, auth, timeout, allow_redirects)
 
 
+# The sentence a practitioner reads for each Twilio error we know (Twilio's error dictionary,
+# https://www.twilio.com/docs/api/errors); anything else falls back to the HTTP status.
+_REASONS = {
+    21211: "this phone number is not a valid number: correct it in the client's record",
+    21408: "the Twilio account is not allowed to send SMS to this country",
+    21606: "the configured sender cannot send SMS: check [twilio] from",
+    21608: "a Twilio trial account can only text numbers verified in Twilio",
+    21610: "the client replied STOP: no SMS reaches them until they reply START",
+    21612: "this phone number cannot be reached from our sender",
+    21614: "this phone number cannot receive SMS (it is not a mobile number)",
+    21617: "the message is longer than Twilio accepts",
+    21660: "the configured sender does not belong to the Twilio account: check [twilio] from",
+    20003: "Twilio refused our credentials: check [twilio] account_sid and auth_token",
+    20429: "Twilio asked us to slow down: the message will be retried",
+}
+
+
+@lru_cache(maxsize=8)
+def _normalised_sender(raw: str) -> str:
+    if not raw:
+        return raw
+    try:
+        return parse_sms_sender(raw)
+    except ValueError:
+        return raw  # Twilio will say what is wrong with it (21606, 21660)
+
+
+# What a failed or undelivered status callback's ErrorCode means (Twilio's 30xxx codes).
+_STATUS_REASONS = {
+    30003: "the phone was unreachable (switched off or out of coverage)",
+    30004: "the message was blocked by the recipient or their carrier",
+    30005: "this phone number does not exist at the carrier",
+    30006: "this number cannot receive SMS (a landline, or a carrier that cannot be reached)",
+    30007: "the carrier filtered the message as unwanted",
+    30008: "the carrier could not deliver the message, for an unknown reason",
+}
+
+
+def status_failure(error_code: str) -> dict[str, str]:
+    """What the delivery log keeps of a status callback's ErrorCode: code, reason, link."""
+    code = int(error_code) if error_code.isdigit() else None
+    reason = _STATUS_REASONS.get(code or 0, "the carrier did not deliver the message")
+    out = {"provider_code": error_code, "reason": reason}
+    if code:
+        out["more_info"] = f"https://www.twilio.com/docs/errors/{code}"
+    return out
+
+
+# The library puts its own words before Twilio's ("Unable to create record: ...").
+_LIBRARY_PREFIX = re.compile(r"^Unable to \w+ record: ")
+
+
+def _more_info(code: int | None) -> str | None:
+    return f"https://www.twilio.com/docs/errors/{code}" if code else None
+
+
 def _classify(exc: Exception) -> ChannelError:
+    """Twilio's refusal as our error: permanent or not, with Twilio's words and ours."""
     if isinstance(exc, TwilioRestException):
         code = exc.code
-        if exc.status == 429 or code == 20429 or exc.status >= 500:
-            return ChannelError(f"twilio {exc.status} {code or ''}".strip(), permanent=False)
+        said = {
+            "provider_code": str(code) if code else None,
+            "provider_message": _LIBRARY_PREFIX.sub("", str(exc.msg)) if exc.msg else None,
+            "more_info": _more_info(code),
+        }
+        short = f"twilio {exc.status} {code or ''}".strip()
+        if exc.status == 429 or code == 20429:
+            return ChannelError(short, permanent=False, reason=_REASONS[20429], **said)
+        if exc.status >= 500:
+            reason = "Twilio had a temporary problem: the message will be retried"
+            return ChannelError(short, permanent=False, reason=reason, **said)
         if code in PERMANENT_CODES:
-            return ChannelError(f"twilio {code}", permanent=True)
+            return ChannelError(f"twilio {code}", permanent=True, reason=_REASONS.get(code), **said)
         if exc.status in (401, 403):  # our credentials: a configuration problem, keep trying
-            return ChannelError(f"twilio {exc.status} {code or ''}".strip(), permanent=False)
-        return ChannelError(f"twilio {exc.status} {code or ''}".strip(), permanent=True)
-    if isinstance(exc, RequestException):
-        return ChannelError(f"twilio {type(exc).__name__}", permanent=False)
-    return ChannelError(f"twilio {type(exc).__name__}", permanent=False)
+            reason = _REASONS[20003]
+            return ChannelError(short, permanent=False, reason=reason, **said)
+        reason = _REASONS.get(code or 0, f"Twilio refused the message (HTTP {exc.status})")
+        return ChannelError(short, permanent=True, reason=reason, **said)
+    reason = "Twilio could not be reached: the message will be retried"
+    return ChannelError(f"twilio {type(exc).__name__}", permanent=False, reason=reason)
 
 
 class TwilioChannel:
@@ -152,8 +225,10 @@ class TwilioChannel:
 
     @property
     def default_sender(self) -> str:
-        """The daemon's sender: its messaging service, else its number or sender ID."""
-        return self.settings.twilio_messaging_service_sid or self.settings.twilio_from
+        """The daemon's sender: its messaging service, else its number or sender ID (numbers
+        in E.164; the app factory refused a sender that does not parse)."""
+        raw = self.settings.twilio_messaging_service_sid or self.settings.twilio_from
+        return _normalised_sender(raw)
 
     def _client(self) -> Client:
         # One client per worker thread: its HTTP session keeps the TLS connection to Twilio
@@ -176,22 +251,23 @@ class TwilioChannel:
             to=to, body=body, status_callback=status_callback, **twilio_sender_params(sender)
         )
 
-    async def send(
-        self, to: str, body: str, token: str, status_callback: str, sender: str | None = None
-    ) -> Receipt:
-        """Create one message from the account's `sender` (None: the daemon's); raises
-        ChannelError (``code`` 21610 means the number opted out)."""
+    async def send(self, message: Outgoing) -> Receipt:
+        """Create one message from its sender (None: the daemon's); raises ChannelError
+        (``code`` 21610 means the number opted out)."""
+        body = str(message.payload)
         segments = count_segments(body)
-        chosen = choose_sender(sender, self.default_sender, to)
+        to = message.recipient
+        chosen = choose_sender(message.sender, self.default_sender, to)
+        callback = message.callback or ""
         async with self._slots:
-            _token.set(token)
+            _token.set(message.token)
             try:
-                message = await asyncio.to_thread(self._create, to, body, status_callback, chosen)
+                created = await asyncio.to_thread(self._create, to, body, callback, chosen)
             except (TwilioException, RequestException, OSError) as exc:
                 raise _classify(exc) from None
-        return Receipt(provider_id=str(message.sid), segments=segments.count)
+        return Receipt(provider_id=str(created.sid), segments=segments.count)
 
-    def close(self) -> None:
+    async def close(self) -> None:
         """Close the connections every thread's session keeps (a later send opens new ones)."""
         with self._sessions_lock:
             sessions = list(self._sessions)  # kept: each thread goes on using its client

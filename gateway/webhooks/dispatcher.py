@@ -1,0 +1,360 @@
+"""Delivery: claim due deliveries with leases, sign and post them, record every attempt.
+
+Per endpoint with due work, a claim takes up to PREFETCH rounds of
+`webhooks_endpoint_concurrency` deliveries (minus those already leased by any process), and
+only the first pending delivery of each appointment (lowest version), so an appointment's events
+arrive in order. At most `webhooks_endpoint_concurrency` requests per endpoint are on the wire
+at once in a process (a semaphore per endpoint), so one slow receiver cannot hold up the others:
+its claims wait for its own slots while the other endpoints' go out. Sends run outside any
+transaction and do not wait for each other; when an endpoint has room for a whole round again,
+the claim runs at once (not at the next tick). Outcomes are stored by group commit, naming our
+lease. A delivery that waited for a slot until its lease was nearly out is handed back unsent.
+
+At least once: a crash between the receiver's answer and our record leaves the delivery leased;
+when the lease expires it is sent again, with the same `webhook-id`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections import Counter, defaultdict
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import httpx
+from sqlalchemy import and_, exists, func, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
+
+from gateway import secrets
+from gateway.config import Settings
+from gateway.store import leases
+from gateway.store.db import Store
+from gateway.store.types import utcnow
+from gateway.store.webhook_models import PENDING, WebhookDelivery, WebhookEndpoint, WebhookEvent
+from gateway.webhooks import http, outcomes, signing
+from gateway.webhooks.events import body_of
+from gateway.webhooks.outcomes import Attempt
+
+log = logging.getLogger("calgate.webhooks")
+
+# Deliveries claimed per endpoint: up to this many rounds of `webhooks_endpoint_concurrency`,
+# so each claim takes a round's worth while the previous round is still on the wire.
+PREFETCH = 4
+
+_EARLIER = aliased(WebhookDelivery)
+# No pending delivery of the same appointment to the same endpoint comes before this one.
+_FIRST_IN_LINE = ~exists().where(
+    _EARLIER.endpoint_id == WebhookDelivery.endpoint_id,
+    _EARLIER.order_key == WebhookDelivery.order_key,
+    _EARLIER.status == PENDING,
+    or_(
+        _EARLIER.seq < WebhookDelivery.seq,
+        and_(_EARLIER.seq == WebhookDelivery.seq, _EARLIER.id < WebhookDelivery.id),
+    ),
+)
+_CLAIMED = (
+    WebhookDelivery.id,
+    WebhookDelivery.endpoint_id,
+    WebhookDelivery.event_id,
+    WebhookDelivery.attempts,
+    WebhookDelivery.created_at,
+    WebhookDelivery.retry_since,
+)
+
+
+@dataclass(frozen=True)
+class Item:
+    """One claimed delivery with everything needed to send it."""
+
+    delivery_id: str
+    endpoint_id: str
+    event_id: str
+    attempt: int
+    url: str
+    signing_secrets: list[str]
+    body: bytes
+    retry_from: datetime
+    lease_until: float = 0.0  # time.monotonic() after which another process may own it
+
+
+class Dispatcher(leases.ClaimLoop[Item]):
+    """Sends due webhook deliveries; one per process, ticked by the scheduler."""
+
+    model = WebhookDelivery
+
+    def __init__(self, store: Store, settings: Settings) -> None:
+        super().__init__(store, timedelta(seconds=settings.webhooks_lease_seconds), ":webhooks")
+        self.settings = settings
+        self.http = http.client(settings)
+        self._plain: dict[str, str] = {}  # encrypted secret -> secret (decrypt once)
+        # SQLite has one writer: our claims and outcome writes take turns here instead of
+        # meeting in SQLite's busy handler, which sleeps whole milliseconds between tries.
+        self._turn = asyncio.Lock() if store.dialect == "sqlite" else None
+        self._writer = outcomes.Writer(store, settings, self.owner, self._turn)
+        cap = settings.webhooks_endpoint_concurrency
+        self._slots: dict[str, asyncio.Semaphore] = defaultdict(lambda: asyncio.Semaphore(cap))
+        self._held: Counter[str] = Counter()  # endpoint -> deliveries we hold (queued or sent)
+        self._filling = False
+        self._again = False
+        self._refills: set[asyncio.Task[None]] = set()
+
+    # -- the loop --------------------------------------------------------------------------
+
+    async def tick(self) -> int:
+        """Claim and start what is due now, without waiting for the sends (each finished one
+        claims again when its endpoint has room for a whole round). Returns how many started."""
+        if self._filling:
+            self._again = True  # the claim in progress goes round once more
+            return 0
+        self._filling = True
+        started = 0
+        try:
+            while not self._stopping:
+                self._again = False
+                tasks = await self.start_batch()
+                started += len(tasks)
+                if not self._again and len(tasks) < self.settings.webhooks_claim_batch:
+                    break
+        finally:
+            self._filling = False
+        return started
+
+    async def start_batch(self) -> list[asyncio.Task[None]]:
+        """The base class's claim, taking its turn at the SQLite writer."""
+        async with self._turn or contextlib.nullcontext():
+            return await super().start_batch()
+
+    async def drain(self) -> int:
+        """Tick, then wait until nothing claimed is in flight (and no claim it caused is
+        running); returns how many deliveries started meanwhile. For tests and benchmarks."""
+        started = await self.tick()
+        while self._running or self._refills:
+            await asyncio.gather(*self._running, *self._refills, return_exceptions=True)
+        return started
+
+    async def stop(self, grace: float) -> None:
+        """Stop claiming, let sends in flight finish within `grace`, then close the client."""
+        await super().stop(grace)
+        await self._writer.flush()
+        await self.http.aclose()
+
+    def _finished(self, endpoint_id: str) -> None:
+        self._held[endpoint_id] -= 1
+        cap = self.settings.webhooks_endpoint_concurrency
+        if not self._stopping and self._held[endpoint_id] <= cap * (PREFETCH - 1):
+            task = asyncio.create_task(self._tick_quietly())
+            self._refills.add(task)
+            task.add_done_callback(self._refills.discard)
+
+    async def _tick_quietly(self) -> None:
+        try:
+            await self.tick()
+        except Exception as exc:  # the scheduler's next tick tries again
+            log.warning("webhook claim failed: %s", type(exc).__name__)
+
+    # -- claiming --------------------------------------------------------------------------
+
+    async def _claim(self, session: AsyncSession) -> list[Item]:
+        now = utcnow()
+        cap = self.settings.webhooks_endpoint_concurrency
+        # Index seeks per enabled endpoint, not a scan of the queue (which may be long).
+        held = (
+            select(func.count())
+            .where(
+                WebhookDelivery.endpoint_id == WebhookEndpoint.id,
+                WebhookDelivery.lease_expires_at > now,
+            )
+            .correlate(WebhookEndpoint)
+            .scalar_subquery()
+        )
+        has_due = exists().where(
+            WebhookDelivery.endpoint_id == WebhookEndpoint.id,
+            WebhookDelivery.status == PENDING,
+            WebhookDelivery.due_at <= now,
+        )
+        candidates = (
+            await session.execute(
+                select(WebhookEndpoint.id, held).where(WebhookEndpoint.enabled, has_due)
+            )
+        ).all()
+        budget = self.settings.webhooks_claim_batch
+        rows: list[Any] = []
+        for endpoint_id, leased in candidates:
+            room = cap * PREFETCH - int(leased)
+            if room < cap and leased:
+                continue  # a round's worth at a time: fewer, larger claims
+            free = min(room, budget - len(rows))
+            if free <= 0:
+                continue
+            rows += await leases.claim(
+                session,
+                WebhookDelivery,
+                owner=self.owner,
+                limit=free,
+                lease=self.lease,
+                now=now,
+                where=[
+                    WebhookDelivery.endpoint_id == endpoint_id,
+                    WebhookDelivery.status == PENDING,
+                    _FIRST_IN_LINE,
+                ],
+                columns=_CLAIMED,
+            )
+            if len(rows) >= budget:
+                break
+        items = await self._items(session, rows) if rows else []
+        for item in items:
+            self._held[item.endpoint_id] += 1
+        return items
+
+    async def _items(self, session: AsyncSession, rows: list[Any]) -> list[Item]:
+        events = {
+            e.id: e
+            for e in await session.scalars(
+                select(WebhookEvent).where(WebhookEvent.id.in_({r.event_id for r in rows}))
+            )
+        }
+        endpoints = {
+            e.id: e
+            for e in await session.scalars(
+                select(WebhookEndpoint).where(WebhookEndpoint.id.in_({r.endpoint_id for r in rows}))
+            )
+        }
+        now = utcnow()
+        # A fifth of the lease kept as margin for clock skew between processes.
+        lease_until = time.monotonic() + self.lease.total_seconds() * 0.8
+        items = []
+        for r in rows:
+            event, endpoint = events[r.event_id], endpoints[r.endpoint_id]
+            keys = [endpoint.secret]
+            if (
+                endpoint.previous_secret
+                and endpoint.previous_until
+                and endpoint.previous_until > now
+            ):
+                keys.append(endpoint.previous_secret)
+            items.append(
+                Item(
+                    r.id,
+                    r.endpoint_id,
+                    r.event_id,
+                    r.attempts + 1,
+                    endpoint.url,
+                    [self._decrypt(k) for k in keys],
+                    body_of(event.type, event.created_at, event.data),
+                    r.retry_since or r.created_at,
+                    lease_until,
+                )
+            )
+        return items
+
+    def _decrypt(self, token: str) -> str:
+        if token not in self._plain:
+            self._plain[token] = secrets.decrypt(self.settings, token)
+        return self._plain[token]
+
+    def _item_id(self, item: Item) -> str:
+        return item.delivery_id
+
+    # -- sending ---------------------------------------------------------------------------
+
+    async def _run(self, item: Item) -> None:
+        try:
+            async with self._slots[item.endpoint_id]:
+                if time.monotonic() > item.lease_until:
+                    # Waited so long for a slot that another process may own it now: give it
+                    # back rather than risk sending it twice at once.
+                    async with self.store.transaction() as session:
+                        ids = [item.delivery_id]
+                        await leases.release(session, WebhookDelivery, ids, owner=self.owner)
+                    return
+                attempt = await self._send(item)
+            await self._writer.record(attempt)
+        except asyncio.CancelledError:
+            # Shutdown ran out of grace: hand the delivery back at once for the next process.
+            async with self.store.transaction() as session:
+                await leases.release(session, WebhookDelivery, [item.delivery_id], owner=self.owner)
+            raise
+        except Exception:  # a bug or a database outage must not lose it: the lease expires
+            log.exception("webhook delivery not recorded", extra={"delivery_id": item.delivery_id})
+        finally:
+            self._finished(item.endpoint_id)
+
+    async def _send(self, item: Item) -> Attempt:
+        started_at = utcnow()
+        clock = time.perf_counter()
+        status: int | None = None
+        error: str | None = None
+        answer = b""
+        retry_after: str | None = None
+        try:
+            headers = signing.headers(item.signing_secrets, item.event_id, item.body, started_at)
+            request = self.http.build_request("POST", item.url, content=item.body, headers=headers)
+            response = await self.http.send(request, stream=True)
+            try:
+                status = response.status_code
+                retry_after = response.headers.get("retry-after")
+                answer = await _first_bytes(response, self.settings.webhooks_response_bytes)
+            finally:
+                await response.aclose()
+        except httpx.TimeoutException:
+            error = "timeout"
+        except httpx.TransportError as exc:
+            error = _words(exc)
+        return Attempt(
+            item=item,
+            started_at=started_at,
+            duration_ms=(time.perf_counter() - clock) * 1000.0,
+            status=status,
+            error=error,
+            answer=answer.decode("utf-8", "replace"),
+            retry_after=retry_after,
+        )
+
+
+async def _first_bytes(response: httpx.Response, limit: int) -> bytes:
+    """Up to `limit` bytes of the answer; the rest is not read (a huge answer costs nothing)."""
+    kept = b""
+    if limit <= 0:
+        return kept
+    async for chunk in response.aiter_raw():
+        kept += chunk
+        if len(kept) >= limit:
+            break
+    return kept[:limit]
+
+
+def _words(exc: httpx.TransportError) -> str:
+    text = str(exc) or type(exc).__name__
+    if http.REFUSED in text:
+        return http.REFUSED
+    if isinstance(exc, httpx.ConnectError):
+        return f"connection failed: {text}"[:200]
+    return f"{type(exc).__name__}: {text}"[:200]
+
+
+def install(scheduler: Any, store: Store, settings: Settings) -> Dispatcher | None:
+    """Add the webhook tick to `scheduler` (an APScheduler); None when webhooks are off."""
+    if not settings.webhooks_enabled:
+        return None
+    dispatcher = Dispatcher(store, settings)
+
+    async def _tick() -> None:
+        try:
+            await dispatcher.tick()
+        except Exception as exc:  # a failed round (database away) must not stop later ones
+            log.warning("webhook tick failed: %s", type(exc).__name__)
+
+    scheduler.add_job(
+        _tick,
+        "interval",
+        seconds=settings.webhooks_tick_seconds,
+        id="webhooks",
+        next_run_time=utcnow(),
+    )
+    return dispatcher

@@ -1,0 +1,86 @@
+"""Events from notifications: a refused email arrives as notification.failed with its reason, an
+accepted one as notification.delivered (asked for), and STOP / START as client.sms_opted_*."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import httpx
+import pytest
+
+from gateway.config import Settings
+from gateway.store.db import Store
+from gateway.webhooks.dispatcher import Dispatcher
+from tests.notify.conftest import deliver, notify_settings, smtp, soon, twilio  # noqa: F401
+from tests.notify.test_webhooks_and_api import _signed_post
+from tests.peers.smtp import SmtpSink
+from tests.peers.twilio import TwilioPeer
+from tests.peers.webhook_receiver import Receiver
+from tests.support import new_account
+from tests.webhooks.conftest import WEBHOOK_SETTINGS, add_endpoint, arrived
+
+TYPES = [
+    "notification.failed",
+    "notification.delivered",
+    "client.sms_opted_out",
+    "client.sms_opted_in",
+]
+
+
+@pytest.fixture
+def settings(tmp_path: Path, smtp: SmtpSink, twilio: TwilioPeer) -> Settings:  # noqa: F811
+    return notify_settings(tmp_path, smtp, twilio, **WEBHOOK_SETTINGS)
+
+
+async def test_refused_and_accepted_email(
+    store: Store,
+    client: httpx.AsyncClient,
+    settings: Settings,
+    smtp: SmtpSink,  # noqa: F811
+    receiver: Receiver,
+    dispatcher: Dispatcher,
+) -> None:
+    api = await new_account(store, client)
+    await add_endpoint(api, receiver, event_types=TYPES)
+    user = await api.user()
+    person = await api.client(email="gone@example.com")
+    start, end = soon(72)
+    refused = await api.appointment(user["id"], person["id"], start=start, end=end)
+    smtp.reply_next("550 5.1.1 mailbox unavailable")
+    await deliver(store, settings)
+    kept = await api.appointment(user["id"], person["id"], start=start, end=end)
+    await deliver(store, settings)
+    events = await arrived(dispatcher, receiver, 2)
+    by_type = {e["type"]: e["data"] for e in events}
+    failed = by_type["notification.failed"]
+    assert (failed["appointment_id"], failed["channel"], failed["kind"]) == (
+        refused["id"],
+        "email",
+        "confirmation",
+    )
+    assert "550" in failed["reason"] and failed["recipient_id"] == person["id"]
+    assert by_type["notification.delivered"]["appointment_id"] == kept["id"]
+    assert "gone@example.com" not in str(events)  # ids, never addresses
+
+
+async def test_stop_and_start_arrive_per_client(
+    store: Store,
+    client: httpx.AsyncClient,
+    twilio: TwilioPeer,  # noqa: F811
+    receiver: Receiver,
+    dispatcher: Dispatcher,
+) -> None:
+    api = await new_account(store, client)
+    await add_endpoint(api, receiver, event_types=TYPES)
+    person = await api.client(notify_sms=True, sms_consent=True)
+    inbound = "/webhooks/twilio/inbound"
+    reply = {"From": person["phone"], "To": "+15005550006", "Body": "STOP", "MessageSid": "SMx"}
+    assert (await _signed_post(client, twilio, inbound, reply)).status_code == 200
+    assert (await _signed_post(client, twilio, inbound, reply)).status_code == 200  # again
+    events = await arrived(dispatcher, receiver, 1)
+    await _signed_post(client, twilio, inbound, {**reply, "Body": "start"})
+    events = await arrived(dispatcher, receiver, 2)
+    assert [(e["type"], e["data"]) for e in events] == [
+        ("client.sms_opted_out", {"client_id": person["id"]}),
+        ("client.sms_opted_in", {"client_id": person["id"]}),
+    ]

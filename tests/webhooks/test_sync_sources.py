@@ -1,0 +1,151 @@
+"""Events caused by calendars: a move made in Radicale and in the Google stand-in arrives as
+appointment.updated with its source; a reconnect-needed and a purge arrive too."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from datetime import datetime
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import httpx
+import pytest
+
+from connectors import google
+from gateway.config import Settings
+from gateway.domain.uids import appointment_uid
+from gateway.store.db import Store
+from gateway.webhooks.dispatcher import Dispatcher
+from tests.conftest import make_settings
+from tests.google.conftest import (  # noqa: F401 - fixtures used by these tests
+    CALENDAR,
+    GoogleWorld,
+    _unconfigure,
+    google_settings,
+    gworld,
+)
+from tests.peers import google as google_peer
+from tests.peers import radicale
+from tests.peers.webhook_receiver import Receiver
+from tests.sync.conftest import World
+from tests.sync.test_caldav_sync import Dav, OtherSide
+from tests.webhooks.conftest import WEBHOOK_SETTINGS, add_endpoint, arrived
+
+START = "2027-01-12T09:00:00Z"
+END = "2027-01-12T10:00:00Z"
+
+
+@pytest.fixture
+def peer() -> Iterator[google_peer.GooglePeer]:
+    from tests.google.conftest import CLIENT_ID, CLIENT_SECRET, REDIRECT
+
+    with google_peer.running() as running:
+        running.add_client(CLIENT_ID, CLIENT_SECRET, REDIRECT)
+        running.add_calendar(CALENDAR, "Dr Test", tz="Europe/London")
+        yield running
+
+
+@pytest.fixture
+def settings(tmp_path: Path, peer: google_peer.GooglePeer) -> Settings:
+    """The Google stand-in, calendar servers and the receiver on 127.0.0.1."""
+    return make_settings(tmp_path, **google_settings(peer), **WEBHOOK_SETTINGS)
+
+
+async def test_move_in_radicale_arrives_as_updated_with_source_caldav(
+    tmp_path: Path,
+    store: Store,
+    client: httpx.AsyncClient,
+    settings: Settings,
+    receiver: Receiver,
+    dispatcher: Dispatcher,
+) -> None:
+    from tests.support import new_account
+
+    api = await new_account(store, client)
+    world = World(api, store, settings, await api.user(timezone="Europe/Paris"), await api.client())
+    await add_endpoint(api, receiver)
+    with radicale.running(tmp_path / "radicale") as server:
+        dav = Dav("radicale", server.url, server.username, server.password, "")
+        other = await asyncio.to_thread(OtherSide, dav)
+        try:
+            await world.connect(
+                provider="caldav",
+                server_url=server.url,
+                username=server.username,
+                password=server.password,
+                write_calendar="Work",
+            )
+            apt = await world.book(START, END)
+            assert (await world.sync()).pushed == 1
+            obj = await other.by_uid(appointment_uid(apt["id"]))
+            paris = ZoneInfo("Europe/Paris")
+            obj.icalendar_component["DTSTART"].dt = datetime(2027, 1, 14, 16, tzinfo=paris)
+            obj.icalendar_component["DTEND"].dt = datetime(2027, 1, 14, 17, tzinfo=paris)
+            await other.run(obj.save)
+            assert (await world.sync()).rescheduled == 1
+            await other.run((await other.by_uid(appointment_uid(apt["id"]))).delete)
+            assert (await world.sync()).cancelled == 1
+        finally:
+            other.client.close()
+    events = await arrived(dispatcher, receiver, 3)
+    assert [(e["type"], e["data"]["source"]) for e in events] == [
+        ("appointment.created", "api"),
+        ("appointment.updated", "caldav"),
+        ("appointment.cancelled", "caldav"),
+    ]
+    moved = events[1]["data"]
+    assert (moved["id"], moved["version"], moved["change"]) == (apt["id"], 2, "rescheduled")
+    assert (moved["start"], moved["end"]) == ("2027-01-14T15:00:00Z", "2027-01-14T16:00:00Z")
+
+
+async def test_move_in_google_and_reconnect_and_purge_arrive(
+    gworld: GoogleWorld,  # noqa: F811 - the fixture imported above
+    receiver: Receiver,
+    dispatcher: Dispatcher,
+) -> None:
+    peer = gworld.peer
+    assert peer is not None
+    await add_endpoint(gworld.api, receiver)
+    await gworld.connect_google()
+    apt = await gworld.book(START, END)
+    await gworld.sync()
+    peer.patch_event(
+        CALENDAR,
+        google.event_id(appointment_uid(apt["id"])),
+        {
+            "start": {"dateTime": "2027-01-14T15:00:00+01:00", "timeZone": "Europe/Paris"},
+            "end": {"dateTime": "2027-01-14T16:30:00+01:00", "timeZone": "Europe/Paris"},
+        },
+    )
+    assert (await gworld.sync()).rescheduled == 1
+    peer.revoke_grant(gworld.refresh_token())
+    assert (await gworld.sync()).status == "reconnect_needed"
+    assert (await gworld.sync()).status == "reconnect_needed"  # no second event: unchanged
+    deleted = await gworld.api.delete(f"/v1/integrations/{gworld.integration_id}")
+    assert deleted.status_code == 200, deleted.text
+    events = await arrived(dispatcher, receiver, 4)
+    # One appointment's events arrive in order; events of different subjects may interleave.
+    by_type = {e["type"]: e["data"] for e in events}
+    assert sorted(by_type) == [
+        "appointment.created",
+        "appointment.updated",
+        "integration.purged",
+        "integration.status_changed",
+    ]
+    moved = by_type["appointment.updated"]
+    assert (moved["source"], moved["start"], moved["end"]) == (
+        "google",
+        "2027-01-14T14:00:00Z",
+        "2027-01-14T15:30:00Z",
+    )
+    status = by_type["integration.status_changed"]
+    assert (status["status"], status["previous_status"], status["provider"]) == (
+        "reconnect_needed",
+        "active",
+        "google",
+    )
+    assert status["integration_id"] == gworld.integration_id and "reconnect" in status["reason"]
+    purged = by_type["integration.purged"]
+    assert purged["integration_id"] == gworld.integration_id
+    assert purged["receipt"]["counts"] == deleted.json()["counts"]
