@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from connectors import outlook
 from gateway.domain.uids import appointment_uid
 from tests.outlook.conftest import OutlookWorld
@@ -164,11 +166,12 @@ async def test_lost_create_answer_leaves_one_event(oworld: OutlookWorld) -> None
     assert (await oworld.integration())["counts"]["mappings"] == 1
 
 
-async def test_throttling_waits_for_retry_after(oworld: OutlookWorld) -> None:
+@pytest.mark.parametrize("answer", ["429", "503"])
+async def test_throttling_waits_for_retry_after(oworld: OutlookWorld, answer: str) -> None:
     peer = peer_of(oworld)
     await oworld.connect_outlook()
     await oworld.book(START, END)
-    peer.fail_next("429", 2)
+    peer.fail_next(answer, 2)
     outcome = await oworld.sync()
     assert outcome.error is None and outcome.pushed == 1
     assert len(ours(oworld)) == 1
