@@ -246,11 +246,14 @@ async def main() -> None:
 
 
 async def run_all() -> None:
-    """CalDAV against Radicale, then Google through its stand-in (bench/sync_google.py)."""
+    """CalDAV against Radicale, then Google and Outlook through their stand-ins
+    (bench/sync_google.py, bench/sync_outlook.py)."""
     await main()
     import sync_google  # beside this file: python puts the script's folder on sys.path
+    import sync_outlook
 
     await sync_google.main()
+    await sync_outlook.main()
 
 
 if __name__ == "__main__":

@@ -42,8 +42,10 @@ class OAuth(Protocol):
         """Where to send the person to consent; the provider sends them back to
         ``/oauth/{name}/callback`` with `state` and a code."""
 
-    async def exchange_code(self, code: str) -> Grant:
-        """Trade the code for a grant. Raises AuthExpired for a bad, used or expired code."""
+    async def exchange_code(self, code: str, state: str) -> Grant:
+        """Trade the code for a grant. `state` is the one `consent_url` was given (already
+        checked by the engine): a flow bound to it (PKCE, nonce) is found again from it.
+        Raises AuthExpired for a bad, used or expired code."""
 
     async def revoke(self, grant: str) -> None:
         """Give the grant up at the provider. Raises AuthExpired when it was already invalid."""

@@ -334,7 +334,7 @@ class Settings(BaseSettings):
         60.0, gt=0, description="Longest wait between retries of a failing integration."
     )
     sync_connectors: str = Field(
-        "connectors.caldav, connectors.google",
+        "connectors.caldav, connectors.google, connectors.outlook",
         description="Calendar providers offered, as comma-separated Python modules, each with a "
         "provider(settings) function (connectors/registry.py).",
     )
@@ -527,6 +527,47 @@ class Settings(BaseSettings):
         if bool(self.server_tls_cert_file) != bool(self.server_tls_key_file):
             raise ValueError("server.tls_cert_file and server.tls_key_file go together")
         return self
+
+    microsoft_client_id: str = Field(
+        "", description="Application (client) id of calgate's Entra app; empty = no Outlook."
+    )
+    microsoft_client_secret: SecretStr = Field(
+        SecretStr(""),
+        description="Client secret of that app; better: CALGATE_MICROSOFT_CLIENT_SECRET.",
+    )
+    microsoft_authority: str = Field(
+        "https://login.microsoftonline.com/common",
+        description="Microsoft identity authority (tenant 'common' takes work and personal "
+        "accounts; sovereign clouds have their own host).",
+    )
+    microsoft_graph_base: str = Field(
+        "https://graph.microsoft.com/v1.0", description="Microsoft Graph base URL."
+    )
+    microsoft_redirect_url: str = Field(
+        "",
+        description="Redirect URI registered with the app; empty = public_url + "
+        "/oauth/outlook/callback.",
+    )
+    microsoft_ca_file: str = Field(
+        "",
+        description="PEM file of the CAs trusted for the identity platform and Graph; empty = "
+        "the system's.",
+    )
+    microsoft_consent_minutes: float = Field(
+        10.0, gt=0, description="How long a Microsoft consent link may be used (once)."
+    )
+    microsoft_requests_per_window: int = Field(
+        10000,
+        gt=0,
+        description="Graph requests per grant per microsoft.budget_window_seconds, shared by "
+        "every process (Graph allows 10,000 per 10 minutes per mailbox and app).",
+    )
+    microsoft_budget_window_seconds: float = Field(
+        600.0, gt=0, description="The window of microsoft.requests_per_window."
+    )
+    microsoft_timeout_seconds: float = Field(
+        30.0, gt=0, description="Timeout of each request to Microsoft."
+    )
 
     @field_validator("public_url")
     @classmethod

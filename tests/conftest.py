@@ -53,7 +53,8 @@ def make_settings(tmp_path: Path, **overrides: Any) -> Settings:
         "data_dir": tmp_path,
         "public_url": "http://127.0.0.1:8400",
         # The shipped providers, the memory calendar and the consent test provider.
-        "sync_connectors": "connectors.caldav, connectors.google, connectors.memory, "
+        "sync_connectors": "connectors.caldav, connectors.google, connectors.outlook, "
+        "connectors.memory, "
         "tests.peers.consent_memory",
     }
     values.update(overrides)

@@ -89,7 +89,7 @@ class GoogleOAuth:
         }
         return f"{self.app.auth_uri}?{urlencode(params)}"
 
-    async def exchange_code(self, code: str) -> Grant:
+    async def exchange_code(self, code: str, state: str) -> Grant:
         """Trade an authorization code for tokens at the token endpoint.
 
         Raises AuthExpired for a bad, used or expired code (``invalid_grant``), Transient when

@@ -150,7 +150,7 @@ async def finish(
             account_id=account_id,
         )
     try:
-        grant = await _oauth(store, settings, provider).exchange_code(code)
+        grant = await _oauth(store, settings, provider).exchange_code(code, state)
         shared = providers.shared_state(store, settings, provider.name)
         connector = provider.build(Credentials(None, grant.username, grant.secret), shared)
         try:

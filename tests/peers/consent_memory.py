@@ -121,7 +121,7 @@ class ConsentOAuth:
     def consent_url(self, state: str) -> str:
         return f"https://consent.memory.test/authorize?state={state}"
 
-    async def exchange_code(self, code: str) -> Grant:
+    async def exchange_code(self, code: str, state: str) -> Grant:
         peer = _peer(code)
         if peer.codes.get(code) is not False:
             raise AuthExpired("the code was already used or never issued")

@@ -1,0 +1,77 @@
+"""Outlook / Microsoft 365: everything calgate knows about Microsoft, and nobody else has to.
+
+- oauth.py: msal's authorization-code flow (PKCE, nonce) and the per-grant token cache;
+- wire.py: Graph event bodies, our UID's place in them, Graph's errors turned into ours;
+- limits.py: Retry-After, 4 concurrent requests per mailbox, the shared per-grant budget;
+- connector.py: the `OutlookConnector` the sync engine drives.
+
+`provider(settings)` is what `connectors.load` asks for when ``sync.connectors`` names this
+package: listed but unavailable (inert) while ``microsoft.client_id`` is empty.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from connectors.base import Credentials, SharedState
+from connectors.outlook.connector import OutlookConnector
+from connectors.outlook.oauth import SCOPES, MicrosoftOAuth, OutlookApp
+from connectors.outlook.wire import UID_PROPERTY, from_body, to_body
+from connectors.registry import Provider
+
+if TYPE_CHECKING:
+    from gateway.config import Settings
+
+CALLBACK_PATH = "/oauth/outlook/callback"
+TITLE = "Outlook"
+
+__all__ = [
+    "SCOPES",
+    "UID_PROPERTY",
+    "MicrosoftOAuth",
+    "OutlookApp",
+    "OutlookConnector",
+    "from_body",
+    "provider",
+    "to_body",
+]
+
+
+def app_from_settings(settings: Settings) -> OutlookApp:
+    """The connector's view of the [microsoft] settings."""
+    return OutlookApp(
+        client_id=settings.microsoft_client_id,
+        client_secret=settings.microsoft_client_secret.get_secret_value(),
+        redirect_url=settings.microsoft_redirect_url or settings.public_url + CALLBACK_PATH,
+        authority=settings.microsoft_authority,
+        graph_base=settings.microsoft_graph_base,
+        ca_file=settings.microsoft_ca_file,
+        consent_minutes=settings.microsoft_consent_minutes,
+        requests_per_window=settings.microsoft_requests_per_window,
+        budget_window_seconds=settings.microsoft_budget_window_seconds,
+        timeout_seconds=settings.microsoft_timeout_seconds,
+    )
+
+
+def provider(settings: Settings) -> Provider:
+    """Outlook as configured in `settings` (listed, but unavailable, without a client id)."""
+    app = app_from_settings(settings)
+
+    def build(credentials: Credentials, shared: SharedState) -> OutlookConnector:
+        return OutlookConnector(credentials, app, shared)
+
+    if not app.client_id:
+        return Provider(
+            OutlookConnector.name,
+            build,
+            OutlookConnector.capabilities,
+            title=TITLE,
+            unavailable="Outlook is not configured on this server (microsoft.client_id)",
+        )
+    return Provider(
+        OutlookConnector.name,
+        build,
+        OutlookConnector.capabilities,
+        title=TITLE,
+        oauth=lambda _shared: MicrosoftOAuth(app),
+    )
