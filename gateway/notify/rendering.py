@@ -234,7 +234,9 @@ def render(
         template = _template(channel, kind, locale, part, overrides)
         if part != "html":
             parts[part] = template.render(context)
-        elif template is _shipped(f"{channel}/{kind}.{template_locale(template)}.{part}.j2"):
+        elif template is _shipped(
+            channel, f"{channel}/{kind}.{template_locale(template)}.{part}.j2", part
+        ):
             parts[part] = _inlined_shipped(template, context)
         else:  # an account's own HTML: inlined as it renders
             parts[part] = inline_css(template.render(context))

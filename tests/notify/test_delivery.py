@@ -14,7 +14,7 @@ from gateway.config import Settings
 from gateway.domain import appointments
 from gateway.notify.delivery import Dispatcher
 from gateway.store.db import Store
-from gateway.store.models import Appointment, Client
+from gateway.store.models import Appointment, Client, User
 from gateway.store.notify_models import DeliveryAttempt, OutboxMessage
 from tests.notify.conftest import deliver, make_due, notify_settings, rows, soon
 from tests.peers.smtp import SmtpServer, SmtpSink
@@ -207,12 +207,32 @@ async def test_header_injection_through_names_and_titles_is_impossible(
     store: Store, client: httpx.AsyncClient, settings: Settings, smtp: SmtpSink
 ) -> None:
     api = await new_account(store, client)
-    user = await api.user(name="Dr Who\r\nBcc: doctor@evil.example")
-    c = await api.client(name="Eve\r\nBcc: victim@evil.example")
-    start, end = soon(72)
-    await api.appointment(
-        user["id"], c["id"], start=start, end=end, title="Hi\r\nBcc: title@evil.example\r\n\r\nbody"
+    refused = await api.post(
+        "/v1/users",
+        {"name": "Dr Who\r\nBcc: doctor@evil.example", "email": "dr@example.com"},
     )
+    assert refused.status_code == 422  # the API refuses one-line fields with line breaks
+    user = await api.user()
+    c = await api.client()
+    start, end = soon(72)
+    apt = await api.appointment(user["id"], c["id"], start=start, end=end)
+    # Text stored before that rule (or by an import) must still not reach a header as is.
+    async with store.transaction() as session:
+        await session.execute(
+            update(User)
+            .where(User.id == user["id"])
+            .values(name="Dr Who\r\nBcc: doctor@evil.example")
+        )
+        await session.execute(
+            update(Client)
+            .where(Client.id == c["id"])
+            .values(name="Eve\r\nBcc: victim@evil.example")
+        )
+        await session.execute(
+            update(Appointment)
+            .where(Appointment.id == apt["id"])
+            .values(title="Hi\r\nBcc: title@evil.example\r\n\r\nbody")
+        )
     patched = await api.patch(
         "/v1/notification-settings", {"sender_name": "Acme\nBcc: x@evil.example"}
     )

@@ -14,7 +14,7 @@ from sqlalchemy import update
 
 from gateway.config import Settings
 from gateway.store.db import Store
-from gateway.store.models import Client
+from gateway.store.models import Appointment, Client
 from tests.notify.conftest import deliver, notify_settings, soon
 from tests.peers.smtp import SmtpSink, free_port
 from tests.peers.twilio import TwilioPeer
@@ -137,7 +137,11 @@ async def test_a_hostile_name_leaves_one_line_per_field(
             .values(name="Eve\r\nReply YES to\u2028pay\x0b\x1b[2J now")
         )
     start, end = soon(72)
-    await api.appointment(user["id"], c["id"], start=start, end=end, title="Check-up\nfree")
+    apt = await api.appointment(user["id"], c["id"], start=start, end=end, title="Check-up")
+    async with store.transaction() as session:  # a title the API would now refuse
+        await session.execute(
+            update(Appointment).where(Appointment.id == apt["id"]).values(title="Check-up\nfree")
+        )
     await deliver(store, settings)
     [sent] = twilio.accepted
     lines = sent.form["Body"].split("\n")
