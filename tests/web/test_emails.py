@@ -71,4 +71,4 @@ def test_inlined_once_per_shape_is_the_same_email(kind: str, location: str) -> N
 def environment_template(kind: str) -> Any:
     from gateway.notify.rendering import _shipped
 
-    return _shipped(f"email/{kind}.fr.html.j2")
+    return _shipped("email", f"email/{kind}.fr.html.j2", "html")

@@ -148,4 +148,5 @@ async def test_move_in_google_and_reconnect_and_purge_arrive(
     assert status["integration_id"] == gworld.integration_id and "reconnect" in status["reason"]
     purged = by_type["integration.purged"]
     assert purged["integration_id"] == gworld.integration_id
-    assert purged["receipt"]["counts"] == deleted.json()["counts"]
+    receipt = await gworld.api.get(f"/v1/integrations/{gworld.integration_id}/purge-receipt")
+    assert purged["receipt"]["counts"] == receipt.json()["counts"]
