@@ -8,7 +8,8 @@ from the library's elements and parsed by its ``parse_sync_collection`` (the lib
 ``DAV:valid-sync-token``). A server without RFC 6578 is read by CTag (calendarserver.org) and an
 etag comparison. Writes use ``If-None-Match: *`` on create and
 ``If-Match`` on update and delete (RFC 4791 §5.3.2, RFC 7232). Every library error is turned
-into the connector error tree here, where it is raised.
+into the connector error tree where it is raised (`connectors/caldav_wire.py` says how); ICS
+itself is read and written by `connectors/ical.py`.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, tzinfo
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
-from urllib.parse import quote, unquote, urljoin, urlsplit
+from urllib.parse import quote, urljoin, urlsplit
 
 import niquests
 from caldav.davclient import DAVClient
@@ -28,10 +29,8 @@ from caldav.elements import cdav, dav
 from caldav.elements.base import ValuedBaseElement
 from caldav.lib import error as dav_error
 from lxml import etree  # type: ignore[import-untyped]
-from niquests.packages.urllib3.contrib.resolver.system import (  # type: ignore[import-not-found]
-    SystemResolver,
-)
 
+from connectors import caldav_wire as wire
 from connectors import ical
 from connectors.registry import Provider, plain
 
@@ -47,7 +46,6 @@ from connectors.base import (
     Credentials,
     CursorExpired,
     Event,
-    RemoteChanged,
     RemoteExists,
     RemoteItem,
     RemoteNotFound,
@@ -67,83 +65,6 @@ class _CTag(ValuedBaseElement):
     """Apple's calendarserver.org CTag: changes whenever anything in the collection changes."""
 
     tag: ClassVar[str] = "{http://calendarserver.org/ns/}getctag"
-
-
-def _status_error(status: int, what: str, headers: Any = None) -> ConnectorError:
-    if status == 401:
-        return AuthExpired("the CalDAV server refused the username or password")
-    if status == 403:
-        return ConnectorError(f"the CalDAV server forbids {what}")
-    if status in (404, 410):
-        return RemoteNotFound(f"{what}: not found on the CalDAV server")
-    if status == 412:
-        return RemoteChanged(f"{what}: changed on the CalDAV server meanwhile")
-    if status == 429 or status >= 500:
-        retry = headers.get("Retry-After") if headers is not None else None
-        return Transient(f"the CalDAV server answered {status}", _seconds(retry))
-    return ConnectorError(f"the CalDAV server answered {status} to {what}")
-
-
-def _seconds(value: Any) -> float | None:
-    try:
-        return float(value) if value is not None else None
-    except (TypeError, ValueError):
-        return None
-
-
-def _translate(exc: Exception, what: str) -> ConnectorError:
-    """One library or network error as ours (the message never quotes server data)."""
-    if isinstance(exc, ConnectorError):
-        return exc
-    if isinstance(exc, dav_error.RateLimitError):
-        return Transient("the CalDAV server asked us to slow down", _seconds(exc.retry_after))
-    if isinstance(exc, dav_error.AuthorizationError):
-        if str(dav.ValidSyncToken.tag) in getattr(exc, "preconditions", []):
-            return CursorExpired("the CalDAV server no longer accepts the sync token")
-        if "Unauthorized" in str(getattr(exc, "reason", "")):
-            return AuthExpired("the CalDAV server refused the username or password")
-        return AuthExpired("the CalDAV server refused access")
-    if isinstance(exc, dav_error.NotFoundError):
-        return RemoteNotFound(f"{what}: not found on the CalDAV server")
-    if isinstance(exc, dav_error.DAVError):
-        if str(dav.ValidSyncToken.tag) in getattr(exc, "preconditions", []):
-            return CursorExpired("the CalDAV server no longer accepts the sync token")
-        return ConnectorError(f"the CalDAV server failed {what}")
-    if isinstance(exc, OSError | TimeoutError) or "Connection" in type(exc).__name__:
-        return Transient(f"could not reach the CalDAV server ({type(exc).__name__})")
-    if "Timeout" in type(exc).__name__ or "SSL" in type(exc).__name__:
-        return Transient(f"could not reach the CalDAV server ({type(exc).__name__})")
-    return ConnectorError(f"unexpected failure during {what} ({type(exc).__name__})")
-
-
-def _canon(url: Any) -> str:
-    """One spelling per resource URL: servers differ in which characters they percent-encode."""
-    parts = urlsplit(str(url))
-    return parts._replace(path=quote(unquote(parts.path), safe="/")).geturl()
-
-
-def _etag(value: Any) -> str:
-    return str(value) if value else ""
-
-
-class _GuardedResolver(SystemResolver):  # type: ignore[misc]
-    """The system resolver, keeping only the addresses the guard allows: every connection the
-    HTTP library opens (redirect targets too) goes through here, so the address connected to is
-    the one checked (no second lookup in between)."""
-
-    def __init__(self, guard: Callable[[str, str], bool], refusals: list[str]) -> None:
-        super().__init__()
-        self._guard = guard
-        self._refusals = refusals
-
-    def getaddrinfo(self, host: Any, port: Any, *args: Any, **kwargs: Any) -> Any:
-        records = super().getaddrinfo(host, port, *args, **kwargs)
-        name = host.decode("ascii") if isinstance(host, bytes) else str(host or "")
-        allowed = [r for r in records if self._guard(name, str(r[4][0]))]
-        if not allowed:
-            self._refusals.append(name)
-            raise OSError("refused: the address is not allowed (outbound_allow)")
-        return allowed
 
 
 class CalDAVConnector(Connector):
@@ -171,7 +92,7 @@ class CalDAVConnector(Connector):
         self._refusals: list[str] = []
         if credentials.guard is not None:
             # Every connection checked where it is made; no proxies or netrc from the environment.
-            resolver = _GuardedResolver(credentials.guard, self._refusals)
+            resolver = wire.GuardedResolver(credentials.guard, self._refusals)
             session = niquests.Session(resolver=resolver)
             session.trust_env = False
             self.client.session.close()
@@ -185,11 +106,8 @@ class CalDAVConnector(Connector):
                     return fn()
                 except Exception as exc:
                     if self._refusals:
-                        raise ConnectorError(
-                            "the CalDAV server (or a redirect) points to an internal address; "
-                            "calgate only connects there when the setting outbound_allow names it"
-                        ) from None
-                    raise _translate(exc, what) from None
+                        raise ConnectorError(wire.REFUSED) from None
+                    raise wire.translate(exc, what) from None
 
         return await asyncio.to_thread(run)
 
@@ -199,7 +117,7 @@ class CalDAVConnector(Connector):
     def _href(self, calendar_id: str, uid: str) -> str:
         # RFC 4791 §5.3.2: the client names the resource; from the UID, so a retry hits it again.
         folder = calendar_id if calendar_id.endswith("/") else calendar_id + "/"
-        return _canon(urljoin(folder, quote(uid, safe="") + ".ics"))
+        return wire.canon(urljoin(folder, quote(uid, safe="") + ".ics"))
 
     # --- discovery ------------------------------------------------------------------------
 
@@ -237,7 +155,7 @@ class CalDAVConnector(Connector):
     def _floating(self, cal: Any) -> tzinfo:
         """The clock of the calendar's floating times: its CALDAV:calendar-timezone (RFC 4791
         §5.2.2) when it names a zone we know, else the connector's `floating_zone`."""
-        key = _canon(cal.url)
+        key = wire.canon(cal.url)
         if key not in self._zones:
             zone: tzinfo = self.floating_zone
             try:
@@ -256,7 +174,7 @@ class CalDAVConnector(Connector):
         one REPORT brings the changed events themselves; a truncated answer (§3.6, 507) is
         followed with the token it returned. Events sent without data are multiget."""
         cal = self._calendar(calendar_id)
-        base = _canon(cal.url)
+        base = wire.canon(cal.url)
         changed: dict[str, tuple[str, str | None]] = {}
         deleted: set[str] = set()
         current = token
@@ -274,16 +192,16 @@ class CalDAVConnector(Connector):
                 # Xandikos answers an unknown token with 412 DAV:valid-sync-token.
                 raise CursorExpired("the CalDAV server no longer accepts the sync token")
             if response.status not in (200, 207):
-                raise _status_error(response.status, "sync-collection", response.headers)
+                raise wire.status_error(response.status, "sync-collection", response.headers)
             result = response.parse_sync_collection()
             for answer in result.changed:
-                href = _canon(cal.url.join(answer.href))
+                href = wire.canon(cal.url.join(answer.href))
                 if href.rstrip("/") == base.rstrip("/"):
                     continue  # some servers list the collection itself among the changes
                 changed[href] = (answer.etag or "", answer.calendar_data)
                 deleted.discard(href)
             for gone in result.deleted:
-                href = _canon(cal.url.join(gone))
+                href = wire.canon(cal.url.join(gone))
                 deleted.add(href)
                 changed.pop(href, None)
             current = result.sync_token or current
@@ -297,12 +215,8 @@ class CalDAVConnector(Connector):
             if data is None:
                 missing.append(href)
                 continue
-            try:
-                items.append(ical.parse_item(href, etag, data, window, floating))
-            except ical.NotAnEvent:
-                continue  # a task, a journal: not ours to sync
-            except ical.Unreadable as exc:
-                skipped.append(Skipped(href, str(exc)))
+            if (item := ical.read_listed(href, etag, data, window, floating, skipped)) is not None:
+                items.append(item)
         fetched = self._fetch(cal, [cal.url.join(h) for h in missing], window, skipped)
         items.extend(fetched)
         # Listed as changed but gone by the time we fetched it: a deletion.
@@ -337,15 +251,11 @@ class CalDAVConnector(Connector):
                 if index + 1 < len(chunks):
                     pending = prefetch.submit(cal.multiget, chunks[index + 1])
                 for obj in objects:
-                    etag = _etag((obj.props or {}).get(dav.GetEtag.tag))
-                    try:
-                        items.append(
-                            ical.parse_item(_canon(obj.url), etag, obj.data, window, floating)
-                        )
-                    except ical.NotAnEvent:
-                        continue  # a task, a journal: not ours to sync
-                    except ical.Unreadable as exc:
-                        skipped.append(Skipped(_canon(obj.url), str(exc)))
+                    etag = wire.etag_of((obj.props or {}).get(dav.GetEtag.tag))
+                    href = wire.canon(obj.url)
+                    item = ical.read_listed(href, etag, obj.data, window, floating, skipped)
+                    if item is not None:
+                        items.append(item)
         return items
 
     def _by_ctag(self, calendar_id: str, state: dict[str, Any], window: Window) -> ChangeSet:
@@ -358,10 +268,10 @@ class CalDAVConnector(Connector):
         props = response.expand_simple_props([dav.GetEtag()])
         current: dict[str, str] = {}
         for href, values in props.items():
-            url = _canon(cal.url.join(href))
+            url = wire.canon(cal.url.join(href))
             if url.rstrip("/") == str(cal.url).rstrip("/"):
                 continue
-            current[url] = _etag(values.get(dav.GetEtag.tag))
+            current[url] = wire.etag_of(values.get(dav.GetEtag.tag))
         changed = [u for u, e in current.items() if known.get(u) != e]
         skipped: list[Skipped] = []
         items = self._fetch(cal, [cal.url.join(u) for u in changed], window, skipped)
@@ -376,11 +286,11 @@ class CalDAVConnector(Connector):
             cal = self._calendar(calendar_id)
             response = self.client.request(href, "GET")
             if response.status != 200:
-                raise _status_error(response.status, "reading an event", response.headers)
-            etag = _etag(response.headers.get("ETag"))
+                raise wire.status_error(response.status, "reading an event", response.headers)
+            etag = wire.etag_of(response.headers.get("ETag"))
             try:
                 return ical.parse_item(
-                    _canon(href), etag, response.raw, window, self._floating(cal)
+                    wire.canon(href), etag, response.raw, window, self._floating(cal)
                 )
             except ValueError:
                 raise ConnectorError("the CalDAV server returned an unreadable event") from None
@@ -394,12 +304,14 @@ class CalDAVConnector(Connector):
                 obj = cal.get_object_by_uid(uid)
             except dav_error.NotFoundError:
                 return None
-            etag = _etag((obj.props or {}).get(dav.GetEtag.tag))
+            etag = wire.etag_of((obj.props or {}).get(dav.GetEtag.tag))
             if not etag:
                 head = self.client.request(str(obj.url), "GET")
-                etag = _etag(head.headers.get("ETag"))
+                etag = wire.etag_of(head.headers.get("ETag"))
             try:
-                return ical.parse_item(_canon(obj.url), etag, obj.data, window, self._floating(cal))
+                return ical.parse_item(
+                    wire.canon(obj.url), etag, obj.data, window, self._floating(cal)
+                )
             except ValueError:
                 raise ConnectorError("the CalDAV server returned an unreadable event") from None
 
@@ -415,12 +327,12 @@ class CalDAVConnector(Connector):
         if response.status == 412 and "If-None-Match" in headers:
             raise RemoteExists("an event with this UID is already in the calendar")
         if response.status not in (200, 201, 204):
-            raise _status_error(response.status, what, response.headers)
-        etag = _etag(response.headers.get("ETag"))
+            raise wire.status_error(response.status, what, response.headers)
+        etag = wire.etag_of(response.headers.get("ETag"))
         if not etag:
             # RFC 4791 §5.3.4: a server that changed what we sent returns no ETag: ask for it.
             head = self.client.request(href, "GET")
-            etag = _etag(head.headers.get("ETag"))
+            etag = wire.etag_of(head.headers.get("ETag"))
         return Written(href, etag)
 
     async def create(self, calendar_id: str, event: Event) -> Written:
@@ -438,7 +350,7 @@ class CalDAVConnector(Connector):
         def run() -> None:
             response = self.client.delete(href, {"If-Match": etag} if etag else {})
             if response.status not in (200, 204):
-                raise _status_error(response.status, "deleting an event", response.headers)
+                raise wire.status_error(response.status, "deleting an event", response.headers)
 
         await self._call("deleting an event", run)
 

@@ -18,7 +18,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import icalendar
 import recurring_ical_events
 
-from connectors.base import Event, EventStatus, RemoteItem, Transparency, Window
+from connectors.base import Event, EventStatus, RemoteItem, Skipped, Transparency, Window
 
 PRODID = "-//calgate//sync//EN"
 _STATUSES: dict[str, EventStatus] = {
@@ -123,6 +123,26 @@ def parse_item(
         raise Unreadable("it is nested too deeply") from None
     except Exception as exc:  # the parsers raise many types on malformed data
         raise Unreadable(f"it is not valid iCalendar ({type(exc).__name__})") from None
+
+
+def read_listed(
+    href: str,
+    etag: str,
+    data: str | bytes,
+    window: Window,
+    floating: tzinfo,
+    skipped: list[Skipped],
+) -> RemoteItem | None:
+    """`parse_item` for an object met in a listing, where one bad object must not stop the rest:
+    None for a task or journal (not ours to sync); an unreadable object is added to `skipped`
+    with the reason in words (logged for the practitioner, never taken for a deletion)."""
+    try:
+        return parse_item(href, etag, data, window, floating)
+    except NotAnEvent:
+        return None
+    except Unreadable as exc:
+        skipped.append(Skipped(href, str(exc)))
+        return None
 
 
 def _parse_item(

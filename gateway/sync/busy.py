@@ -11,12 +11,12 @@ from gateway.domain.scoping import get_owned
 from gateway.errors import ValidationFailed
 from gateway.store.models import Account, Appointment, User
 from gateway.store.sync_models import BusyBlock, Integration
-from gateway.sync import plan
+from gateway.sync import intervals
 
 
 async def busy_time(
     session: AsyncSession, account: Account, user_id: str, start: datetime, end: datetime
-) -> list[plan.Interval]:
+) -> list[intervals.Interval]:
     """The user's busy time in [start, end): confirmed appointments and busy blocks of all
     their integrations, merged into sorted, non-overlapping intervals."""
     await get_owned(session, User, account, user_id)
@@ -41,7 +41,8 @@ async def busy_time(
             BusyBlock.start_at < end,
         )
     )
-    intervals = [
-        plan.Interval(max(s, start), min(e, end)) for s, e in [*appointments.all(), *blocks.all()]
+    found = [
+        intervals.Interval(max(s, start), min(e, end))
+        for s, e in [*appointments.all(), *blocks.all()]
     ]
-    return plan.merge(i for i in intervals if i.end > i.start)
+    return intervals.merge(i for i in found if i.end > i.start)

@@ -27,7 +27,7 @@ from gateway.store.sync_models import (
     SyncMapping,
 )
 from gateway.store.types import new_id, utcnow
-from gateway.sync import plan
+from gateway.sync import intervals, plan
 from gateway.sync.plan import AppointmentSnap, MappingSnap, Reschedule
 
 if TYPE_CHECKING:
@@ -244,7 +244,7 @@ async def _save_busy(
             "end_at": interval.end,
         }
         for item in changes.changed
-        for interval in plan.busy_intervals(item, zone, window)
+        for interval in intervals.busy_intervals(item, zone, window)
     ]
     if rows:
         # One executemany: a full listing inserts thousands of rows.

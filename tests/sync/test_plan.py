@@ -10,7 +10,8 @@ import pytest
 
 from connectors.base import Event, RemoteItem, Window
 from gateway.domain.uids import appointment_uid
-from gateway.sync import plan
+from gateway.sync import intervals, plan
+from gateway.sync.intervals import Interval
 from gateway.sync.plan import (
     Adopt,
     AppointmentSnap,
@@ -19,7 +20,6 @@ from gateway.sync.plan import (
     DeleteRemote,
     Forget,
     Guard,
-    Interval,
     MappingSnap,
     PlanInput,
     Policies,
@@ -245,10 +245,10 @@ WINDOW = Window(datetime(2027, 1, 1, tzinfo=UTC), datetime(2028, 1, 1, tzinfo=UT
     ids=["timed", "transparent", "cancelled", "ours", "all-day-dst", "clipped"],
 )
 def test_busy_intervals(event: Event, expected: list[Interval]) -> None:
-    got = plan.busy_intervals(RemoteItem("/h", '"1"', event.uid, (event,)), PARIS, WINDOW)
+    got = intervals.busy_intervals(RemoteItem("/h", '"1"', event.uid, (event,)), PARIS, WINDOW)
     assert got == expected
 
 
 def test_merge_sorts_joins_and_dedupes() -> None:
     a, b, c = Interval(T, T + H), Interval(T + H, T + 2 * H), Interval(T + 5 * H, T + 6 * H)
-    assert plan.merge([c, a, b, a]) == [Interval(T, T + 2 * H), c]
+    assert intervals.merge([c, a, b, a]) == [Interval(T, T + 2 * H), c]
