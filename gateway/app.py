@@ -33,7 +33,7 @@ from gateway.api import (
 from gateway.api.middleware import RequestMiddleware
 from gateway.config import Settings
 from gateway.feeds import http as feeds_http
-from gateway.notify.channels.senders import check_sender_settings
+from gateway.notify.channels import registry as channel_registry
 from gateway.scheduler import Ticks
 from gateway.store.db import Store
 from gateway.sync import providers as provider_registry
@@ -48,7 +48,7 @@ def create_app(
 
     Raises ConfigError when a feature refuses its settings.
     """
-    check_sender_settings(settings)  # the notify feature's own settings
+    channel_registry.check(settings)  # the notify feature's own settings and channels
     owns_store = store is None
     the_store = (
         store

@@ -32,6 +32,7 @@ from gateway import features, heap, logs, metrics
 from gateway.api import metrics as metrics_api
 from gateway.app import create_app
 from gateway.config import Settings, load_settings
+from gateway.notify.channels import registry as channel_registry
 from gateway.scheduler import Ticks
 from gateway.store import migrate
 from gateway.store.db import Store
@@ -230,6 +231,9 @@ def serve(
     workers: int,
 ) -> None:
     """Run `calgate serve` in `role` until SIGTERM."""
+    # Every role sends notifications or plans them: refuse bad channel settings before any
+    # migration or child process (a child failing at start-up would be restarted forever).
+    channel_registry.check(settings)
     if role == "worker":
         asyncio.run(_worker(settings))
         return

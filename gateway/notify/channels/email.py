@@ -32,6 +32,7 @@ import aiosmtplib
 
 from gateway.config import Settings
 from gateway.domain.contacts import ascii_email
+from gateway.errors import ConfigError
 from gateway.notify.channels.base import ChannelError, Outgoing, Receipt
 from gateway.notify.rendering import Rendered, one_line
 
@@ -215,6 +216,12 @@ def _classify(exc: Exception, where: str) -> ChannelError:
     return ChannelError(f"smtp {type(exc).__name__}", permanent=False, reason=reason, **said)
 
 
+def _unusable(exc: OSError) -> str:
+    if isinstance(exc, ssl.SSLError):
+        return "holds no certificate that can be read (a PEM file of CA certificates is needed)"
+    return f"cannot be read ({exc.strerror or type(exc).__name__})"
+
+
 class SmtpChannel:
     """Sends messages through the configured SMTP server with at most N connections."""
 
@@ -228,7 +235,12 @@ class SmtpChannel:
         self._down_error: ChannelError | None = None
         self._tls: ssl.SSLContext | None = None
         if settings.smtp_tls != "none":
-            self._tls = ssl.create_default_context(cafile=settings.smtp_ca_file or None)
+            try:
+                self._tls = ssl.create_default_context(cafile=settings.smtp_ca_file or None)
+            except OSError as exc:  # ssl.SSLError too: refused at start-up, not at first send
+                raise ConfigError(
+                    f"smtp.ca_file {settings.smtp_ca_file}: {_unusable(exc)}"
+                ) from None
 
     @property
     def configured(self) -> bool:
