@@ -199,8 +199,15 @@ def locale_chain(tag: str) -> list[str]:
 Overrides = Mapping[tuple[str, str, str, str], str]
 
 
-@lru_cache(maxsize=1024)
 def _shipped(channel: str, name: str, part: str) -> Template | None:
+    """The shipped template `name` for `channel`'s `part`, or None when there is none."""
+    # Typed in front of the cache: lru_cache's wrapper takes any hashable arguments, so mypy
+    # would not check the callers of the cached function itself.
+    return _shipped_cached(channel, name, part)
+
+
+@lru_cache(maxsize=1024)
+def _shipped_cached(channel: str, name: str, part: str) -> Template | None:
     # Jinja caches the templates it found, not the misses: each "fr-CA" would otherwise look
     # for a file at every render. Shipped templates do not change while the daemon runs.
     try:
