@@ -16,13 +16,14 @@ from niquests.packages.urllib3.contrib.resolver.system import (  # type: ignore[
     SystemResolver,
 )
 
-from connectors.base import (
+from connectors.errors import (
     AuthExpired,
     ConnectorError,
     CursorExpired,
     RemoteChanged,
     RemoteNotFound,
     Transient,
+    retry_after_seconds,
 )
 
 REFUSED = (
@@ -42,15 +43,8 @@ def status_error(status: int, what: str, headers: Any = None) -> ConnectorError:
         return RemoteChanged(f"{what}: changed on the CalDAV server meanwhile")
     if status == 429 or status >= 500:
         retry = headers.get("Retry-After") if headers is not None else None
-        return Transient(f"the CalDAV server answered {status}", _seconds(retry))
+        return Transient(f"the CalDAV server answered {status}", retry_after_seconds(retry))
     return ConnectorError(f"the CalDAV server answered {status} to {what}")
-
-
-def _seconds(value: Any) -> float | None:
-    try:
-        return float(value) if value is not None else None
-    except (TypeError, ValueError):
-        return None
 
 
 def translate(exc: Exception, what: str) -> ConnectorError:
@@ -58,7 +52,9 @@ def translate(exc: Exception, what: str) -> ConnectorError:
     if isinstance(exc, ConnectorError):
         return exc
     if isinstance(exc, dav_error.RateLimitError):
-        return Transient("the CalDAV server asked us to slow down", _seconds(exc.retry_after))
+        return Transient(
+            "the CalDAV server asked us to slow down", retry_after_seconds(exc.retry_after)
+        )
     if isinstance(exc, dav_error.AuthorizationError):
         if str(dav.ValidSyncToken.tag) in getattr(exc, "preconditions", []):
             return CursorExpired("the CalDAV server no longer accepts the sync token")

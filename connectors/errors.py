@@ -18,7 +18,8 @@ turns each into the words a person reads and a next step (`action`).
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 
 from gateway.errors import ExternalError
 
@@ -47,6 +48,24 @@ class Transient(ConnectorError):
 
     code = "provider_unavailable"
     action = "retry"
+
+
+def retry_after_seconds(value: object) -> float | None:
+    """Seconds from a Retry-After value (RFC 9110 §10.2.3: delta-seconds or an HTTP date), or
+    None when there is none or it cannot be read; never negative."""
+    if value is None or value == "":
+        return None
+    try:
+        return max(0.0, float(value))  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        pass
+    try:
+        moment = parsedate_to_datetime(str(value))
+    except (TypeError, ValueError):
+        return None
+    if moment.tzinfo is None:  # "-0000": UTC, says RFC 5322
+        moment = moment.replace(tzinfo=UTC)
+    return max(0.0, (moment - datetime.now(UTC)).total_seconds())
 
 
 class WritesPaused(Transient):

@@ -32,6 +32,7 @@ from connectors.errors import (
     RemoteExists,
     RemoteNotFound,
     Transient,
+    retry_after_seconds,
 )
 from connectors.registry import Incoming, Notification
 
@@ -133,11 +134,7 @@ def reason(exc: HttpError) -> str:
 
 def retry_after(headers: Any) -> float | None:
     """The Retry-After header in seconds, or None."""
-    try:
-        value = headers.get("retry-after") if headers is not None else None
-        return float(value) if value is not None else None
-    except (TypeError, ValueError):
-        return None
+    return retry_after_seconds(headers.get("retry-after") if headers is not None else None)
 
 
 def translate(exc: Exception, what: str) -> ConnectorError:
