@@ -23,11 +23,14 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from urllib.parse import parse_qsl, urlsplit
 
+from sqlalchemy.ext.asyncio import AsyncSession
+
 from gateway import features
 from gateway.config import Settings
 from gateway.domain import accounts, people
 from gateway.store import migrate
 from gateway.store.db import Store
+from gateway.store.models import Account, User
 from gateway.sync import consent, integrations
 from gateway.sync.run import sync_integration
 
@@ -50,13 +53,17 @@ class StandIn:
     calls: Callable[[], int]  # API requests answered so far
 
 
+async def practitioner(session: AsyncSession) -> tuple[Account, User]:
+    """A new account with one practitioner, both in UTC (every sync bench connects one)."""
+    account, _key = await accounts.create_account(session, "Bench", timezone="UTC", country="GB")
+    user = await people.create_user(session, account, {"name": "Dr Bench", "timezone": "UTC"})
+    return account, user
+
+
 async def _connect(store: Store, settings: Settings, peer: StandIn, busy: str) -> str:
     """The real consent round trip, then the busy calendar chosen."""
     async with store.transaction() as session:
-        account, _key = await accounts.create_account(
-            session, "Bench", timezone="UTC", country="GB"
-        )
-        user = await people.create_user(session, account, {"name": "Dr Bench", "timezone": "UTC"})
+        account, user = await practitioner(session)
         integration = await integrations.create_integration(
             session,
             settings,

@@ -23,12 +23,12 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from caldav.davclient import DAVClient
+from provider_sync import practitioner  # beside this file: on sys.path when run
 
 from connectors.base import Credentials
 from connectors.caldav import CalDAVConnector
 from gateway import features
 from gateway.config import Settings
-from gateway.domain import accounts, people
 from gateway.store import migrate
 from gateway.store.db import Store
 from gateway.sync import integrations
@@ -76,10 +76,7 @@ async def connect(
     store: Store, settings: Settings, server: radicale.RadicaleServer, busy: str
 ) -> str:
     async with store.transaction() as session:
-        account, _key = await accounts.create_account(
-            session, "Bench", timezone="UTC", country="GB"
-        )
-        user = await people.create_user(session, account, {"name": "Dr Bench", "timezone": "UTC"})
+        account, user = await practitioner(session)
         integration = await integrations.create_integration(
             session,
             settings,
