@@ -233,7 +233,7 @@ def serve(
     """Run `calgate serve` in `role` until SIGTERM."""
     # Every role sends notifications or plans them: refuse bad channel settings before any
     # migration or child process (a child failing at start-up would be restarted forever).
-    channel_registry.check(settings)
+    channel_registry.check(settings, config_file)
     if role == "worker":
         asyncio.run(_worker(settings))
         return

@@ -114,27 +114,38 @@ def test_a_readable_ca_file_loads(tmp_path: Path) -> None:
     create_app(settings, run_ticks=False)  # accepted
 
 
-@pytest.mark.parametrize("role", ["worker", "all"])
-def test_serve_refuses_a_channel_that_cannot_load_in_every_role(tmp_path: Path, role: str) -> None:
-    # A worker never builds the app: before this check it started and failed at the first tick.
-    database = tmp_path / "calgate.db"
-    env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith("CALGATE_")},
-        "CALGATE_DATABASE_URL": f"sqlite+aiosqlite:///{database}",
-        "CALGATE_SMTP_CA_FILE": str(tmp_path / "missing.pem"),
-    }
+def _serve(tmp_path: Path, role: str, *args: str, **env: str) -> list[str]:
+    """`calgate serve` in `role`: its standard error lines, once it has exited with 2."""
     result = subprocess.run(
-        [str(Path(sys.executable).parent / "calgate"), "serve", "--role", role, "--port", "1"],
-        env=env,
+        [str(Path(sys.executable).parent / "calgate"), "serve", "--role", role, *args],
+        env={
+            **{k: v for k, v in os.environ.items() if not k.startswith("CALGATE_")},
+            "CALGATE_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path}/calgate.db",
+            "CALGATE_SERVER_PORT": "1",  # never reached: nothing may listen
+            **env,
+        },
         cwd=tmp_path,
         capture_output=True,
         text=True,
         timeout=60,
     )
-    assert result.returncode == 2
-    lines = result.stderr.strip().splitlines()
+    assert result.returncode == 2, result.stderr
+    return result.stderr.strip().splitlines()
+
+
+@pytest.mark.parametrize("role", ["worker", "all"])
+def test_serve_refuses_a_channel_that_cannot_load_in_every_role(tmp_path: Path, role: str) -> None:
+    # A worker never builds the app: before this check it started and failed at the first tick.
+    lines = _serve(tmp_path, role, CALGATE_SMTP_CA_FILE=str(tmp_path / "missing.pem"))
     assert lines == [
         f"calgate: notification channel email cannot load: smtp.ca_file {tmp_path}/missing.pem: "
         "cannot be read (No such file or directory)"
     ]
-    assert not database.exists()  # refused before any migration
+    assert not (tmp_path / "calgate.db").exists()  # refused before any migration
+
+
+def test_serve_names_the_config_file_a_bad_sender_came_from(tmp_path: Path) -> None:
+    path = _write(tmp_path, '[twilio]\nfrom = "Bright Dental Clinic"\n')
+    lines = _serve(tmp_path, "worker", "--config", str(path))
+    assert len(lines) == 1
+    assert lines[0].startswith(f"calgate: bad setting twilio_from (from {path}): must be ")

@@ -8,6 +8,7 @@ never names a channel. A channel that cannot be built from the settings stops st
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from types import MappingProxyType
 
 from gateway.config import Settings
@@ -40,10 +41,11 @@ def load(settings: Settings) -> dict[str, Channel]:
     return channels
 
 
-def check(settings: Settings) -> None:
+def check(settings: Settings, config_file: Path | None = None) -> None:
     """The notify feature's start-up check: the SMS sender settings, and every channel loads.
 
-    Raises ConfigError with one line naming the setting or channel.
+    Raises ConfigError with one line naming the setting (and where it came from: the
+    environment, else `config_file`, else the default file) or the channel.
     """
-    check_sender_settings(settings)
+    check_sender_settings(settings, config_file)
     load(settings)  # built and dropped: a channel holds no connection until it sends

@@ -75,7 +75,7 @@ def check_sender_settings(settings: Settings, config_file: Path | None = None) -
     """Refuse a bad daemon sender (``[twilio] from``, ``messaging_service_sid``) at start-up
     with one line naming the setting, where it came from, and the forms it may take.
 
-    The notify feature checks its own settings (the app factory calls this): the config layer
+    The notify feature checks its own settings (`registry.check`, at start-up): the config layer
     knows nothing of SMS senders.
     """
     for name in ("twilio_from", "twilio_messaging_service_sid"):
