@@ -9,11 +9,13 @@ the engine. Graph is plain REST, called with httpx. Bodies and errors: wire.py; 
   deleted; ``410 SyncStateNotFound`` → CursorExpired (the engine lists in full again).
 - Writes: POST with a ``transactionId`` derived from our UID, so a retried POST returns the event
   already created; PATCH and DELETE with ``If-Match`` on the ``@odata.etag``.
+- Push: one ``/subscriptions`` per synced calendar (notify.py), deleted with the channel.
 """
 
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -30,11 +32,12 @@ from connectors.base import (
     LocalState,
     RemoteItem,
     SharedState,
+    WatchChannel,
     Window,
     Written,
 )
 from connectors.errors import AuthExpired, ConnectorError, RemoteExists, Transient
-from connectors.outlook import limits
+from connectors.outlook import limits, notify
 from connectors.outlook.limits import GrantLimits
 from connectors.outlook.oauth import SCOPES, OutlookApp, client, load_cache, refused
 from connectors.outlook.wire import (
@@ -57,7 +60,7 @@ class OutlookConnector(Connector):
     """One Microsoft account. `Credentials.secret` is the grant's serialised msal token cache."""
 
     name = "outlook"
-    capabilities = Capabilities(incremental=True, watch=False, client_ids=True, oauth=True)
+    capabilities = Capabilities(incremental=True, watch=True, client_ids=True, oauth=True)
 
     def __init__(
         self, credentials: Credentials, app: OutlookApp, shared: SharedState | None = None
@@ -273,6 +276,21 @@ class OutlookConnector(Connector):
             f"{self._events(calendar_id)}/{href}",
             headers={"If-Match": etag} if etag else None,
         )
+
+    # change notifications
+
+    async def watch_start(self, calendar_id: str, address: str, token: str) -> WatchChannel:
+        """A Graph subscription on the calendar's events; Graph checks `address` answers its
+        validation handshake before it answers (ConnectorError when it did not)."""
+        body = notify.subscription_body(
+            calendar_id, address, token, datetime.now(UTC), self.app.subscription_minutes
+        )
+        made = await self._call("starting a subscription", "POST", "/subscriptions", json=body)
+        expires = datetime.fromisoformat(str(made["expirationDateTime"]).replace("Z", "+00:00"))
+        return WatchChannel(str(made["id"]), str(made.get("resource") or body["resource"]), expires)
+
+    async def watch_stop(self, channel: WatchChannel) -> None:
+        await self._call("deleting a subscription", "DELETE", f"/subscriptions/{channel.id}")
 
     # credentials
 

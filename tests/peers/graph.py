@@ -19,9 +19,17 @@ Written from Microsoft's public documentation for what calgate uses, failures in
 - Times come back in UTC (no ``Prefer: outlook.timezone``), the zone written is kept in
   ``originalStartTimeZone`` as a Windows zone name, as Outlook clients do.
 - Switchable failures for the next N Graph calls: 429 and 503 with Retry-After.
+- Change notifications: ``POST /subscriptions`` (changeType created/updated/deleted, resource
+  ``me/calendars/{id}/events``, https notification URLs only, expiration at most 4,230 minutes
+  ahead, ``clientState`` up to 128 characters) first POSTs ``?validationToken=...`` to each
+  notification URL and refuses the subscription (400 ValidationError) unless the answer is
+  ``200 text/plain`` with the token, within 10 s; ``PATCH`` renews, ``DELETE`` removes. Every
+  change to an event of a subscribed calendar is posted (in order, from a sender thread) as a
+  ``{"value": [...]}`` batch carrying the ``clientState``; `lifecycle` posts a lifecycle
+  notification (``reauthorizationRequired``, ``subscriptionRemoved``, which also drops the
+  subscription, ``missed``) as Graph does.
 
 Tests act as the person's Outlook through `GraphPeer` methods (`put_event`, `delete_event`, ...).
-Recurring series and subscriptions are not served (see /work/notes/outlook.md).
 """
 
 from __future__ import annotations
@@ -30,18 +38,21 @@ import base64
 import hashlib
 import itertools
 import json
+import queue
 import re
 import secrets
 import ssl
 import threading
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qsl, urlencode, urlsplit
+from urllib.parse import parse_qsl, quote, urlencode, urlsplit
 from zoneinfo import ZoneInfo
 
 import trustme
@@ -104,6 +115,10 @@ def _graph_time(moment: datetime) -> dict[str, str]:
     return {"dateTime": text + "0", "timeZone": "UTC"}
 
 
+def _stamp_text(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
 @dataclass
 class Calendar:
     id: str
@@ -111,6 +126,14 @@ class Calendar:
     can_edit: bool
     default: bool
     events: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+
+@dataclass
+class Subscription:
+    id: str
+    calendar_id: str
+    body: dict[str, Any]
+    expires: datetime
 
 
 class GraphPeer:
@@ -143,6 +166,12 @@ class GraphPeer:
             "userPrincipalName": "dr@contoso.example",
         }
         self.tenant_id = "9188040d-6c67-4c5b-b112-36a304b66dad"
+        self.subscriptions: dict[str, Subscription] = {}
+        self.webhook_ca = ""  # PEM of the CA our webhook's certificate comes from
+        self.validation_seconds = 10.0  # how long Graph waits for the validation answer
+        self.validations: list[dict[str, Any]] = []  # {"url", "status", "body"} per handshake
+        self.notifications: list[dict[str, Any]] = []  # {"payload", "status"} per delivery
+        self._outbox: queue.Queue[tuple[str, dict[str, Any]] | None] = queue.Queue()
 
     # --- the person's side --------------------------------------------------------------
 
@@ -205,6 +234,25 @@ class GraphPeer:
         """Every delta token given so far answers 410 SyncStateNotFound."""
         with self.lock:
             self.delta_generation += 1
+
+    def lifecycle(self, event: str, subscription_id: str | None = None) -> None:
+        """Graph sends lifecycle notification `event` for one subscription (else all);
+        ``subscriptionRemoved`` also removes them, as Graph does."""
+        with self.lock:
+            for sub in list(self.subscriptions.values()):
+                if subscription_id not in (None, sub.id):
+                    continue
+                if event == "subscriptionRemoved":
+                    del self.subscriptions[sub.id]
+                item = {
+                    "subscriptionId": sub.id,
+                    "subscriptionExpirationDateTime": _stamp_text(sub.expires),
+                    "tenantId": self.tenant_id,
+                    "clientState": sub.body.get("clientState"),
+                    "lifecycleEvent": event,
+                }
+                url = sub.body.get("lifecycleNotificationUrl") or sub.body["notificationUrl"]
+                self._outbox.put((url, {"value": [item]}))
 
     def fail_next(self, kind: str, times: int = 1) -> None:
         self.failures.extend([FAILURES[kind]] * times)
@@ -332,6 +380,20 @@ class GraphPeer:
             if self.failures:
                 raise self.failures.pop(0)
             parts = path.strip("/").split("/")[1:]  # drop "v1.0"
+            if parts[:1] != ["subscriptions"]:
+                return self._route(method, parts, query, headers, body)
+        # The validation handshake calls the subscriber: never while holding the lock.
+        return self._subscriptions(method, parts[1:], body)
+
+    def _route(
+        self,
+        method: str,
+        parts: list[str],
+        query: dict[str, str],
+        headers: dict[str, str],
+        body: Any,
+    ) -> tuple[int, dict[str, str], Any]:
+        with self.lock:
             if parts == ["me"]:
                 return 200, {}, dict(self.user)
             if parts == ["me", "calendars"]:
@@ -358,6 +420,159 @@ class GraphPeer:
                     self._delete(calendar, rest[1], match)
                     return 204, {}, None
             raise GraphError(405, "MethodNotAllowed", "The method is not allowed.")
+
+    # --- subscriptions and change notifications ------------------------------------------
+
+    def _subscriptions(
+        self, method: str, rest: list[str], body: Any
+    ) -> tuple[int, dict[str, str], Any]:
+        if not rest and method == "POST":
+            return 201, {}, self._subscribe(body if isinstance(body, dict) else {})
+        if len(rest) != 1:
+            raise GraphError(405, "MethodNotAllowed", "The method is not allowed.")
+        with self.lock:
+            sub = self.subscriptions.get(rest[0])
+            if sub is None:
+                raise GraphError(404, "ResourceNotFound", "The object was not found.")
+            if method == "DELETE":
+                del self.subscriptions[sub.id]
+                return 204, {}, None
+            if method == "PATCH":
+                sub.expires = self._expiry((body or {}).get("expirationDateTime"))
+                sub.body["expirationDateTime"] = _stamp_text(sub.expires)
+            elif method != "GET":
+                raise GraphError(405, "MethodNotAllowed", "The method is not allowed.")
+            return 200, {}, self._subscription(sub)
+
+    @staticmethod
+    def _expiry(text: Any) -> datetime:
+        try:
+            moment = datetime.fromisoformat(str(text).replace("Z", "+00:00"))
+        except ValueError:
+            raise GraphError(400, "InvalidRequest", "expirationDateTime is invalid.") from None
+        now = datetime.now(UTC)
+        if moment.tzinfo is None or not now < moment <= now + timedelta(minutes=4230):
+            raise GraphError(
+                400,
+                "InvalidRequest",
+                "Subscription expiration can only be 4230 minutes in the future.",
+            )
+        return moment
+
+    def _subscribe(self, body: dict[str, Any]) -> dict[str, Any]:
+        kinds = str(body.get("changeType", "")).split(",")
+        if not kinds or not set(kinds) <= {"created", "updated", "deleted"}:
+            raise GraphError(400, "InvalidRequest", "changeType is invalid.")
+        found = re.fullmatch(r"/?me/calendars/([^/]+)/events", str(body.get("resource", "")))
+        if found is None or found.group(1) not in self.calendars:
+            raise GraphError(400, "InvalidRequest", "The resource is not supported.")
+        if len(str(body.get("clientState", ""))) > 128:
+            raise GraphError(400, "InvalidRequest", "clientState is longer than 128.")
+        expires = self._expiry(body.get("expirationDateTime"))
+        urls = [str(body.get("notificationUrl", ""))]
+        if body.get("lifecycleNotificationUrl") not in (None, urls[0]):
+            urls.append(str(body["lifecycleNotificationUrl"]))
+        for url in urls:
+            if not url.startswith("https://"):
+                raise GraphError(400, "ValidationError", "The Notification Url must be HTTPS.")
+            self._validate(url)
+        sub = Subscription("sub-" + secrets.token_hex(16), found.group(1), dict(body), expires)
+        with self.lock:
+            self.subscriptions[sub.id] = sub
+        return self._subscription(sub)
+
+    def _validate(self, url: str) -> None:
+        """Graph's endpoint validation: our token back as 200 text/plain, within 10 s."""
+        token = (
+            f"Validation: Testing client application reachability for subscription "
+            f"Request-Id: {secrets.token_hex(8)}"
+        )
+        target = f"{url}{'&' if '?' in url else '?'}validationToken={quote(token)}"
+        request = urllib.request.Request(
+            target, data=b"", headers={"Content-Type": "text/plain; charset=utf-8"}
+        )
+        context = ssl.create_default_context(cafile=self.webhook_ca or None)
+        status, text, kind = 0, "", ""
+        try:
+            with urllib.request.urlopen(
+                request, timeout=self.validation_seconds, context=context
+            ) as answer:
+                status, kind = answer.status, answer.headers.get("Content-Type", "")
+                text = answer.read().decode(errors="replace")
+        except urllib.error.HTTPError as exc:
+            status = exc.code
+        except OSError:
+            status = 0  # unreachable, refused or too slow
+        with self.lock:
+            self.validations.append({"url": url, "status": status, "body": text})
+        if status != 200 or text != token or not kind.startswith("text/plain"):
+            raise GraphError(
+                400,
+                "ValidationError",
+                "Subscription validation request failed. Notification endpoint must respond "
+                "with 200 OK to validation request.",
+            )
+
+    def _subscription(self, sub: Subscription) -> dict[str, Any]:
+        shown = {k: v for k, v in sub.body.items() if k != "clientState"}
+        return {
+            "@odata.context": f"{self.base_url}/v1.0/$metadata#subscriptions/$entity",
+            "id": sub.id,
+            **shown,
+            "clientState": sub.body.get("clientState"),
+            "applicationId": "24d3b144-21ae-4080-943f-7067b395b913",
+            "creatorId": self.user["id"],
+            "expirationDateTime": _stamp_text(sub.expires),
+            "latestSupportedTlsVersion": "v1_2",
+        }
+
+    def _changed(self, calendar: Calendar, event: dict[str, Any], kind: str) -> None:
+        """Queue a change notification to every live subscription on the calendar."""
+        now = datetime.now(UTC)
+        for sub in self.subscriptions.values():
+            if sub.calendar_id != calendar.id or sub.expires <= now:
+                continue
+            if kind not in str(sub.body.get("changeType")).split(","):
+                continue
+            path = f"Users/{self.user['id']}/Events/{event['id']}"
+            item = {
+                "subscriptionId": sub.id,
+                "subscriptionExpirationDateTime": _stamp_text(sub.expires),
+                "changeType": kind,
+                "resource": path,
+                "resourceData": {
+                    "@odata.type": "#Microsoft.Graph.Event",
+                    "@odata.id": path,
+                    "@odata.etag": event.get("@odata.etag", ""),
+                    "id": event["id"],
+                },
+                "clientState": sub.body.get("clientState"),
+                "tenantId": self.tenant_id,
+            }
+            self._outbox.put((str(sub.body["notificationUrl"]), {"value": [item]}))
+
+    def send_loop(self) -> None:
+        """Deliver queued notifications in order (run in a thread; None stops it)."""
+        while True:
+            item = self._outbox.get()
+            if item is None:
+                return
+            url, payload = item
+            request = urllib.request.Request(
+                url,
+                data=json.dumps(payload).encode(),
+                headers={"Content-Type": "application/json"},
+            )
+            context = ssl.create_default_context(cafile=self.webhook_ca or None)
+            try:
+                with urllib.request.urlopen(request, timeout=10, context=context) as answer:
+                    status = answer.status
+            except urllib.error.HTTPError as exc:
+                status = exc.code
+            except OSError:
+                status = 0
+            with self.lock:
+                self.notifications.append({"payload": payload, "status": status})
 
     @staticmethod
     def _calendar(c: Calendar) -> dict[str, Any]:
@@ -411,6 +626,7 @@ class GraphPeer:
         self._normalise(event)
         self._stamp(event)
         calendar.events[event["id"]] = event
+        self._changed(calendar, event, "created")
         return event
 
     def _get(self, calendar: Calendar, event_id: str) -> dict[str, Any]:
@@ -437,6 +653,7 @@ class GraphPeer:
             event["type"] = "exception"  # a moved or changed occurrence of a series
         self._normalise(event)
         self._stamp(event)
+        self._changed(calendar, event, "updated")
         return event
 
     def _delete(self, calendar: Calendar, event_id: str, match: str | None) -> None:
@@ -444,6 +661,7 @@ class GraphPeer:
         self._check(event, match)
         event["_deleted"] = True
         event["_seq"] = next(self.seq)
+        self._changed(calendar, event, "deleted")
 
     @staticmethod
     def _public(event: dict[str, Any], query: dict[str, str] | None = None) -> dict[str, Any]:
@@ -562,14 +780,14 @@ class _Handler(BaseHTTPRequestHandler):
             self._answer(404, {}, None)
             return
         try:
-            body = json.loads(raw) if raw else None
+            payload = json.loads(raw) if raw else None
             query["_prefer"] = headers.get("prefer", "")
             with peer.lock:
                 peer.in_flight += 1
                 peer.most_in_flight = max(peer.most_in_flight, peer.in_flight)
             try:
                 time.sleep(peer.delay)
-                status, extra, answer = peer.graph(self.command, path, query, headers, body)
+                status, extra, answer = peer.graph(self.command, path, query, headers, payload)
             finally:
                 with peer.lock:
                     peer.in_flight -= 1
@@ -608,11 +826,15 @@ def running(peer: GraphPeer | None = None, ca_dir: str | None = None) -> Iterato
         peer.base_url = f"https://127.0.0.1:{server.server_address[1]}"
         thread = threading.Thread(target=server.serve_forever, daemon=True)
         thread.start()
+        sender = threading.Thread(target=peer.send_loop, daemon=True)
+        sender.start()
         try:
             yield peer
         finally:
+            peer._outbox.put(None)
             server.shutdown()
             server.server_close()
+            sender.join(timeout=15)
 
 
-__all__ = ["TENANT", "GraphError", "GraphPeer", "running"]
+__all__ = ["TENANT", "GraphError", "GraphPeer", "Subscription", "running"]
