@@ -18,6 +18,9 @@ Written from Microsoft's public documentation for what calgate uses, failures in
   and ``@removed`` entries; ``410 SyncStateNotFound`` for a token after `invalidate_delta`.
 - Times come back in UTC (no ``Prefer: outlook.timezone``), the zone written is kept in
   ``originalStartTimeZone`` as a Windows zone name, as Outlook clients do.
+- Recurring series: a master with its `recurrence`, occurrences and exceptions (`type`,
+  `seriesMasterId`, `originalStart`) in calendarView/delta and `/events/{id}/instances`, never
+  the master in a view nor instances in `/events`; deleting the master deletes the series.
 - Switchable failures for the next N Graph calls: 429 and 503 with Retry-After.
 - Change notifications: ``POST /subscriptions`` (changeType created/updated/deleted, resource
   ``me/calendars/{id}/events``, https notification URLs only, expiration at most 4,230 minutes
@@ -191,16 +194,36 @@ class GraphPeer:
 
     def put_weekly_series(self, calendar_id: str, body: dict[str, Any], count: int) -> list[str]:
         """Outlook creates a weekly series of `count` (a numbered range): the ids of its
-        occurrences, as a calendar view lists them (instances, never the series master), each
-        at the same local time in the series' zone, whatever the DST offset."""
+        occurrences. The series master carries the ``recurrence``; each occurrence is at the same
+        local time in the series' zone, whatever the DST offset, with ``type: occurrence``,
+        ``seriesMasterId`` and ``originalStart``. A calendar view (and its delta) lists the
+        occurrences and exceptions, never the master; ``GET /events`` lists the master, never
+        the occurrences; ``/events/{master}/instances`` lists the occurrences in a window."""
         with self.lock:
             calendar = self.calendars[calendar_id]
-            master = self._create(calendar, {**body, "type": "seriesMaster"})
-            master["type"] = "seriesMaster"
-            master["_master"] = True
-            zone = _zone(body["start"].get("timeZone") or "UTC")
+            zone_name = body["start"].get("timeZone") or "UTC"
+            zone = _zone(zone_name)
             first = datetime.fromisoformat(body["start"]["dateTime"][:19])
             length = datetime.fromisoformat(body["end"]["dateTime"][:19]) - first
+            recurrence = {
+                "pattern": {
+                    "type": "weekly",
+                    "interval": 1,
+                    "month": 0,
+                    "dayOfMonth": 0,
+                    "daysOfWeek": [first.strftime("%A").lower()],
+                    "firstDayOfWeek": "sunday",
+                    "index": "first",
+                },
+                "range": {
+                    "type": "numbered",
+                    "startDate": first.date().isoformat(),
+                    "endDate": "0001-01-01",
+                    "recurrenceTimeZone": _OLSON_TO_WINDOWS.get(zone_name, zone_name),
+                    "numberOfOccurrences": count,
+                },
+            }
+            master = self._create(calendar, {**body, "recurrence": recurrence}, "seriesMaster")
             ids = []
             for week in range(count):
                 local = first + timedelta(weeks=week)
@@ -210,10 +233,12 @@ class GraphPeer:
                     "start": _graph_time(start),
                     "end": _graph_time((local + length).replace(tzinfo=zone).astimezone(UTC)),
                     "seriesMasterId": master["id"],
+                    "originalStart": _stamp_text(start),
+                    "recurrence": None,
                 }
-                made = self._create(calendar, occurrence)
-                made["type"] = "occurrence"
+                made = self._create(calendar, occurrence, "occurrence")
                 made["originalStartTimeZone"] = master["originalStartTimeZone"]
+                made["originalEndTimeZone"] = master["originalEndTimeZone"]
                 ids.append(str(made["id"]))
             return ids
 
@@ -410,6 +435,8 @@ class GraphPeer:
                 return 200, {}, self._filter(calendar, query)
             if rest == ["calendarView", "delta"] and method == "GET":
                 return 200, {}, self._delta(calendar, query)
+            if len(rest) == 3 and rest[0] == "events" and rest[2] == "instances":
+                return 200, {}, self._instances(calendar, rest[1], query)
             if len(rest) == 2 and rest[0] == "events":
                 match = headers.get("if-match")
                 if method == "GET":
@@ -605,7 +632,9 @@ class GraphPeer:
                 else:
                     event[which] = _graph_time(_instant(value))
 
-    def _create(self, calendar: Calendar, body: dict[str, Any]) -> dict[str, Any]:
+    def _create(
+        self, calendar: Calendar, body: dict[str, Any], kind: str = "singleInstance"
+    ) -> dict[str, Any]:
         if not calendar.can_edit:
             raise GraphError(403, "ErrorAccessDenied", "Access is denied.")
         if "start" not in body or "end" not in body:
@@ -618,7 +647,9 @@ class GraphPeer:
         event = dict(body)
         event["id"] = "AAMkAD" + secrets.token_urlsafe(30)
         event["iCalUId"] = "040000008200E00074C5B7101A82E008" + secrets.token_hex(28).upper()
-        event["type"] = "singleInstance"
+        event["type"] = kind
+        if kind == "seriesMaster":
+            event["_master"] = True
         event.setdefault("showAs", "busy")
         event.setdefault("isAllDay", False)
         event.setdefault("isCancelled", False)
@@ -654,6 +685,13 @@ class GraphPeer:
         self._normalise(event)
         self._stamp(event)
         self._changed(calendar, event, "updated")
+        if event.get("_master"):  # what is not about time reaches the unchanged occurrences
+            shared = {k: v for k, v in changes.items() if k not in ("start", "end", "recurrence")}
+            for instance in self._series(calendar, event["id"]):
+                if instance["type"] == "occurrence" and shared:
+                    instance.update(shared)
+                    self._stamp(instance)
+                    self._changed(calendar, instance, "updated")
         return event
 
     def _delete(self, calendar: Calendar, event_id: str, match: str | None) -> None:
@@ -662,6 +700,11 @@ class GraphPeer:
         event["_deleted"] = True
         event["_seq"] = next(self.seq)
         self._changed(calendar, event, "deleted")
+        if event.get("_master"):  # the whole series goes with its master
+            for instance in self._series(calendar, event["id"]):
+                instance["_deleted"] = True
+                instance["_seq"] = next(self.seq)
+                self._changed(calendar, instance, "deleted")
 
     @staticmethod
     def _public(event: dict[str, Any], query: dict[str, str] | None = None) -> dict[str, Any]:
@@ -680,9 +723,35 @@ class GraphPeer:
             self._public(e, query)
             for e in calendar.events.values()
             if not e.get("_deleted")
+            and not e.get("seriesMasterId")  # /events lists masters, never their instances
             and {"id": prop, "value": value} in e.get("singleValueExtendedProperties", [])
         ]
         return {"value": matches}
+
+    @staticmethod
+    def _series(calendar: Calendar, master_id: str) -> list[dict[str, Any]]:
+        return [
+            e
+            for e in calendar.events.values()
+            if e.get("seriesMasterId") == master_id and not e.get("_deleted")
+        ]
+
+    def _instances(
+        self, calendar: Calendar, master_id: str, query: dict[str, str]
+    ) -> dict[str, Any]:
+        master = self._get(calendar, master_id)
+        try:
+            start = datetime.fromisoformat(query["startDateTime"].replace("Z", "+00:00"))
+            end = datetime.fromisoformat(query["endDateTime"].replace("Z", "+00:00"))
+        except (KeyError, ValueError):
+            raise GraphError(
+                400, "ErrorInvalidParameter", "startDateTime and endDateTime are required."
+            ) from None
+        if not master.get("_master"):
+            return {"value": []}
+        found = [e for e in self._series(calendar, master_id) if self._in_window(e, start, end)]
+        found.sort(key=lambda e: _instant(e["start"]))
+        return {"value": [self._public(e) for e in found]}
 
     def _in_window(self, event: dict[str, Any], start: datetime, end: datetime) -> bool:
         return _instant(event["start"]) < end and _instant(event["end"]) > start
