@@ -123,6 +123,9 @@ class Provider:
     oauth: Callable[[SharedState], OAuth] | None = None  # the consent flow, given shared state
     watch: Watch | None = None  # None also when push is switched off in the settings
     unavailable: str | None = None  # why it cannot be used on this server, in words
+    # Where the person withdraws the app's consent themselves, when the provider offers calgate
+    # no revoke (a link): the disconnect receipt tells them.
+    consent_help: str | None = None
 
     @property
     def label(self) -> str:

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 from connectors.base import Credentials, SharedState
 from connectors.outlook.connector import OutlookConnector
 from connectors.outlook.notify import read_notification
-from connectors.outlook.oauth import SCOPES, MicrosoftOAuth, OutlookApp
+from connectors.outlook.oauth import REVOKE_HELP, SCOPES, MicrosoftOAuth, OutlookApp
 from connectors.outlook.wire import UID_PROPERTY, from_body, to_body
 from connectors.registry import Provider, Watch
 
@@ -86,4 +86,5 @@ def provider(settings: Settings) -> Provider:
         title=TITLE,
         oauth=lambda _shared: MicrosoftOAuth(app),
         watch=watch,
+        consent_help=REVOKE_HELP,  # Graph has no per-app revoke
     )

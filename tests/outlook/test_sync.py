@@ -297,6 +297,9 @@ async def test_disconnect_leaves_nothing_in_the_raw_database(oworld: OutlookWorl
     await oworld.purge()  # the durable purge job, as the daemon's job tick runs it
     receipt = await oworld.api.get(f"/v1/integrations/{oworld.integration_id}/purge-receipt")
     assert receipt.json()["counts"]["remote_events_deleted"] == 1
+    # Graph has no per-app revoke: the receipt says where the person withdraws the consent.
+    words = receipt.json()["remote_left"]
+    assert "https://account.live.com/consent/Manage" in words and "consent" in words
     assert _scan(oworld, refresh, "Zyxwv", href, foreign) == []
 
 
