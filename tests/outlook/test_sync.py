@@ -132,6 +132,48 @@ async def test_both_sides_changed_calgate_wins(oworld: OutlookWorld) -> None:
     assert ours(oworld)[uid]["start"]["dateTime"].startswith("2027-01-12T15:00:00")
 
 
+async def test_412_changed_between_read_and_write_is_reread_and_reconciled(
+    oworld: OutlookWorld,
+) -> None:
+    peer = peer_of(oworld)
+    await oworld.connect_outlook()
+    apt = await oworld.book(START, END)
+    await oworld.sync()
+    uid = appointment_uid(apt["id"])
+    event_id = ours(oworld)[uid]["id"]
+    await oworld.api.patch(
+        f"/v1/appointments/{apt['id']}",
+        {"start": "2027-01-12T15:00:00Z", "end": "2027-01-12T16:00:00Z"},
+    )
+    # The person moves it in Outlook after our delta read, before our PATCH lands.
+    peer.edit_after_read = (
+        oworld.calendar,
+        event_id,
+        {
+            "start": {"dateTime": "2027-01-20T09:00:00", "timeZone": "UTC"},
+            "end": {"dateTime": "2027-01-20T10:00:00", "timeZone": "UTC"},
+        },
+    )
+    before = len(peer.calls)
+    outcome = await oworld.sync()
+    assert outcome.error is None, outcome.error
+    patches = [(p, h["if-match"]) for m, p, h in peer.calls[before:] if m == "PATCH"]
+    rereads = [p for m, p, _ in peer.calls[before:] if m == "GET" and p.endswith(event_id)]
+    assert len(patches) == 2 and patches[0][1] != patches[1][1]  # 412, re-read, then written
+    assert rereads  # the event read again after the 412
+    # Reconciled as any conflict: calgate's time wins, the person's edit is logged, one event.
+    assert outcome.conflicts == 1
+    (event,) = ours(oworld).values()
+    assert event["id"] == event_id
+    assert event["start"]["dateTime"].startswith("2027-01-12T15:00:00")
+    got = await oworld.appointment(apt["id"])
+    assert (got["start"], got["end"]) == ("2027-01-12T15:00:00Z", "2027-01-12T16:00:00Z")
+    assert "conflict" in await oworld.log_kinds()
+    before = writes(peer)
+    await oworld.sync()
+    assert writes(peer) == before  # settled: no echo
+
+
 async def test_410_resyncs_without_duplicates(oworld: OutlookWorld) -> None:
     peer = peer_of(oworld)
     await oworld.connect_outlook()

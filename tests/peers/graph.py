@@ -157,6 +157,7 @@ class GraphPeer:
         self.delta_generation = 0
         self.failures: list[GraphError] = []
         self.graph_calls = 0
+        self.paths: list[str] = []  # every request's path, identity endpoints included
         self.calls: list[tuple[str, str, dict[str, str]]] = []  # (method, path, headers)
         self.drop_next_answer = False  # do the next Graph write, then close without answering
         self.delay = 0.0  # seconds each Graph request takes (to see concurrency)
@@ -174,6 +175,9 @@ class GraphPeer:
         self.validation_seconds = 10.0  # how long Graph waits for the validation answer
         self.validations: list[dict[str, Any]] = []  # {"url", "status", "body"} per handshake
         self.notifications: list[dict[str, Any]] = []  # {"payload", "status"} per delivery
+        # (calendar id, event id, changes): the person edits that event right after the next
+        # delta round is read, before calgate writes (to see a 412 on our If-Match)
+        self.edit_after_read: tuple[str, str, dict[str, Any]] | None = None
         self._outbox: queue.Queue[tuple[str, dict[str, Any]] | None] = queue.Queue()
 
     # --- the person's side --------------------------------------------------------------
@@ -805,6 +809,10 @@ class GraphPeer:
         else:
             following = {**state, "since": state["upto"] - 1, "offset": 0, "initial": False}
             answer["@odata.deltaLink"] = link + urlencode({"$deltatoken": _b64(following)})
+            if self.edit_after_read is not None:
+                cal_id, event_id, changes = self.edit_after_read
+                self.edit_after_read = None
+                self._patch(self.calendars[cal_id], event_id, changes, None)
         return answer
 
 
@@ -834,6 +842,8 @@ class _Handler(BaseHTTPRequestHandler):
         headers = {k.lower(): v for k, v in self.headers.items()}
         path = split.path
         peer = self.peer
+        with peer.lock:
+            peer.paths.append(path)
         if path.endswith("/v2.0/.well-known/openid-configuration"):
             self._answer(200, {}, peer.openid_configuration(path.split("/")[1]))
             return
