@@ -15,6 +15,7 @@ the engine. Graph is plain REST, called with httpx. Bodies and errors: wire.py; 
 from __future__ import annotations
 
 import asyncio
+import threading
 from datetime import UTC, datetime
 from typing import Any
 
@@ -76,14 +77,16 @@ class OutlookConnector(Connector):
         self.account_id = str(accounts[0]["home_account_id"])
         self.limits = GrantLimits(shared or LocalState(), self.account_id, app)
         self._msal: msal.ConfidentialClientApplication | None = None
+        self._msal_lock = threading.Lock()
         self._http = httpx.AsyncClient(verify=app.tls(), timeout=app.timeout_seconds)
         self.requests = 0  # Graph requests made (for benchmarks and tests)
 
     # plumbing
 
     def _token_now(self) -> str:
-        if self._msal is None:
-            self._msal = client(self.app, self.cache)
+        with self._msal_lock:  # concurrent calls start one msal client, not one each
+            if self._msal is None:
+                self._msal = client(self.app, self.cache)
         account = next(
             (a for a in self._msal.get_accounts() if a["home_account_id"] == self.account_id),
             None,
@@ -120,7 +123,7 @@ class OutlookConnector(Connector):
         while True:
             token = await self._token()
             await self.limits.wait_for_budget()
-            async with self.limits.slots:
+            async with self.limits.slot():
                 try:
                     self.requests += 1
                     answer = await self._http.request(
