@@ -160,6 +160,9 @@ async def main() -> None:
     )
     for n in (100, 10000):
         print(f"graph_api_requests_per_incremental_sync_{n}_events = {requests[n]} (target <= 2)")
+    # The name: the worst of both sizes (one synced calendar each).
+    worst = max(requests.values())
+    print(f"graph_api_requests_per_incremental_sync = {worst} (target <= 2 per synced calendar)")
 
 
 if __name__ == "__main__":
