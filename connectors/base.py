@@ -270,6 +270,12 @@ class Connector(abc.ABC):
         """End a subscription made by watch_start. Raises RemoteNotFound when already gone."""
         raise NotImplementedError(f"{self.name} has no push notifications")
 
+    async def watch_renew(self, channel: WatchChannel) -> WatchChannel:
+        """Extend a subscription made by watch_start, keeping its id and token: the channel with
+        its new expiry. Raises NotImplementedError where channels cannot be extended (a new one
+        is started instead), RemoteNotFound when it is gone at the provider."""
+        raise NotImplementedError(f"{self.name} cannot renew push channels")
+
     def credentials_changed(self) -> Credentials | None:
         """New credentials to store (a rotated refresh token), or None. Read after each sync."""
         return None

@@ -295,6 +295,18 @@ class OutlookConnector(Connector):
     async def watch_stop(self, channel: WatchChannel) -> None:
         await self._call("deleting a subscription", "DELETE", f"/subscriptions/{channel.id}")
 
+    async def watch_renew(self, channel: WatchChannel) -> WatchChannel:
+        """PATCH the subscription's expiration (Graph renews in place; no new handshake)."""
+        until = notify.expiry(datetime.now(UTC), self.app.subscription_minutes)
+        made = await self._call(
+            "renewing a subscription",
+            "PATCH",
+            f"/subscriptions/{channel.id}",
+            json={"expirationDateTime": until},
+        )
+        expires = datetime.fromisoformat(str(made["expirationDateTime"]).replace("Z", "+00:00"))
+        return WatchChannel(channel.id, channel.resource_id, expires)
+
     # credentials
 
     def credentials_changed(self) -> Credentials | None:

@@ -6,6 +6,7 @@
   the same address.
 - Creating one, Graph first POSTs ``?validationToken=...`` to the address and wants it back as
   ``200 text/plain`` within 10 seconds: answered as a `Reply`, before anything else is read.
+- Renewal PATCHes the expiration (same id, same clientState, no new handshake).
 - Notifications come in batches (``{"value": [...]}``), acknowledged with 202. A lifecycle
   notification (``lifecycleEvent``) says: ``reauthorizationRequired`` → renew,
   ``subscriptionRemoved`` → recreate (and pull), ``missed`` → list the calendar in full.
@@ -34,17 +35,22 @@ def resource(calendar_id: str) -> str:
     return f"me/calendars/{calendar_id}/events"
 
 
+def expiry(now: datetime, minutes: float) -> str:
+    """A subscription's expirationDateTime `minutes` from `now`, capped at Graph's maximum."""
+    until = now + timedelta(minutes=min(minutes, MAX_MINUTES))
+    return until.isoformat().replace("+00:00", "Z")
+
+
 def subscription_body(
     calendar_id: str, address: str, token: str, now: datetime, minutes: float
 ) -> dict[str, Any]:
     """The POST /subscriptions body for one calendar (lifetime capped at Graph's maximum)."""
-    until = now + timedelta(minutes=min(minutes, MAX_MINUTES))
     return {
         "changeType": CHANGE_TYPES,
         "notificationUrl": address,
         "lifecycleNotificationUrl": address,
         "resource": resource(calendar_id),
-        "expirationDateTime": until.isoformat().replace("+00:00", "Z"),
+        "expirationDateTime": expiry(now, minutes),
         "clientState": token,
     }
 

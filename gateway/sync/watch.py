@@ -12,11 +12,11 @@ calendar's cursor dropped for a full listing (lifecycle words). The work happens
 so the answer is immediate.
 
 `tick` keeps channels current: a calendar that is synced (write or busy) and has no channel with
-more than the provider's renew margin left gets a new one, and the old one is stopped (providers
-do not renew channels by themselves). Channels of calendars no longer synced are stopped. A
-provider that only calls https addresses gets no channels while public_url is http (one warning
-when the daemon starts; the integration is polled). `stop_all` runs before a disconnect purges
-the integration (the rows go with it).
+more than the provider's renew margin left has its channel renewed where the provider can
+(`Connector.watch_renew`), else gets a new one and the old one is stopped. Channels of
+calendars no longer synced are stopped. A provider that only calls https addresses gets no
+channels while public_url is http (one warning when the daemon starts; the integration is
+polled). `stop_all` runs before a disconnect purges the integration (the rows go with it).
 """
 
 from __future__ import annotations
@@ -235,6 +235,10 @@ async def _refresh(
         if row.calendar_id in wanted and row.expires_at - margin > utcnow():
             keep.setdefault(row.calendar_id, row)
     for calendar_id in sorted(wanted - set(keep)):
+        renewed = await _renew(store, connector, channels, calendar_id)
+        if renewed is not None:
+            keep[calendar_id] = renewed
+            continue
         token = pysecrets.token_urlsafe(32)
         made = await connector.watch_start(calendar_id, address, token)
         async with store.transaction() as session:
@@ -269,6 +273,29 @@ async def _refresh(
             if stale is not None:
                 await session.delete(stale)
     return started
+
+
+async def _renew(
+    store: Store, connector: Connector, channels: list[WatchChannel], calendar_id: str
+) -> WatchChannel | None:
+    """The calendar's latest channel extended at the provider (same id and token), or None
+    where channels cannot be renewed or it is gone there (a new one is started instead)."""
+    rows = [c for c in channels if c.calendar_id == calendar_id]
+    if not rows:
+        return None
+    row = max(rows, key=lambda c: c.expires_at)
+    current = base.WatchChannel(row.channel_id, row.resource_id, row.expires_at)
+    try:
+        renewed = await connector.watch_renew(current)
+    except (NotImplementedError, RemoteNotFound):
+        return None
+    async with store.transaction() as session:
+        stored = await session.get(WatchChannel, row.id)
+        if stored is None:  # disconnected meanwhile: the purge stops what is left
+            return None
+        stored.expires_at = renewed.expires_at
+    row.expires_at = renewed.expires_at
+    return row
 
 
 async def poll_minutes(

@@ -256,14 +256,31 @@ async def test_graph_refuses_a_subscription_whose_handshake_fails(
 
 async def test_subscriptions_are_renewed_before_expiry(oworld: OutlookWorld, served: None) -> None:
     peer, _ = await subscribed(oworld)
-    (old,) = list(peer.subscriptions)
+    (sub,) = peer.subscriptions.values()
     assert await watch.tick(oworld.store, oworld.settings) == 0  # far from expiry
-    renewing = oworld.settings.model_copy(update={"microsoft_subscription_renew_hours": 71.0})
-    assert await watch.tick(oworld.store, renewing) == 1
-    (new,) = list(peer.subscriptions)  # the old one was deleted at Graph
-    assert new != old
+    # Three days later (as the renewal margin sees it): renewed in place with a PATCH.
+    async with oworld.store.transaction() as session:
+        await session.execute(
+            update(WatchChannel).values(expires_at=datetime.now(UTC) + timedelta(hours=2))
+        )
+    before = len(peer.calls)
+    assert await watch.tick(oworld.store, oworld.settings) == 0  # none started
+    assert [(m, p) for m, p, _ in peer.calls[before:]] == [
+        ("PATCH", f"/v1.0/subscriptions/{sub.id}")
+    ]
+    assert list(peer.subscriptions) == [sub.id] and len(peer.validations) == 1
     (row,) = await channel_rows(oworld)
-    assert row.channel_id == new
+    assert row.channel_id == sub.id and row.expires_at == sub.expires
+    assert sub.expires > datetime.now(UTC) + timedelta(minutes=4000)
+    # A subscription Graph no longer knows is replaced by a new one (handshake and all).
+    with peer.lock:
+        peer.subscriptions.clear()
+    async with oworld.store.transaction() as session:
+        await session.execute(update(WatchChannel).values(expires_at=datetime.now(UTC)))
+    assert await watch.tick(oworld.store, oworld.settings) == 1
+    (new,) = list(peer.subscriptions)
+    assert new != sub.id and len(peer.validations) == 2
+    assert [r.channel_id for r in await channel_rows(oworld)] == [new]
 
 
 async def test_lifecycle_notifications_renew_recreate_and_resync(
@@ -277,9 +294,12 @@ async def test_lifecycle_notifications_renew_recreate_and_resync(
     assert (await delivered(peer, 1))[0]["status"] == 202
     (row,) = await channel_rows(oworld)
     assert row.expires_at <= datetime.now(UTC)
-    assert await watch.tick(oworld.store, oworld.settings) == 1
-    (second,) = list(peer.subscriptions)
-    assert second != first
+    before = len(peer.calls)
+    assert await watch.tick(oworld.store, oworld.settings) == 0
+    assert [m for m, _, _ in peer.calls[before:]] == ["PATCH"]
+    (row,) = await channel_rows(oworld)
+    assert row.channel_id == first and row.expires_at > datetime.now(UTC) + timedelta(hours=60)
+    second = first
 
     # subscriptionRemoved: Graph dropped it; we pull (changes may be missed) and recreate it.
     peer.lifecycle("subscriptionRemoved")
