@@ -3,12 +3,15 @@ CalDAV and Google suites run that this connector covers so far (see /work/notes/
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from sqlalchemy import select
 
 from connectors import outlook
 from gateway.domain.uids import appointment_uid
+from gateway.store.notify_models import OutboxMessage
 from tests.outlook.conftest import OutlookWorld
 from tests.peers.graph import GraphPeer
 
@@ -104,6 +107,28 @@ async def test_move_and_delete_in_outlook_flow_back(oworld: OutlookWorld) -> Non
     got = await oworld.appointment(moved["id"])
     assert (got["start"], got["end"]) == ("2027-01-14T14:00:00Z", "2027-01-14T15:30:00Z")
     assert (await oworld.appointment(deleted["id"]))["status"] == "cancelled"
+    # The same path as the API: reminders replanned for the new time (version 2).
+    async with oworld.store.transaction() as session:
+        kinds = set(
+            await session.scalars(
+                select(OutboxMessage.kind).where(
+                    OutboxMessage.appointment_id == moved["id"],
+                    OutboxMessage.version == got["version"],
+                )
+            )
+        )
+        planned = list(
+            await session.scalars(
+                select(OutboxMessage.planned_at).where(
+                    OutboxMessage.appointment_id == moved["id"],
+                    OutboxMessage.kind == "reminder",
+                    OutboxMessage.version == got["version"],
+                )
+            )
+        )
+    assert got["version"] == 2 and "reminder" in kinds, kinds
+    old, new = datetime(2027, 1, 12, 9, tzinfo=UTC), datetime(2027, 1, 14, 14, tzinfo=UTC)
+    assert planned and all(old < p.replace(tzinfo=UTC) < new for p in planned), planned
     assert writes(peer) == before  # nothing echoed back
     await oworld.sync()
     assert writes(peer) == before
