@@ -313,13 +313,20 @@ async def test_lifecycle_notifications_renew_recreate_and_resync(
     # missed: the calendar is listed in full again (a new delta round, not the delta link).
     async with oworld.store.transaction() as session:
         await session.execute(update(Integration).values(dirty=False))
+    async with oworld.store.transaction() as session:
+        (listed_at,) = list(await session.scalars(select(SyncCalendar.full_at)))
     peer.lifecycle("missed")
     assert (await delivered(peer, 3))[2]["status"] == 202
     assert (await integration_row(oworld)).dirty
-    before = len(peer.calls)
+    async with oworld.store.transaction() as session:
+        assert list(await session.scalars(select(SyncCalendar.cursor))) == [None]
     assert await SyncTicker(oworld.store, oworld.settings).tick() == 1
-    pulls = [p for m, p, _ in peer.calls[before:] if "calendarView/delta" in p]
-    assert pulls
+    async with oworld.store.transaction() as session:
+        (cursor, relisted_at) = (
+            await session.execute(select(SyncCalendar.cursor, SyncCalendar.full_at))
+        ).one()
+    assert cursor and relisted_at is not None and listed_at is not None
+    assert relisted_at > listed_at  # listed in full, a new delta link kept
     assert (await oworld.integration())["last_error"] is None
     assert len(ours(oworld)) == 1  # nothing duplicated by the full listing
 
@@ -352,6 +359,7 @@ async def test_http_public_url_skips_subscriptions_with_one_warning(
         watch.install(jobs, store, settings)
     warned = [r.getMessage() for r in caplog.records if "https" in r.getMessage()]
     assert len(warned) == 1 and "Outlook" in warned[0]
+    assert jobs.added == ["watch-channels"]  # for the test provider, which calls http too
     assert await watch.tick(store, settings) == 0
     assert peer.subscriptions == {} and peer.validations == []
 
