@@ -11,10 +11,12 @@ these files, never a provider's. How providers are found: connectors/registry.py
 from __future__ import annotations
 
 import abc
+import asyncio
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, tzinfo
 from typing import ClassVar, Literal, Protocol
@@ -30,6 +32,9 @@ from connectors.errors import (
     Transient,
     WritesPaused,
 )
+
+_SLOT_POLL = 0.002  # first wait for a free place (seconds), doubled up to _SLOT_POLL_MAX
+_SLOT_POLL_MAX = 0.05
 
 __all__ = [
     "AuthExpired",
@@ -265,6 +270,12 @@ class Connector(abc.ABC):
         """End a subscription made by watch_start. Raises RemoteNotFound when already gone."""
         raise NotImplementedError(f"{self.name} has no push notifications")
 
+    async def watch_renew(self, channel: WatchChannel) -> WatchChannel:
+        """Extend a subscription made by watch_start, keeping its id and token: the channel with
+        its new expiry. Raises NotImplementedError where channels cannot be extended (a new one
+        is started instead), RemoteNotFound when it is gone at the provider."""
+        raise NotImplementedError(f"{self.name} cannot renew push channels")
+
     def credentials_changed(self) -> Credentials | None:
         """New credentials to store (a rotated refresh token), or None. Read after each sync."""
         return None
@@ -295,6 +306,11 @@ class SharedState(Protocol):
         the seconds to wait before making it (0 when it fits now). The booking counts at the
         time it is made plus that wait."""
 
+    def slot(self, key: str, places: int, hold_seconds: float) -> AbstractAsyncContextManager[None]:
+        """Hold one of `places` places under `key` while the block runs, waiting for one: at
+        most `places` holders at once among everyone sharing this state (a concurrency cap). A
+        holder that dies without leaving frees its place after `hold_seconds`."""
+
 
 class LocalState:
     """`SharedState` held in this process only: for a connector used on its own (tests, scripts)
@@ -303,6 +319,7 @@ class LocalState:
     def __init__(self) -> None:
         self._values: dict[str, tuple[str, datetime]] = {}
         self._calls: dict[str, deque[float]] = {}
+        self._held: dict[str, int] = {}
         self._lock = threading.Lock()
 
     async def read(self, key: str) -> str | None:
@@ -333,3 +350,20 @@ class LocalState:
                 wait = calls[len(calls) - limit] + window_seconds - now
             calls.append(now + max(0.0, wait))
         return max(0.0, wait)
+
+    @asynccontextmanager
+    async def slot(self, key: str, places: int, hold_seconds: float) -> AsyncIterator[None]:
+        """See `SharedState.slot` (a counter: holders here cannot die without this process)."""
+        pause = _SLOT_POLL
+        while True:
+            with self._lock:
+                if self._held.get(key, 0) < places:
+                    self._held[key] = self._held.get(key, 0) + 1
+                    break
+            await asyncio.sleep(pause)  # polled: no event loop is bound to this state
+            pause = min(pause * 2, _SLOT_POLL_MAX)
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._held[key] -= 1

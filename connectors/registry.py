@@ -15,7 +15,7 @@ from __future__ import annotations
 import importlib
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Literal, Protocol
 
 from connectors.base import Capabilities, Connector, Credentials, SharedState
 from connectors.errors import ConnectorError
@@ -60,26 +60,53 @@ class Incoming:
     body: bytes = b""
 
 
+Lifecycle = Literal["renew", "recreate", "resync"]
+
+
 @dataclass(frozen=True)
 class Notification:
     """One push notification: which channel, its secret, and whether to pull.
 
     `changed` False means acknowledge and do nothing (Google's initial ``sync`` message).
+    `lifecycle` is a provider's word about the channel itself rather than the calendar:
+    ``renew`` (replace the channel soon), ``recreate`` (the provider dropped it: start a new one,
+    pull), ``resync`` (notifications were lost: list the calendar in full).
     """
 
     channel_id: str
     token: str | None
     resource_id: str | None
     changed: bool
+    lifecycle: Lifecycle | None = None
+
+
+@dataclass(frozen=True)
+class Batch:
+    """Several notifications in one request, and the status that acknowledges them all."""
+
+    notes: tuple[Notification, ...]
+    accepted: int = 200
+
+
+@dataclass(frozen=True)
+class Reply:
+    """An answer the provider requires as it is (a subscription handshake echoing a token), and
+    the webhook's answer in general."""
+
+    status: int
+    body: str = ""
+    media_type: str = "text/plain"
 
 
 @dataclass(frozen=True)
 class Watch:
     """What a provider whose capabilities say `watch` supplies for push channels."""
 
-    read_notification: Callable[[Incoming], Notification | None]
+    # None: not a notification (400); a Reply is sent as it is, before any channel is looked up
+    read_notification: Callable[[Incoming], Notification | Batch | Reply | None]
     renew_hours: float  # replace a channel when less than this remains
     poll_minutes: float  # backstop poll while every synced calendar has a live channel
+    needs_https: bool = False  # the provider only calls https addresses: none are made otherwise
 
 
 Builder = Callable[[Credentials, SharedState], Connector]
@@ -96,6 +123,9 @@ class Provider:
     oauth: Callable[[SharedState], OAuth] | None = None  # the consent flow, given shared state
     watch: Watch | None = None  # None also when push is switched off in the settings
     unavailable: str | None = None  # why it cannot be used on this server, in words
+    # Where the person withdraws the app's consent themselves, when the provider offers calgate
+    # no revoke (a link): the disconnect receipt tells them.
+    consent_help: str | None = None
 
     @property
     def label(self) -> str:

@@ -3,6 +3,7 @@
 - oauth.py: msal's authorization-code flow (PKCE, nonce) and the per-grant token cache;
 - wire.py: Graph event bodies, our UID's place in them, Graph's errors turned into ours;
 - limits.py: Retry-After, 4 concurrent requests per mailbox, the shared per-grant budget;
+- notify.py: change-notification subscriptions and the webhook's requests read;
 - connector.py: the `OutlookConnector` the sync engine drives.
 
 `provider(settings)` is what `connectors.load` asks for when ``sync.connectors`` names this
@@ -15,9 +16,10 @@ from typing import TYPE_CHECKING
 
 from connectors.base import Credentials, SharedState
 from connectors.outlook.connector import OutlookConnector
-from connectors.outlook.oauth import SCOPES, MicrosoftOAuth, OutlookApp
+from connectors.outlook.notify import read_notification
+from connectors.outlook.oauth import REVOKE_HELP, SCOPES, MicrosoftOAuth, OutlookApp
 from connectors.outlook.wire import UID_PROPERTY, from_body, to_body
-from connectors.registry import Provider
+from connectors.registry import Provider, Watch
 
 if TYPE_CHECKING:
     from gateway.config import Settings
@@ -50,6 +52,7 @@ def app_from_settings(settings: Settings) -> OutlookApp:
         requests_per_window=settings.microsoft_requests_per_window,
         budget_window_seconds=settings.microsoft_budget_window_seconds,
         timeout_seconds=settings.microsoft_timeout_seconds,
+        subscription_minutes=settings.microsoft_subscription_minutes,
     )
 
 
@@ -68,10 +71,20 @@ def provider(settings: Settings) -> Provider:
             title=TITLE,
             unavailable="Outlook is not configured on this server (microsoft.client_id)",
         )
+    watch = None
+    if settings.microsoft_watch:
+        watch = Watch(
+            read_notification,
+            renew_hours=settings.microsoft_subscription_renew_hours,
+            poll_minutes=settings.microsoft_push_poll_minutes,
+            needs_https=True,  # Graph only posts to https notification URLs
+        )
     return Provider(
         OutlookConnector.name,
         build,
         OutlookConnector.capabilities,
         title=TITLE,
         oauth=lambda _shared: MicrosoftOAuth(app),
+        watch=watch,
+        consent_help=REVOKE_HELP,  # Graph has no per-app revoke
     )

@@ -9,17 +9,21 @@ the engine. Graph is plain REST, called with httpx. Bodies and errors: wire.py; 
   deleted; ``410 SyncStateNotFound`` → CursorExpired (the engine lists in full again).
 - Writes: POST with a ``transactionId`` derived from our UID, so a retried POST returns the event
   already created; PATCH and DELETE with ``If-Match`` on the ``@odata.etag``.
+- Push: one ``/subscriptions`` per synced calendar (notify.py), deleted with the channel.
 """
 
 from __future__ import annotations
 
 import asyncio
+import threading
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
 import msal
 import requests
 
+from connectors import errors
 from connectors.base import (
     CalendarInfo,
     Capabilities,
@@ -30,11 +34,12 @@ from connectors.base import (
     LocalState,
     RemoteItem,
     SharedState,
+    WatchChannel,
     Window,
     Written,
 )
 from connectors.errors import AuthExpired, ConnectorError, RemoteExists, Transient
-from connectors.outlook import limits
+from connectors.outlook import limits, notify
 from connectors.outlook.limits import GrantLimits
 from connectors.outlook.oauth import SCOPES, OutlookApp, client, load_cache, refused
 from connectors.outlook.wire import (
@@ -57,7 +62,7 @@ class OutlookConnector(Connector):
     """One Microsoft account. `Credentials.secret` is the grant's serialised msal token cache."""
 
     name = "outlook"
-    capabilities = Capabilities(incremental=True, watch=False, client_ids=True, oauth=True)
+    capabilities = Capabilities(incremental=True, watch=True, client_ids=True, oauth=True)
 
     def __init__(
         self, credentials: Credentials, app: OutlookApp, shared: SharedState | None = None
@@ -73,14 +78,16 @@ class OutlookConnector(Connector):
         self.account_id = str(accounts[0]["home_account_id"])
         self.limits = GrantLimits(shared or LocalState(), self.account_id, app)
         self._msal: msal.ConfidentialClientApplication | None = None
+        self._msal_lock = threading.Lock()
         self._http = httpx.AsyncClient(verify=app.tls(), timeout=app.timeout_seconds)
         self.requests = 0  # Graph requests made (for benchmarks and tests)
 
     # plumbing
 
     def _token_now(self) -> str:
-        if self._msal is None:
-            self._msal = client(self.app, self.cache)
+        with self._msal_lock:  # concurrent calls start one msal client, not one each
+            if self._msal is None:
+                self._msal = client(self.app, self.cache)
         account = next(
             (a for a in self._msal.get_accounts() if a["home_account_id"] == self.account_id),
             None,
@@ -117,7 +124,7 @@ class OutlookConnector(Connector):
         while True:
             token = await self._token()
             await self.limits.wait_for_budget()
-            async with self.limits.slots:
+            async with self.limits.slot():
                 try:
                     self.requests += 1
                     answer = await self._http.request(
@@ -139,7 +146,7 @@ class OutlookConnector(Connector):
             throttled = answer.status_code in (429, 503)
             if not throttled or attempt >= limits.INLINE_RETRIES:
                 raise error
-            hinted = limits.retry_after(answer.headers.get("retry-after"))
+            hinted = errors.retry_after_seconds(answer.headers.get("retry-after"))
             delay = limits.retry_delay(attempt, hinted)
             if delay > limits.INLINE_MAX_WAIT:
                 raise error
@@ -273,6 +280,33 @@ class OutlookConnector(Connector):
             f"{self._events(calendar_id)}/{href}",
             headers={"If-Match": etag} if etag else None,
         )
+
+    # change notifications
+
+    async def watch_start(self, calendar_id: str, address: str, token: str) -> WatchChannel:
+        """A Graph subscription on the calendar's events; Graph checks `address` answers its
+        validation handshake before it answers (ConnectorError when it did not)."""
+        body = notify.subscription_body(
+            calendar_id, address, token, datetime.now(UTC), self.app.subscription_minutes
+        )
+        made = await self._call("starting a subscription", "POST", "/subscriptions", json=body)
+        expires = datetime.fromisoformat(str(made["expirationDateTime"]).replace("Z", "+00:00"))
+        return WatchChannel(str(made["id"]), str(made.get("resource") or body["resource"]), expires)
+
+    async def watch_stop(self, channel: WatchChannel) -> None:
+        await self._call("deleting a subscription", "DELETE", f"/subscriptions/{channel.id}")
+
+    async def watch_renew(self, channel: WatchChannel) -> WatchChannel:
+        """PATCH the subscription's expiration (Graph renews in place; no new handshake)."""
+        until = notify.expiry(datetime.now(UTC), self.app.subscription_minutes)
+        made = await self._call(
+            "renewing a subscription",
+            "PATCH",
+            f"/subscriptions/{channel.id}",
+            json={"expirationDateTime": until},
+        )
+        expires = datetime.fromisoformat(str(made["expirationDateTime"]).replace("Z", "+00:00"))
+        return WatchChannel(channel.id, channel.resource_id, expires)
 
     # credentials
 

@@ -1,5 +1,5 @@
 """Graph's limits: Retry-After honoured (never sooner), at most 4 concurrent requests per
-mailbox, and a per-grant request budget shared by every process through the `SharedState`.
+mailbox and a per-grant request budget, both shared by every process through the `SharedState`.
 
 Graph throttles per app and mailbox: 4 concurrent requests, 10,000 requests per 10 minutes; a
 throttled request answers 429 (or 503) with Retry-After in seconds.
@@ -10,8 +10,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import random
-from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
+from contextlib import AbstractAsyncContextManager
 
 from connectors.base import SharedState
 from connectors.outlook.oauth import OutlookApp
@@ -27,21 +26,6 @@ def grant_key(account_id: str) -> str:
     return hashlib.sha256(account_id.encode()).hexdigest()[:24]
 
 
-def retry_after(value: str | None) -> float | None:
-    """Seconds from a Retry-After header (delta-seconds or an HTTP date), or None."""
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        moment = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, (moment - datetime.now(UTC)).total_seconds())
-
-
 def retry_delay(attempt: int, hinted: float | None) -> float:
     """Exponential backoff with full jitter, never shorter than Retry-After."""
     delay = random.uniform(0, BACKOFF_SECONDS * 2**attempt)  # noqa: S311 - jitter, not crypto
@@ -49,13 +33,20 @@ def retry_delay(attempt: int, hinted: float | None) -> float:
 
 
 class GrantLimits:
-    """The shared budget and the in-process concurrency cap of one grant (one mailbox)."""
+    """The shared budget and the shared concurrency cap of one grant (one mailbox)."""
 
     def __init__(self, shared: SharedState, account_id: str, app: OutlookApp) -> None:
         self.shared = shared
         self.key = grant_key(account_id)
         self.app = app
-        self.slots = asyncio.Semaphore(CONCURRENT_PER_MAILBOX)
+
+    def slot(self) -> AbstractAsyncContextManager[None]:
+        """One of the mailbox's 4 places, held for one request, counted across every process
+        sharing the state (the sync lease alone does not make one process the mailbox's only
+        caller: channel ticks, erasures, discovery and a second integration of the same mailbox
+        run beside it). A place whose holder died frees after twice the request timeout."""
+        hold = 2 * self.app.timeout_seconds + 10
+        return self.shared.slot(f"slots:{self.key}", CONCURRENT_PER_MAILBOX, hold)
 
     async def wait_for_budget(self) -> None:
         """Book one request in the grant's budget and wait until it may leave."""

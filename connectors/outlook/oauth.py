@@ -50,6 +50,7 @@ class OutlookApp:
     requests_per_window: int = 10000
     budget_window_seconds: float = 600.0
     timeout_seconds: float = 30.0
+    subscription_minutes: float = 4200.0  # lifetime asked for each subscription (Graph: 4,230)
 
     @property
     def verify(self) -> str | bool:

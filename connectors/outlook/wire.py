@@ -122,8 +122,6 @@ def to_body(event: Event) -> dict[str, Any]:
 
 def translate(status: int, body: dict[str, Any], what: str, headers: dict[str, str]) -> Exception:
     """Our error for a Graph error answer (the message names the step, never the data)."""
-    from connectors.outlook.limits import retry_after
-
     code = str((body.get("error") or {}).get("code", ""))
     words = f"{what}: Graph answered {status} {code}".rstrip()
     if status == 401:
@@ -137,5 +135,5 @@ def translate(status: int, body: dict[str, Any], what: str, headers: dict[str, s
     if status in (409, 412):
         return errors.RemoteChanged(words)
     if status == 429 or status >= 500:
-        return errors.Transient(words, retry_after(headers.get("retry-after")))
+        return errors.Transient(words, errors.retry_after_seconds(headers.get("retry-after")))
     return errors.ConnectorError(words)

@@ -11,13 +11,15 @@ from fastapi.responses import JSONResponse
 from pydantic import Field
 from sqlalchemy import select
 
+from connectors.errors import ConnectorError
 from gateway.api.context import Caller, CallerDep, page_limit
 from gateway.api.idempotency import IdempotencyDep
 from gateway.api.schemas import Instant, ListOut, RequestModel, ResponseModel
 from gateway.domain.pagination import paginate
 from gateway.privacy import purge, receipts
+from gateway.store.db import session_store
 from gateway.store.sync_models import Integration, PurgeReceipt
-from gateway.sync import busy
+from gateway.sync import busy, providers
 from gateway.sync import integrations as service
 
 router = APIRouter(prefix="/v1/integrations", tags=["integrations"])
@@ -108,7 +110,8 @@ class ReceiptOut(ResponseModel):
     remote_left: str | None = Field(
         default=None,
         description="In words, what could not be undone at the provider (events left in the "
-        "calendar, a grant not revoked); null when everything was done",
+        "calendar, a grant not revoked, or where to withdraw the app's consent when the provider "
+        "offers no revoke); null when everything was done",
     )
     requested_at: datetime
     purged_at: datetime | None = Field(description="When the purge finished; null while pending")
@@ -227,7 +230,7 @@ async def delete_integration(
     receipt = await purge.accept_disconnect(
         caller.session, caller.account, integration_id, remove_events=remove_events
     )
-    return _receipt(receipt)
+    return _receipt(caller, receipt)
 
 
 class LogEntryOut(ResponseModel):
@@ -251,12 +254,18 @@ async def get_sync_log(integration_id: str, caller: CallerDep) -> ListOut[LogEnt
 @router.get("/{integration_id}/purge-receipt", response_model=ReceiptOut)
 async def get_purge_receipt(integration_id: str, caller: CallerDep) -> ReceiptOut:
     """The receipt of a disconnect: pending while the purge job runs, then done."""
-    return _receipt(await receipts.purge_receipt(caller.session, caller.account, integration_id))
+    receipt = await receipts.purge_receipt(caller.session, caller.account, integration_id)
+    return _receipt(caller, receipt)
 
 
-def _receipt(receipt: PurgeReceipt) -> ReceiptOut:
+def _receipt(caller: Caller, receipt: PurgeReceipt) -> ReceiptOut:
     out = ReceiptOut.model_validate(receipt)
-    out.remote_left = receipts.remote_left(receipt.counts)
+    try:
+        registry = providers.registry(session_store(caller.session), caller.settings)
+        consent_help = registry.get(receipt.provider).consent_help
+    except ConnectorError:  # a provider no longer offered here: the receipt stays readable
+        consent_help = None
+    out.remote_left = receipts.remote_left(receipt.counts, consent_help)
     return out
 
 

@@ -55,5 +55,7 @@ async def webhook(request: Request, provider: str, session: SessionDep) -> Respo
     incoming = Incoming(
         {k.lower(): v for k, v in request.headers.items()}, dict(request.query_params), body
     )
-    status = await watch.receive(session, get_settings(request), provider, incoming)
-    return Response(status_code=status)
+    reply = await watch.receive(session, get_settings(request), provider, incoming)
+    if not reply.body:
+        return Response(status_code=reply.status)
+    return Response(reply.body, status_code=reply.status, media_type=reply.media_type)

@@ -64,7 +64,8 @@ TABLES: dict[str, Entry] = {
     "provider_state": Entry(
         None,
         excluded="a provider's state shared between processes (write pauses, access tokens, "
-        "encrypted), kept per grant, not per account; expires by itself",
+        "encrypted; places of a concurrency cap), kept per grant, not per account; expires by "
+        "itself",
     ),
     "provider_calls": Entry(
         None, excluded="the times of requests booked in a provider's request budget: no data"

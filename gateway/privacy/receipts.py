@@ -33,8 +33,12 @@ OWNED_ROWS: tuple[tuple[str, Any], ...] = (
 )
 
 
-def remote_left(counts: dict[str, int]) -> str | None:
-    """In words, what a purge could not undo at the provider (None when everything was done)."""
+def remote_left(counts: dict[str, int], consent_help: str | None = None) -> str | None:
+    """In words, what a purge could not undo at the provider (None when everything was done).
+
+    `consent_help` is the provider's link for withdrawing the app's consent, when it offers no
+    revoke (the provider's `consent_help`): the grant is dropped here, the consent stays there.
+    """
     parts = []
     if n := counts.get("remote_events_not_deleted", 0):
         parts.append(
@@ -45,6 +49,12 @@ def remote_left(counts: dict[str, int]) -> str | None:
         parts.append(
             "the access grant could not be revoked at the provider: "
             "remove calgate's access in the calendar account's security settings"
+        )
+    elif consent_help:
+        parts.append(
+            "the provider offers no way for calgate to give up its access (calgate deleted its "
+            "copy of the grant): remove calgate's consent in the calendar account at "
+            f"{consent_help}"
         )
     return "; ".join(parts) + "." if parts else None
 

@@ -123,3 +123,26 @@ class MicrosoftSettings(BaseSettings):
     microsoft_timeout_seconds: float = Field(
         30.0, gt=0, description="Timeout of each request to Microsoft."
     )
+    microsoft_watch: bool = Field(
+        True,
+        description="Ask Graph for change notifications (subscriptions) to public_url/webhooks/"
+        "outlook; Graph only calls https addresses (polled otherwise).",
+    )
+    microsoft_subscription_minutes: float = Field(
+        4200.0,
+        gt=60,
+        le=4230,
+        description="Lifetime asked for each Graph subscription (Graph allows 4,230 minutes on "
+        "Outlook events).",
+    )
+    microsoft_subscription_renew_hours: float = Field(
+        24.0,
+        gt=0,
+        description="A Graph subscription is replaced by a new one when less than this remains.",
+    )
+    microsoft_push_poll_minutes: float = Field(
+        30.0,
+        gt=0,
+        description="Poll interval (a backstop) while every synced Outlook calendar has a live "
+        "subscription; sync.poll_minutes otherwise.",
+    )

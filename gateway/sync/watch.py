@@ -2,16 +2,21 @@
 expiry, verified on arrival, stopped on disconnect.
 
 A channel (`Connector.watch_start`) carries a random token the provider echoes with each
-notification; only its SHA-256 is stored. `receive` accepts a notification only for a known
-channel id of that provider with the right token (else 404 / 403, nothing marked), acknowledges
-the ones that say nothing changed, and otherwise only marks the integration due for a pull (the
-sync engine's dirty mark): the work happens in the sync tick, so the answer is immediate. The
-provider turns its request into a `Notification` (`Watch.read_notification`).
+notification; only its SHA-256 is stored. The provider turns its request into notifications
+(`Watch.read_notification`): one, a batch of several, or a `Reply` to send as it is (a
+subscription handshake). `receive` accepts notifications only for known channel ids of that
+provider with the right token (else 404 / 403: one forged item refuses the whole request and
+nothing is marked), acknowledges the ones that say nothing changed, and otherwise only marks: the
+integration due for a pull (the sync engine's dirty mark), a channel due for renewal or gone, a
+calendar's cursor dropped for a full listing (lifecycle words). The work happens in the ticks,
+so the answer is immediate.
 
 `tick` keeps channels current: a calendar that is synced (write or busy) and has no channel with
-more than the provider's renew margin left gets a new one, and the old one is stopped (providers
-do not renew channels by themselves). Channels of calendars no longer synced are stopped.
-`stop_all` runs before a disconnect purges the integration (the rows go with it).
+more than the provider's renew margin left has its channel renewed where the provider can
+(`Connector.watch_renew`), else gets a new one and the old one is stopped. Channels of
+calendars no longer synced are stopped. A provider that only calls https addresses gets no
+channels while public_url is http (one warning when the daemon starts; the integration is
+polled). `stop_all` runs before a disconnect purges the integration (the rows go with it).
 """
 
 from __future__ import annotations
@@ -29,7 +34,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from connectors import base
 from connectors.base import Connector, ConnectorError, RemoteNotFound
-from connectors.registry import Incoming, Provider
+from connectors.registry import Batch, Incoming, Notification, Provider, Reply
 from gateway.config import Settings
 from gateway.errors import ExternalError
 from gateway.store.db import Store, session_store
@@ -59,33 +64,73 @@ def _watching(store: Store, settings: Settings) -> list[Provider]:
     ]
 
 
+def _reachable(provider: Provider, settings: Settings) -> bool:
+    """Whether the provider can call our webhook at public_url (some only call https)."""
+    assert provider.watch is not None
+    return not provider.watch.needs_https or settings.public_url.startswith("https://")
+
+
 async def receive(
     session: AsyncSession, settings: Settings, provider_name: str, request: Incoming
-) -> int:
-    """Handle one push notification for `provider_name`; returns the HTTP status to answer."""
+) -> Reply:
+    """Handle one webhook request for `provider_name`; returns the answer to send."""
     store = session_store(session)
     found = [p for p in _watching(store, settings) if p.name == provider_name]
     if not found or found[0].watch is None:
-        return 404
-    note = found[0].watch.read_notification(request)
-    if note is None:
-        return 400
-    channel = await session.scalar(
-        select(WatchChannel).where(
-            WatchChannel.channel_id == note.channel_id, WatchChannel.provider == provider_name
+        return Reply(404)
+    read = found[0].watch.read_notification(request)
+    if read is None:
+        return Reply(400)
+    if isinstance(read, Reply):  # a handshake: the provider checks we answer it as asked
+        return read
+    batch = read if isinstance(read, Batch) else Batch((read,))
+    if not batch.notes:
+        return Reply(400)
+    known: list[tuple[Notification, WatchChannel]] = []
+    for note in batch.notes:
+        channel = await session.scalar(
+            select(WatchChannel).where(
+                WatchChannel.channel_id == note.channel_id, WatchChannel.provider == provider_name
+            )
         )
-    )
-    if channel is None:
+        if channel is None:
+            continue  # a channel we stopped, or announced before our row was committed
+        if note.token is None or not hmac.compare_digest(_hash(note.token), channel.token_hash):
+            # One forged item refuses the whole request: nothing in it is acted on.
+            log.warning("webhook refused", extra={"reason": "bad channel token"})
+            return Reply(403)
+        if note.resource_id is not None and note.resource_id != channel.resource_id:
+            return Reply(403)
+        known.append((note, channel))
+    if not known:
         # A provider may announce a channel before our row is committed; such a first message
         # says nothing changed, so it is acknowledged whatever the channel.
-        return 404 if note.changed else 200
-    if note.token is None or not hmac.compare_digest(_hash(note.token), channel.token_hash):
-        log.warning("webhook refused", extra={"reason": "bad channel token"})
-        return 403
-    if note.resource_id is not None and note.resource_id != channel.resource_id:
-        return 403
+        quiet = all(not n.changed and n.lifecycle is None for n in batch.notes)
+        return Reply(batch.accepted if quiet else 404)
+    for note, channel in known:
+        await _apply(session, note, channel)
+    return Reply(batch.accepted)
+
+
+async def _apply(session: AsyncSession, note: Notification, channel: WatchChannel) -> None:
+    """Act on one verified notification: only marks, the work happens in the ticks."""
     channel.last_message_at = utcnow()
-    if note.changed:
+    if note.lifecycle == "renew":
+        channel.expires_at = utcnow()  # the channel tick replaces it; polling covers meanwhile
+    elif note.lifecycle == "recreate":
+        await session.delete(channel)  # gone at the provider: the channel tick starts a new one
+    elif note.lifecycle == "resync":
+        # Notifications were lost: the next sync lists this calendar in full.
+        await session.execute(
+            update(SyncCalendar)
+            .where(
+                SyncCalendar.integration_id == channel.integration_id,
+                SyncCalendar.remote_id == channel.calendar_id,
+            )
+            .values(cursor=None)
+            .execution_options(synchronize_session=False)
+        )
+    if note.changed or note.lifecycle in ("recreate", "resync"):
         # The engine's own due mark: dirty survives a sync running right now (it is read back
         # when the run ends, which then schedules the next run at once).
         await session.execute(
@@ -94,7 +139,6 @@ async def receive(
             .values(dirty=True, due_at=utcnow())
             .execution_options(synchronize_session=False)
         )
-    return 200
 
 
 async def _stop(connector: Connector, row: WatchChannel) -> None:
@@ -123,7 +167,8 @@ async def tick(store: Store, settings: Settings) -> int:
     """Start, renew and stop channels as needed; returns how many were started."""
     started = 0
     for provider in _watching(store, settings):
-        started += await _tick_provider(store, settings, provider)
+        if _reachable(provider, settings):  # else polled (install() said so once)
+            started += await _tick_provider(store, settings, provider)
     return started
 
 
@@ -190,6 +235,10 @@ async def _refresh(
         if row.calendar_id in wanted and row.expires_at - margin > utcnow():
             keep.setdefault(row.calendar_id, row)
     for calendar_id in sorted(wanted - set(keep)):
+        renewed = await _renew(store, connector, channels, calendar_id)
+        if renewed is not None:
+            keep[calendar_id] = renewed
+            continue
         token = pysecrets.token_urlsafe(32)
         made = await connector.watch_start(calendar_id, address, token)
         async with store.transaction() as session:
@@ -226,6 +275,29 @@ async def _refresh(
     return started
 
 
+async def _renew(
+    store: Store, connector: Connector, channels: list[WatchChannel], calendar_id: str
+) -> WatchChannel | None:
+    """The calendar's latest channel extended at the provider (same id and token), or None
+    where channels cannot be renewed or it is gone there (a new one is started instead)."""
+    rows = [c for c in channels if c.calendar_id == calendar_id]
+    if not rows:
+        return None
+    row = max(rows, key=lambda c: c.expires_at)
+    current = base.WatchChannel(row.channel_id, row.resource_id, row.expires_at)
+    try:
+        renewed = await connector.watch_renew(current)
+    except (NotImplementedError, RemoteNotFound):
+        return None
+    async with store.transaction() as session:
+        stored = await session.get(WatchChannel, row.id)
+        if stored is None:  # disconnected meanwhile: the purge stops what is left
+            return None
+        stored.expires_at = renewed.expires_at
+    row.expires_at = renewed.expires_at
+    return row
+
+
 async def poll_minutes(
     session: AsyncSession, store: Store, settings: Settings, integration: Integration
 ) -> float | None:
@@ -251,7 +323,15 @@ async def poll_minutes(
 def install(scheduler: Any, store: Store, settings: Settings) -> None:
     """Add the channel tick to the daemon's scheduler (every 5 minutes; only when a provider
     offers push channels)."""
-    if not _watching(store, settings):
+    watching = _watching(store, settings)
+    for provider in watching:
+        if not _reachable(provider, settings):
+            log.warning(
+                "push notifications off for %s: it only calls https addresses and public_url "
+                "is http; polled instead",
+                provider.label,
+            )
+    if not any(_reachable(p, settings) for p in watching):
         return
 
     async def run() -> None:

@@ -3,12 +3,15 @@ CalDAV and Google suites run that this connector covers so far (see /work/notes/
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from sqlalchemy import select
 
 from connectors import outlook
 from gateway.domain.uids import appointment_uid
+from gateway.store.notify_models import OutboxMessage
 from tests.outlook.conftest import OutlookWorld
 from tests.peers.graph import GraphPeer
 
@@ -104,6 +107,28 @@ async def test_move_and_delete_in_outlook_flow_back(oworld: OutlookWorld) -> Non
     got = await oworld.appointment(moved["id"])
     assert (got["start"], got["end"]) == ("2027-01-14T14:00:00Z", "2027-01-14T15:30:00Z")
     assert (await oworld.appointment(deleted["id"]))["status"] == "cancelled"
+    # The same path as the API: reminders replanned for the new time (version 2).
+    async with oworld.store.transaction() as session:
+        kinds = set(
+            await session.scalars(
+                select(OutboxMessage.kind).where(
+                    OutboxMessage.appointment_id == moved["id"],
+                    OutboxMessage.version == got["version"],
+                )
+            )
+        )
+        planned = list(
+            await session.scalars(
+                select(OutboxMessage.planned_at).where(
+                    OutboxMessage.appointment_id == moved["id"],
+                    OutboxMessage.kind == "reminder",
+                    OutboxMessage.version == got["version"],
+                )
+            )
+        )
+    assert got["version"] == 2 and "reminder" in kinds, kinds
+    old, new = datetime(2027, 1, 12, 9, tzinfo=UTC), datetime(2027, 1, 14, 14, tzinfo=UTC)
+    assert planned and all(old < p.replace(tzinfo=UTC) < new for p in planned), planned
     assert writes(peer) == before  # nothing echoed back
     await oworld.sync()
     assert writes(peer) == before
@@ -130,6 +155,48 @@ async def test_both_sides_changed_calgate_wins(oworld: OutlookWorld) -> None:
     outcome = await oworld.sync()
     assert outcome.error is None and outcome.conflicts == 1
     assert ours(oworld)[uid]["start"]["dateTime"].startswith("2027-01-12T15:00:00")
+
+
+async def test_412_changed_between_read_and_write_is_reread_and_reconciled(
+    oworld: OutlookWorld,
+) -> None:
+    peer = peer_of(oworld)
+    await oworld.connect_outlook()
+    apt = await oworld.book(START, END)
+    await oworld.sync()
+    uid = appointment_uid(apt["id"])
+    event_id = ours(oworld)[uid]["id"]
+    await oworld.api.patch(
+        f"/v1/appointments/{apt['id']}",
+        {"start": "2027-01-12T15:00:00Z", "end": "2027-01-12T16:00:00Z"},
+    )
+    # The person moves it in Outlook after our delta read, before our PATCH lands.
+    peer.edit_after_read = (
+        oworld.calendar,
+        event_id,
+        {
+            "start": {"dateTime": "2027-01-20T09:00:00", "timeZone": "UTC"},
+            "end": {"dateTime": "2027-01-20T10:00:00", "timeZone": "UTC"},
+        },
+    )
+    before = len(peer.calls)
+    outcome = await oworld.sync()
+    assert outcome.error is None, outcome.error
+    patches = [(p, h["if-match"]) for m, p, h in peer.calls[before:] if m == "PATCH"]
+    rereads = [p for m, p, _ in peer.calls[before:] if m == "GET" and p.endswith(event_id)]
+    assert len(patches) == 2 and patches[0][1] != patches[1][1]  # 412, re-read, then written
+    assert rereads  # the event read again after the 412
+    # Reconciled as any conflict: calgate's time wins, the person's edit is logged, one event.
+    assert outcome.conflicts == 1
+    (event,) = ours(oworld).values()
+    assert event["id"] == event_id
+    assert event["start"]["dateTime"].startswith("2027-01-12T15:00:00")
+    got = await oworld.appointment(apt["id"])
+    assert (got["start"], got["end"]) == ("2027-01-12T15:00:00Z", "2027-01-12T16:00:00Z")
+    assert "conflict" in await oworld.log_kinds()
+    before = writes(peer)
+    await oworld.sync()
+    assert writes(peer) == before  # settled: no echo
 
 
 async def test_410_resyncs_without_duplicates(oworld: OutlookWorld) -> None:
@@ -253,46 +320,6 @@ async def test_disconnect_deletes_our_events_and_leaves_theirs(oworld: OutlookWo
     assert set(left.values()) == {0}, left
 
 
-async def test_busy_from_a_weekly_series_with_a_moved_and_a_cancelled_occurrence(
-    oworld: OutlookWorld,
-) -> None:
-    peer = peer_of(oworld)
-    await oworld.connect_outlook()
-    # Weekly 10:00 Paris on Mondays from 2027-03-15, across the DST change of 2027-03-28; the
-    # 22nd moved to 14:00 Paris, the 29th cancelled after the first sync (arrives as @removed).
-    paris = "Romance Standard Time"
-    occurrences = peer.put_weekly_series(
-        oworld.calendar,
-        {
-            "subject": "Private weekly",
-            "start": {"dateTime": "2027-03-15T10:00:00", "timeZone": paris},
-            "end": {"dateTime": "2027-03-15T11:00:00", "timeZone": paris},
-        },
-        count=4,
-    )
-    peer.patch_event(
-        oworld.calendar,
-        occurrences[1],
-        {
-            "start": {"dateTime": "2027-03-22T14:00:00", "timeZone": paris},
-            "end": {"dateTime": "2027-03-22T15:00:00", "timeZone": paris},
-        },
-    )
-    assert (await oworld.sync()).error is None
-    peer.delete_event(oworld.calendar, occurrences[2])
-    assert (await oworld.sync()).error is None
-    response = await oworld.api.get(
-        f"/v1/users/{oworld.user['id']}/busy",
-        params={"from": "2027-03-14T00:00:00Z", "to": "2027-04-10T00:00:00Z"},
-    )
-    busy = [(i["start"], i["end"]) for i in response.json()["busy"]]
-    assert busy == [
-        ("2027-03-15T09:00:00Z", "2027-03-15T10:00:00Z"),  # CET
-        ("2027-03-22T13:00:00Z", "2027-03-22T14:00:00Z"),  # the moved occurrence
-        ("2027-04-05T08:00:00Z", "2027-04-05T09:00:00Z"),  # CEST
-    ]
-
-
 async def test_empty_calendar_guard(oworld: OutlookWorld) -> None:
     peer = peer_of(oworld)
     await oworld.connect_outlook()
@@ -337,6 +364,9 @@ async def test_disconnect_leaves_nothing_in_the_raw_database(oworld: OutlookWorl
     await oworld.purge()  # the durable purge job, as the daemon's job tick runs it
     receipt = await oworld.api.get(f"/v1/integrations/{oworld.integration_id}/purge-receipt")
     assert receipt.json()["counts"]["remote_events_deleted"] == 1
+    # Graph has no per-app revoke: the receipt says where the person withdraws the consent.
+    words = receipt.json()["remote_left"]
+    assert "https://account.live.com/consent/Manage" in words and "consent" in words
     assert _scan(oworld, refresh, "Zyxwv", href, foreign) == []
 
 

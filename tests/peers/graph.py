@@ -18,10 +18,21 @@ Written from Microsoft's public documentation for what calgate uses, failures in
   and ``@removed`` entries; ``410 SyncStateNotFound`` for a token after `invalidate_delta`.
 - Times come back in UTC (no ``Prefer: outlook.timezone``), the zone written is kept in
   ``originalStartTimeZone`` as a Windows zone name, as Outlook clients do.
+- Recurring series: a master with its `recurrence`, occurrences and exceptions (`type`,
+  `seriesMasterId`, `originalStart`) in calendarView/delta and `/events/{id}/instances`, never
+  the master in a view nor instances in `/events`; deleting the master deletes the series.
 - Switchable failures for the next N Graph calls: 429 and 503 with Retry-After.
+- Change notifications: ``POST /subscriptions`` (changeType created/updated/deleted, resource
+  ``me/calendars/{id}/events``, https notification URLs only, expiration at most 4,230 minutes
+  ahead, ``clientState`` up to 128 characters) first POSTs ``?validationToken=...`` to each
+  notification URL and refuses the subscription (400 ValidationError) unless the answer is
+  ``200 text/plain`` with the token, within 10 s; ``PATCH`` renews, ``DELETE`` removes. Every
+  change to an event of a subscribed calendar is posted (in order, from a sender thread) as a
+  ``{"value": [...]}`` batch carrying the ``clientState``; `lifecycle` posts a lifecycle
+  notification (``reauthorizationRequired``, ``subscriptionRemoved``, which also drops the
+  subscription, ``missed``) as Graph does.
 
 Tests act as the person's Outlook through `GraphPeer` methods (`put_event`, `delete_event`, ...).
-Recurring series and subscriptions are not served (see /work/notes/outlook.md).
 """
 
 from __future__ import annotations
@@ -30,18 +41,21 @@ import base64
 import hashlib
 import itertools
 import json
+import queue
 import re
 import secrets
 import ssl
 import threading
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qsl, urlencode, urlsplit
+from urllib.parse import parse_qsl, quote, urlencode, urlsplit
 from zoneinfo import ZoneInfo
 
 import trustme
@@ -104,6 +118,10 @@ def _graph_time(moment: datetime) -> dict[str, str]:
     return {"dateTime": text + "0", "timeZone": "UTC"}
 
 
+def _stamp_text(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
 @dataclass
 class Calendar:
     id: str
@@ -111,6 +129,14 @@ class Calendar:
     can_edit: bool
     default: bool
     events: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+
+@dataclass
+class Subscription:
+    id: str
+    calendar_id: str
+    body: dict[str, Any]
+    expires: datetime
 
 
 class GraphPeer:
@@ -131,6 +157,7 @@ class GraphPeer:
         self.delta_generation = 0
         self.failures: list[GraphError] = []
         self.graph_calls = 0
+        self.paths: list[str] = []  # every request's path, identity endpoints included
         self.calls: list[tuple[str, str, dict[str, str]]] = []  # (method, path, headers)
         self.drop_next_answer = False  # do the next Graph write, then close without answering
         self.delay = 0.0  # seconds each Graph request takes (to see concurrency)
@@ -143,6 +170,15 @@ class GraphPeer:
             "userPrincipalName": "dr@contoso.example",
         }
         self.tenant_id = "9188040d-6c67-4c5b-b112-36a304b66dad"
+        self.subscriptions: dict[str, Subscription] = {}
+        self.webhook_ca = ""  # PEM of the CA our webhook's certificate comes from
+        self.validation_seconds = 10.0  # how long Graph waits for the validation answer
+        self.validations: list[dict[str, Any]] = []  # {"url", "status", "body"} per handshake
+        self.notifications: list[dict[str, Any]] = []  # {"payload", "status"} per delivery
+        # (calendar id, event id, changes): the person edits that event right after the next
+        # delta round is read, before calgate writes (to see a 412 on our If-Match)
+        self.edit_after_read: tuple[str, str, dict[str, Any]] | None = None
+        self._outbox: queue.Queue[tuple[str, dict[str, Any]] | None] = queue.Queue()
 
     # --- the person's side --------------------------------------------------------------
 
@@ -162,16 +198,36 @@ class GraphPeer:
 
     def put_weekly_series(self, calendar_id: str, body: dict[str, Any], count: int) -> list[str]:
         """Outlook creates a weekly series of `count` (a numbered range): the ids of its
-        occurrences, as a calendar view lists them (instances, never the series master), each
-        at the same local time in the series' zone, whatever the DST offset."""
+        occurrences. The series master carries the ``recurrence``; each occurrence is at the same
+        local time in the series' zone, whatever the DST offset, with ``type: occurrence``,
+        ``seriesMasterId`` and ``originalStart``. A calendar view (and its delta) lists the
+        occurrences and exceptions, never the master; ``GET /events`` lists the master, never
+        the occurrences; ``/events/{master}/instances`` lists the occurrences in a window."""
         with self.lock:
             calendar = self.calendars[calendar_id]
-            master = self._create(calendar, {**body, "type": "seriesMaster"})
-            master["type"] = "seriesMaster"
-            master["_master"] = True
-            zone = _zone(body["start"].get("timeZone") or "UTC")
+            zone_name = body["start"].get("timeZone") or "UTC"
+            zone = _zone(zone_name)
             first = datetime.fromisoformat(body["start"]["dateTime"][:19])
             length = datetime.fromisoformat(body["end"]["dateTime"][:19]) - first
+            recurrence = {
+                "pattern": {
+                    "type": "weekly",
+                    "interval": 1,
+                    "month": 0,
+                    "dayOfMonth": 0,
+                    "daysOfWeek": [first.strftime("%A").lower()],
+                    "firstDayOfWeek": "sunday",
+                    "index": "first",
+                },
+                "range": {
+                    "type": "numbered",
+                    "startDate": first.date().isoformat(),
+                    "endDate": "0001-01-01",
+                    "recurrenceTimeZone": _OLSON_TO_WINDOWS.get(zone_name, zone_name),
+                    "numberOfOccurrences": count,
+                },
+            }
+            master = self._create(calendar, {**body, "recurrence": recurrence}, "seriesMaster")
             ids = []
             for week in range(count):
                 local = first + timedelta(weeks=week)
@@ -181,10 +237,12 @@ class GraphPeer:
                     "start": _graph_time(start),
                     "end": _graph_time((local + length).replace(tzinfo=zone).astimezone(UTC)),
                     "seriesMasterId": master["id"],
+                    "originalStart": _stamp_text(start),
+                    "recurrence": None,
                 }
-                made = self._create(calendar, occurrence)
-                made["type"] = "occurrence"
+                made = self._create(calendar, occurrence, "occurrence")
                 made["originalStartTimeZone"] = master["originalStartTimeZone"]
+                made["originalEndTimeZone"] = master["originalEndTimeZone"]
                 ids.append(str(made["id"]))
             return ids
 
@@ -205,6 +263,25 @@ class GraphPeer:
         """Every delta token given so far answers 410 SyncStateNotFound."""
         with self.lock:
             self.delta_generation += 1
+
+    def lifecycle(self, event: str, subscription_id: str | None = None) -> None:
+        """Graph sends lifecycle notification `event` for one subscription (else all);
+        ``subscriptionRemoved`` also removes them, as Graph does."""
+        with self.lock:
+            for sub in list(self.subscriptions.values()):
+                if subscription_id not in (None, sub.id):
+                    continue
+                if event == "subscriptionRemoved":
+                    del self.subscriptions[sub.id]
+                item = {
+                    "subscriptionId": sub.id,
+                    "subscriptionExpirationDateTime": _stamp_text(sub.expires),
+                    "tenantId": self.tenant_id,
+                    "clientState": sub.body.get("clientState"),
+                    "lifecycleEvent": event,
+                }
+                url = sub.body.get("lifecycleNotificationUrl") or sub.body["notificationUrl"]
+                self._outbox.put((url, {"value": [item]}))
 
     def fail_next(self, kind: str, times: int = 1) -> None:
         self.failures.extend([FAILURES[kind]] * times)
@@ -332,6 +409,20 @@ class GraphPeer:
             if self.failures:
                 raise self.failures.pop(0)
             parts = path.strip("/").split("/")[1:]  # drop "v1.0"
+            if parts[:1] != ["subscriptions"]:
+                return self._route(method, parts, query, headers, body)
+        # The validation handshake calls the subscriber: never while holding the lock.
+        return self._subscriptions(method, parts[1:], body)
+
+    def _route(
+        self,
+        method: str,
+        parts: list[str],
+        query: dict[str, str],
+        headers: dict[str, str],
+        body: Any,
+    ) -> tuple[int, dict[str, str], Any]:
+        with self.lock:
             if parts == ["me"]:
                 return 200, {}, dict(self.user)
             if parts == ["me", "calendars"]:
@@ -348,6 +439,8 @@ class GraphPeer:
                 return 200, {}, self._filter(calendar, query)
             if rest == ["calendarView", "delta"] and method == "GET":
                 return 200, {}, self._delta(calendar, query)
+            if len(rest) == 3 and rest[0] == "events" and rest[2] == "instances":
+                return 200, {}, self._instances(calendar, rest[1], query)
             if len(rest) == 2 and rest[0] == "events":
                 match = headers.get("if-match")
                 if method == "GET":
@@ -358,6 +451,159 @@ class GraphPeer:
                     self._delete(calendar, rest[1], match)
                     return 204, {}, None
             raise GraphError(405, "MethodNotAllowed", "The method is not allowed.")
+
+    # --- subscriptions and change notifications ------------------------------------------
+
+    def _subscriptions(
+        self, method: str, rest: list[str], body: Any
+    ) -> tuple[int, dict[str, str], Any]:
+        if not rest and method == "POST":
+            return 201, {}, self._subscribe(body if isinstance(body, dict) else {})
+        if len(rest) != 1:
+            raise GraphError(405, "MethodNotAllowed", "The method is not allowed.")
+        with self.lock:
+            sub = self.subscriptions.get(rest[0])
+            if sub is None:
+                raise GraphError(404, "ResourceNotFound", "The object was not found.")
+            if method == "DELETE":
+                del self.subscriptions[sub.id]
+                return 204, {}, None
+            if method == "PATCH":
+                sub.expires = self._expiry((body or {}).get("expirationDateTime"))
+                sub.body["expirationDateTime"] = _stamp_text(sub.expires)
+            elif method != "GET":
+                raise GraphError(405, "MethodNotAllowed", "The method is not allowed.")
+            return 200, {}, self._subscription(sub)
+
+    @staticmethod
+    def _expiry(text: Any) -> datetime:
+        try:
+            moment = datetime.fromisoformat(str(text).replace("Z", "+00:00"))
+        except ValueError:
+            raise GraphError(400, "InvalidRequest", "expirationDateTime is invalid.") from None
+        now = datetime.now(UTC)
+        if moment.tzinfo is None or not now < moment <= now + timedelta(minutes=4230):
+            raise GraphError(
+                400,
+                "InvalidRequest",
+                "Subscription expiration can only be 4230 minutes in the future.",
+            )
+        return moment
+
+    def _subscribe(self, body: dict[str, Any]) -> dict[str, Any]:
+        kinds = str(body.get("changeType", "")).split(",")
+        if not kinds or not set(kinds) <= {"created", "updated", "deleted"}:
+            raise GraphError(400, "InvalidRequest", "changeType is invalid.")
+        found = re.fullmatch(r"/?me/calendars/([^/]+)/events", str(body.get("resource", "")))
+        if found is None or found.group(1) not in self.calendars:
+            raise GraphError(400, "InvalidRequest", "The resource is not supported.")
+        if len(str(body.get("clientState", ""))) > 128:
+            raise GraphError(400, "InvalidRequest", "clientState is longer than 128.")
+        expires = self._expiry(body.get("expirationDateTime"))
+        urls = [str(body.get("notificationUrl", ""))]
+        if body.get("lifecycleNotificationUrl") not in (None, urls[0]):
+            urls.append(str(body["lifecycleNotificationUrl"]))
+        for url in urls:
+            if not url.startswith("https://"):
+                raise GraphError(400, "ValidationError", "The Notification Url must be HTTPS.")
+            self._validate(url)
+        sub = Subscription("sub-" + secrets.token_hex(16), found.group(1), dict(body), expires)
+        with self.lock:
+            self.subscriptions[sub.id] = sub
+        return self._subscription(sub)
+
+    def _validate(self, url: str) -> None:
+        """Graph's endpoint validation: our token back as 200 text/plain, within 10 s."""
+        token = (
+            f"Validation: Testing client application reachability for subscription "
+            f"Request-Id: {secrets.token_hex(8)}"
+        )
+        target = f"{url}{'&' if '?' in url else '?'}validationToken={quote(token)}"
+        request = urllib.request.Request(
+            target, data=b"", headers={"Content-Type": "text/plain; charset=utf-8"}
+        )
+        context = ssl.create_default_context(cafile=self.webhook_ca or None)
+        status, text, kind = 0, "", ""
+        try:
+            with urllib.request.urlopen(
+                request, timeout=self.validation_seconds, context=context
+            ) as answer:
+                status, kind = answer.status, answer.headers.get("Content-Type", "")
+                text = answer.read().decode(errors="replace")
+        except urllib.error.HTTPError as exc:
+            status = exc.code
+        except OSError:
+            status = 0  # unreachable, refused or too slow
+        with self.lock:
+            self.validations.append({"url": url, "status": status, "body": text})
+        if status != 200 or text != token or not kind.startswith("text/plain"):
+            raise GraphError(
+                400,
+                "ValidationError",
+                "Subscription validation request failed. Notification endpoint must respond "
+                "with 200 OK to validation request.",
+            )
+
+    def _subscription(self, sub: Subscription) -> dict[str, Any]:
+        shown = {k: v for k, v in sub.body.items() if k != "clientState"}
+        return {
+            "@odata.context": f"{self.base_url}/v1.0/$metadata#subscriptions/$entity",
+            "id": sub.id,
+            **shown,
+            "clientState": sub.body.get("clientState"),
+            "applicationId": "24d3b144-21ae-4080-943f-7067b395b913",
+            "creatorId": self.user["id"],
+            "expirationDateTime": _stamp_text(sub.expires),
+            "latestSupportedTlsVersion": "v1_2",
+        }
+
+    def _changed(self, calendar: Calendar, event: dict[str, Any], kind: str) -> None:
+        """Queue a change notification to every live subscription on the calendar."""
+        now = datetime.now(UTC)
+        for sub in self.subscriptions.values():
+            if sub.calendar_id != calendar.id or sub.expires <= now:
+                continue
+            if kind not in str(sub.body.get("changeType")).split(","):
+                continue
+            path = f"Users/{self.user['id']}/Events/{event['id']}"
+            item = {
+                "subscriptionId": sub.id,
+                "subscriptionExpirationDateTime": _stamp_text(sub.expires),
+                "changeType": kind,
+                "resource": path,
+                "resourceData": {
+                    "@odata.type": "#Microsoft.Graph.Event",
+                    "@odata.id": path,
+                    "@odata.etag": event.get("@odata.etag", ""),
+                    "id": event["id"],
+                },
+                "clientState": sub.body.get("clientState"),
+                "tenantId": self.tenant_id,
+            }
+            self._outbox.put((str(sub.body["notificationUrl"]), {"value": [item]}))
+
+    def send_loop(self) -> None:
+        """Deliver queued notifications in order (run in a thread; None stops it)."""
+        while True:
+            item = self._outbox.get()
+            if item is None:
+                return
+            url, payload = item
+            request = urllib.request.Request(
+                url,
+                data=json.dumps(payload).encode(),
+                headers={"Content-Type": "application/json"},
+            )
+            context = ssl.create_default_context(cafile=self.webhook_ca or None)
+            try:
+                with urllib.request.urlopen(request, timeout=10, context=context) as answer:
+                    status = answer.status
+            except urllib.error.HTTPError as exc:
+                status = exc.code
+            except OSError:
+                status = 0
+            with self.lock:
+                self.notifications.append({"payload": payload, "status": status})
 
     @staticmethod
     def _calendar(c: Calendar) -> dict[str, Any]:
@@ -390,7 +636,9 @@ class GraphPeer:
                 else:
                     event[which] = _graph_time(_instant(value))
 
-    def _create(self, calendar: Calendar, body: dict[str, Any]) -> dict[str, Any]:
+    def _create(
+        self, calendar: Calendar, body: dict[str, Any], kind: str = "singleInstance"
+    ) -> dict[str, Any]:
         if not calendar.can_edit:
             raise GraphError(403, "ErrorAccessDenied", "Access is denied.")
         if "start" not in body or "end" not in body:
@@ -403,7 +651,9 @@ class GraphPeer:
         event = dict(body)
         event["id"] = "AAMkAD" + secrets.token_urlsafe(30)
         event["iCalUId"] = "040000008200E00074C5B7101A82E008" + secrets.token_hex(28).upper()
-        event["type"] = "singleInstance"
+        event["type"] = kind
+        if kind == "seriesMaster":
+            event["_master"] = True
         event.setdefault("showAs", "busy")
         event.setdefault("isAllDay", False)
         event.setdefault("isCancelled", False)
@@ -411,6 +661,7 @@ class GraphPeer:
         self._normalise(event)
         self._stamp(event)
         calendar.events[event["id"]] = event
+        self._changed(calendar, event, "created")
         return event
 
     def _get(self, calendar: Calendar, event_id: str) -> dict[str, Any]:
@@ -437,6 +688,14 @@ class GraphPeer:
             event["type"] = "exception"  # a moved or changed occurrence of a series
         self._normalise(event)
         self._stamp(event)
+        self._changed(calendar, event, "updated")
+        if event.get("_master"):  # what is not about time reaches the unchanged occurrences
+            shared = {k: v for k, v in changes.items() if k not in ("start", "end", "recurrence")}
+            for instance in self._series(calendar, event["id"]):
+                if instance["type"] == "occurrence" and shared:
+                    instance.update(shared)
+                    self._stamp(instance)
+                    self._changed(calendar, instance, "updated")
         return event
 
     def _delete(self, calendar: Calendar, event_id: str, match: str | None) -> None:
@@ -444,6 +703,12 @@ class GraphPeer:
         self._check(event, match)
         event["_deleted"] = True
         event["_seq"] = next(self.seq)
+        self._changed(calendar, event, "deleted")
+        if event.get("_master"):  # the whole series goes with its master
+            for instance in self._series(calendar, event["id"]):
+                instance["_deleted"] = True
+                instance["_seq"] = next(self.seq)
+                self._changed(calendar, instance, "deleted")
 
     @staticmethod
     def _public(event: dict[str, Any], query: dict[str, str] | None = None) -> dict[str, Any]:
@@ -462,9 +727,35 @@ class GraphPeer:
             self._public(e, query)
             for e in calendar.events.values()
             if not e.get("_deleted")
+            and not e.get("seriesMasterId")  # /events lists masters, never their instances
             and {"id": prop, "value": value} in e.get("singleValueExtendedProperties", [])
         ]
         return {"value": matches}
+
+    @staticmethod
+    def _series(calendar: Calendar, master_id: str) -> list[dict[str, Any]]:
+        return [
+            e
+            for e in calendar.events.values()
+            if e.get("seriesMasterId") == master_id and not e.get("_deleted")
+        ]
+
+    def _instances(
+        self, calendar: Calendar, master_id: str, query: dict[str, str]
+    ) -> dict[str, Any]:
+        master = self._get(calendar, master_id)
+        try:
+            start = datetime.fromisoformat(query["startDateTime"].replace("Z", "+00:00"))
+            end = datetime.fromisoformat(query["endDateTime"].replace("Z", "+00:00"))
+        except (KeyError, ValueError):
+            raise GraphError(
+                400, "ErrorInvalidParameter", "startDateTime and endDateTime are required."
+            ) from None
+        if not master.get("_master"):
+            return {"value": []}
+        found = [e for e in self._series(calendar, master_id) if self._in_window(e, start, end)]
+        found.sort(key=lambda e: _instant(e["start"]))
+        return {"value": [self._public(e) for e in found]}
 
     def _in_window(self, event: dict[str, Any], start: datetime, end: datetime) -> bool:
         return _instant(event["start"]) < end and _instant(event["end"]) > start
@@ -518,6 +809,10 @@ class GraphPeer:
         else:
             following = {**state, "since": state["upto"] - 1, "offset": 0, "initial": False}
             answer["@odata.deltaLink"] = link + urlencode({"$deltatoken": _b64(following)})
+            if self.edit_after_read is not None:
+                cal_id, event_id, changes = self.edit_after_read
+                self.edit_after_read = None
+                self._patch(self.calendars[cal_id], event_id, changes, None)
         return answer
 
 
@@ -547,6 +842,8 @@ class _Handler(BaseHTTPRequestHandler):
         headers = {k.lower(): v for k, v in self.headers.items()}
         path = split.path
         peer = self.peer
+        with peer.lock:
+            peer.paths.append(path)
         if path.endswith("/v2.0/.well-known/openid-configuration"):
             self._answer(200, {}, peer.openid_configuration(path.split("/")[1]))
             return
@@ -562,14 +859,14 @@ class _Handler(BaseHTTPRequestHandler):
             self._answer(404, {}, None)
             return
         try:
-            body = json.loads(raw) if raw else None
+            payload = json.loads(raw) if raw else None
             query["_prefer"] = headers.get("prefer", "")
             with peer.lock:
                 peer.in_flight += 1
                 peer.most_in_flight = max(peer.most_in_flight, peer.in_flight)
             try:
                 time.sleep(peer.delay)
-                status, extra, answer = peer.graph(self.command, path, query, headers, body)
+                status, extra, answer = peer.graph(self.command, path, query, headers, payload)
             finally:
                 with peer.lock:
                     peer.in_flight -= 1
@@ -608,11 +905,15 @@ def running(peer: GraphPeer | None = None, ca_dir: str | None = None) -> Iterato
         peer.base_url = f"https://127.0.0.1:{server.server_address[1]}"
         thread = threading.Thread(target=server.serve_forever, daemon=True)
         thread.start()
+        sender = threading.Thread(target=peer.send_loop, daemon=True)
+        sender.start()
         try:
             yield peer
         finally:
+            peer._outbox.put(None)
             server.shutdown()
             server.server_close()
+            sender.join(timeout=15)
 
 
-__all__ = ["TENANT", "GraphError", "GraphPeer", "running"]
+__all__ = ["TENANT", "GraphError", "GraphPeer", "Subscription", "running"]
