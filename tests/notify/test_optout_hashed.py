@@ -1,0 +1,88 @@
+"""The SMS opt-out list keeps a keyed hash, never the number: STOP is still honoured after the
+client who sent it is erased and the number comes back with a new client; a raw scan of the
+database finds the number nowhere; the client's export says since when, never the number."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import httpx
+import pytest
+from sqlalchemy import select
+
+from gateway.app import create_app
+from gateway.config import Settings
+from gateway.notify import optouts
+from gateway.privacy.receipts import checkpoint
+from gateway.store.db import Store
+from gateway.store.notify_models import SmsOptOut
+from gateway.store.privacy_models import StoredKey
+from tests.notify.conftest import deliver, rows, soon
+from tests.notify.test_webhooks_and_api import _signed_post
+from tests.peers.twilio import TwilioPeer
+from tests.privacy.test_account_deletion import _all_rows, _pg_dump
+from tests.support import new_account, raw_scan
+
+PHONE = "+447911123456"
+INBOUND = "/webhooks/twilio/inbound"
+
+
+@pytest.fixture
+async def http(any_store: Store, settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+    app = create_app(settings, any_store, run_ticks=False)
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://test"
+    ) as c:
+        yield c
+
+
+async def test_stop_outlives_erasure_and_no_number_is_stored(
+    any_store: Store, http: httpx.AsyncClient, settings: Settings, twilio: TwilioPeer
+) -> None:
+    store = any_store
+    api = await new_account(store, http)
+    user = await api.user()
+    first = await api.client(
+        name="Optout Person", phone=PHONE, notify_sms=True, sms_consent=True, notify_email=False
+    )
+    reply = {"From": PHONE, "To": "+15005550006", "Body": "STOP", "MessageSid": "SMstop"}
+    assert (await _signed_post(http, twilio, INBOUND, reply)).status_code == 200
+    export = (await api.get(f"/v1/clients/{first['id']}/export")).json()
+    [since] = export["tables"]["notify_sms_optouts"]
+    assert list(since) == ["opted_out_at"], "the export says since when, never the number"
+    assert PHONE not in str(export["tables"]["notify_sms_optouts"])
+
+    erased = await api.delete(f"/v1/clients/{first['id']}")
+    assert erased.status_code == 202, erased.text
+    again = await api.client(
+        name="Optout Again", phone=PHONE, notify_sms=True, sms_consent=True, notify_email=False
+    )
+    start, end = soon(72)
+    apt = await api.appointment(user["id"], again["id"], start=start, end=end)
+    await deliver(store, settings)
+    assert twilio.requests == [], "no SMS to a number that answered STOP, erased or not"
+    assert {r.status for r in await rows(store, str(apt["id"]))} == {"suppressed"}
+    assert (await api.delete(f"/v1/clients/{again['id']}")).status_code == 202
+
+    async with store.transaction() as session:
+        [stored] = (await session.scalars(select(SmsOptOut))).all()
+        assert stored.phone_hash == await optouts.phone_hash(session, PHONE)
+        assert await session.get(StoredKey, optouts.KEY_ID) is not None
+    everything = "\n".join(r for found in (await _all_rows(store)).values() for r in found)
+    assert PHONE not in everything and PHONE[1:] not in everything
+    if store.dialect == "sqlite":
+        await checkpoint(store)
+        assert raw_scan(settings.data_dir, PHONE, PHONE[1:], "Optout Person") == []
+        assert raw_scan(settings.data_dir, stored.phone_hash), "the scan reads the right files"
+    else:
+        dump = await _pg_dump(store)
+        if dump is None:
+            pytest.skip("pg_dump is not installed: the row scan above is the PostgreSQL check")
+        assert PHONE.encode() not in dump and PHONE[1:].encode() not in dump
+        assert stored.phone_hash.encode() in dump, "the dump holds the list"
+
+    # START takes the number off the list: the hash is found from the number alone.
+    start_reply = {**reply, "Body": "START", "MessageSid": "SMstart"}
+    assert (await _signed_post(http, twilio, INBOUND, start_reply)).status_code == 200
+    async with store.transaction() as session:
+        assert (await session.scalars(select(SmsOptOut))).all() == []
