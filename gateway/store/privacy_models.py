@@ -25,7 +25,7 @@ class Erasure(Base):
     account_id: Mapped[str] = mapped_column(
         ForeignKey("accounts.id", ondelete="CASCADE"), index=True
     )
-    subject: Mapped[str] = mapped_column(String(16))  # "client"
+    subject: Mapped[str] = mapped_column(String(16))  # "client" or "user"
     subject_id: Mapped[str] = mapped_column(String(40), index=True)
     state: Mapped[str] = mapped_column(String(16), default="pending")
     counts: Mapped[Any] = mapped_column(JSON, default=dict)
