@@ -320,7 +320,11 @@ async def on_appointment_change(
     participants_changed = any(k in change.previous for k in ("client_id", "user_id"))
     if change.kind == "edited" and not participants_changed:
         return
-    kind = NOTICE_OF.get(change.kind, "confirmation")
+    if change.notify == "none":  # NOTIFY_NONE
+        return
+    kind: str | None = NOTICE_OF.get(change.kind, "confirmation")
+    if change.kind == "created" and change.notify == "reminders":  # NOTIFY_REMINDERS
+        kind = None  # an imported booking: the old system confirmed it; reminders only
     prefs = await prefs_mod.account_prefs(session, settings, account)
     recipients = await _recipients(session, appointment, prefs)
     reached, in_flight = await _history(session, appointment.id)
