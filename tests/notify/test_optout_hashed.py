@@ -20,7 +20,7 @@ from gateway.store.privacy_models import StoredKey
 from tests.notify.conftest import deliver, rows, soon
 from tests.notify.test_webhooks_and_api import _signed_post
 from tests.peers.twilio import TwilioPeer
-from tests.privacy.test_account_deletion import _all_rows, _pg_dump
+from tests.privacy.rawscan import all_rows, pg_dump
 from tests.support import new_account, raw_scan
 
 PHONE = "+447911123456"
@@ -68,14 +68,14 @@ async def test_stop_outlives_erasure_and_no_number_is_stored(
         [stored] = (await session.scalars(select(SmsOptOut))).all()
         assert stored.phone_hash == await optouts.phone_hash(session, PHONE)
         assert await session.get(StoredKey, optouts.KEY_ID) is not None
-    everything = "\n".join(r for found in (await _all_rows(store)).values() for r in found)
+    everything = "\n".join(r for found in (await all_rows(store)).values() for r in found)
     assert PHONE not in everything and PHONE[1:] not in everything
     if store.dialect == "sqlite":
         await checkpoint(store)
         assert raw_scan(settings.data_dir, PHONE, PHONE[1:], "Optout Person") == []
         assert raw_scan(settings.data_dir, stored.phone_hash), "the scan reads the right files"
     else:
-        dump = await _pg_dump(store)
+        dump = await pg_dump(store)
         if dump is None:
             pytest.skip("pg_dump is not installed: the row scan above is the PostgreSQL check")
         assert PHONE.encode() not in dump and PHONE[1:].encode() not in dump

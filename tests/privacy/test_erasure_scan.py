@@ -1,0 +1,70 @@
+"""Erasing a client on either store: afterwards no row, and neither the SQLite file with its
+WAL nor a pg_dump, holds the client's name, email, phone, notes or appointment titles; our copy
+in the connected calendar is gone; the other account's data is still found by the same scan."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+
+from connectors.memory import MemoryServer
+from gateway.config import Settings
+from gateway.privacy.receipts import checkpoint
+from gateway.store.db import Store
+from gateway.worker import JobRunner
+from tests.privacy.conftest import Tenant, seed_tenant
+from tests.privacy.rawscan import all_rows, pg_dump, raw_sqlite
+from tests.privacy.test_account_deletion import _connect_and_sync, http, settings  # noqa: F401
+from tests.sync.conftest import memory  # noqa: F401
+
+
+def _client_strings(tenant: Tenant) -> list[str]:
+    return [
+        tenant.client["name"],
+        tenant.client["email"],
+        tenant.client["phone"],
+        tenant.appointment["title"],
+        "Notes-" + tenant.api.account_id[-8:],
+    ]
+
+
+async def test_an_erased_client_leaves_no_string_in_rows_or_raw_files(
+    any_store: Store,
+    http: httpx.AsyncClient,  # noqa: F811
+    settings: Settings,  # noqa: F811
+    memory: tuple[str, MemoryServer],  # noqa: F811
+) -> None:
+    store = any_store
+    alpha = await seed_tenant(store, http, "Alpha")
+    beta = await seed_tenant(store, http, "Beta")
+    url, server = memory
+    await _connect_and_sync(alpha, store, settings, url)
+    assert len(server.calendars["work"]) == 1
+    before = "\n".join(r for rows in (await all_rows(store)).values() for r in rows)
+    for needle in _client_strings(alpha):
+        assert needle in before, f"the scan must find what it looks for: {needle}"
+
+    answer = await alpha.api.delete(f"/v1/clients/{alpha.client['id']}")
+    assert answer.status_code == 202, answer.text
+    runner = JobRunner(store, settings)
+    assert await runner.tick() >= 1
+    await runner.stop(60)
+    receipt = (await alpha.api.get(f"/v1/clients/{alpha.client['id']}/erasure")).json()
+    assert receipt["state"] == "done" and receipt["counts"]["remote_events_deleted"] == 1, receipt
+    assert server.calendars["work"] == {}
+
+    after = "\n".join(r for rows in (await all_rows(store)).values() for r in rows)
+    for needle in _client_strings(alpha):
+        assert needle not in after, needle
+    if store.dialect == "sqlite":
+        await checkpoint(store)
+        raw = raw_sqlite(settings)
+    else:
+        dump = await pg_dump(store)
+        if dump is None:
+            pytest.skip("pg_dump is not installed: the row scan above is the PostgreSQL check")
+        raw = dump
+    for needle in _client_strings(alpha):
+        assert needle.encode() not in raw, needle
+    for needle in _client_strings(beta):
+        assert needle.encode() in raw, f"the raw scan must find what is still there: {needle}"
