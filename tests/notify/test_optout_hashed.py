@@ -23,7 +23,7 @@ from tests.peers.twilio import TwilioPeer
 from tests.privacy.rawscan import all_rows, pg_dump
 from tests.support import new_account, raw_scan
 
-PHONE = "+447911123456"
+PHONE = "+447400123456"  # a GB mobile: SMS allowed but for the STOP
 INBOUND = "/webhooks/twilio/inbound"
 
 
@@ -61,7 +61,10 @@ async def test_stop_outlives_erasure_and_no_number_is_stored(
     apt = await api.appointment(user["id"], again["id"], start=start, end=end)
     await deliver(store, settings)
     assert twilio.requests == [], "no SMS to a number that answered STOP, erased or not"
-    assert {r.status for r in await rows(store, str(apt["id"]))} == {"suppressed"}
+    planned = await rows(store, str(apt["id"]))
+    assert {(r.status, r.last_error) for r in planned if r.channel == "sms"} == {
+        ("suppressed", "number opted out (STOP)")
+    }
     assert (await api.delete(f"/v1/clients/{again['id']}")).status_code == 202
 
     async with store.transaction() as session:

@@ -1,0 +1,168 @@
+"""Erasure proof on a real daemon: `calgate serve` (log level DEBUG, its output captured to a
+file) books an appointment, sends the confirmation (email and SMS) and a reminder, then erases
+the client. Afterwards neither the database file, nor its WAL, nor the daemon's log holds the
+client's name, email, phone, notes or appointment title."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import httpx
+from sqlalchemy import select
+
+from gateway.domain import accounts
+from gateway.store import migrate
+from gateway.store.db import Store
+from gateway.store.notify_models import OutboxMessage
+from tests.notify.conftest import make_due, smtp, twilio  # noqa: F401
+from tests.peers.smtp import SmtpSink, free_port
+from tests.peers.twilio import TwilioPeer
+from tests.support import raw_scan
+
+CALGATE = str(Path(sys.executable).parent / "calgate")
+NAME, EMAIL, PHONE = "Vexqal Erasable", "vexqal.erasable@example.org", "+447400123457"
+TITLE, NOTES = "Vexqal root canal", "Vexqal private notes"
+SECRETS = (NAME, EMAIL, PHONE, PHONE[1:], TITLE, NOTES)
+
+
+def _serve(env: dict[str, str], cwd: Path, log: Path) -> subprocess.Popen[bytes]:
+    with log.open("ab") as out:
+        proc = subprocess.Popen(
+            [CALGATE, "serve"], env=env, cwd=cwd, stdout=out, stderr=subprocess.STDOUT
+        )
+    base = f"http://127.0.0.1:{env['CALGATE_SERVER_PORT']}"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{base}/readyz", timeout=1).status_code == 200:
+                return proc
+        except httpx.TransportError:
+            pass
+        assert proc.poll() is None, log.read_text(errors="replace")[-2000:]
+        time.sleep(0.1)
+    raise AssertionError("calgate serve did not become ready")
+
+
+async def _until(check: Callable[[], bool], seconds: float = 60) -> None:
+    deadline = time.monotonic() + seconds
+    while not check():
+        assert time.monotonic() < deadline, "timed out"
+        await asyncio.sleep(0.1)
+
+
+def _leaks(folder: Path, log: Path) -> list[str]:
+    text = log.read_bytes()
+    return raw_scan(folder, *SECRETS) + [f"{s!r} in the log" for s in SECRETS if s.encode() in text]
+
+
+async def test_a_real_daemon_keeps_nothing_of_an_erased_client(
+    tmp_path: Path,
+    smtp: SmtpSink,  # noqa: F811
+    twilio: TwilioPeer,  # noqa: F811
+) -> None:
+    data = tmp_path / "var"
+    data.mkdir()
+    url = f"sqlite+aiosqlite:///{data}/calgate.db"
+    log = tmp_path / "calgate.log"
+    store = Store.from_url(url)
+    proc: subprocess.Popen[bytes] | None = None
+    try:
+        await migrate.upgrade(store)
+        async with store.transaction() as session:
+            _, issued = await accounts.create_account(
+                session, "Daemon Clinic", timezone="Europe/London", country="GB"
+            )
+        clean = {k: v for k, v in os.environ.items() if not k.startswith("CALGATE_")}
+        port = free_port()
+        env = {
+            **clean,
+            "CALGATE_DATABASE_URL": url,
+            "CALGATE_DATA_DIR": str(data),
+            "CALGATE_SERVER_PORT": str(port),
+            "CALGATE_PUBLIC_URL": "https://calgate.example.test",
+            "CALGATE_LOG_LEVEL": "DEBUG",  # the most the daemon ever says
+            "CALGATE_NOTIFY_TICK_SECONDS": "0.2",
+            "CALGATE_SMTP_HOST": "127.0.0.1",
+            "CALGATE_SMTP_PORT": str(smtp.port),
+            "CALGATE_SMTP_TLS": "none",
+            "CALGATE_SMTP_FROM": "bookings@clinic.example",
+            "CALGATE_TWILIO_ACCOUNT_SID": twilio.account_sid,
+            "CALGATE_TWILIO_AUTH_TOKEN": twilio.auth_token,
+            "CALGATE_TWILIO_FROM": "+15005550006",
+            "CALGATE_TWILIO_API_BASE": twilio.base,
+        }
+        proc = _serve(env, tmp_path, log)
+        headers = {"authorization": f"Bearer {issued.secret}"}
+        async with httpx.AsyncClient(
+            base_url=f"http://127.0.0.1:{port}", headers=headers, timeout=30
+        ) as api:
+            user = (await api.post("/v1/users", json={"name": "Dr Daemon"})).json()
+            client = await api.post(
+                "/v1/clients",
+                json={
+                    "name": NAME,
+                    "email": EMAIL,
+                    "phone": PHONE,
+                    "notify_sms": True,
+                    "sms_consent": True,
+                },
+            )
+            assert client.status_code == 201, client.text
+            person = client.json()
+            start = time.time() + 30 * 3600
+            iso = time.strftime("%Y-%m-%dT%H:%M:00Z", time.gmtime(start))
+            end = time.strftime("%Y-%m-%dT%H:%M:00Z", time.gmtime(start + 3600))
+            booked = await api.post(
+                "/v1/appointments",
+                json={
+                    "user_id": user["id"],
+                    "client_id": person["id"],
+                    "start": iso,
+                    "end": end,
+                    "title": TITLE,
+                    "notes": NOTES,
+                },
+            )
+            assert booked.status_code == 201, booked.text
+            # Confirmations now (email and SMS); then the email reminders, made due now.
+            await _until(lambda: len(smtp.received) >= 1 and len(twilio.accepted) >= 1)
+            async with store.transaction() as session:
+                reminders = list(
+                    await session.scalars(
+                        select(OutboxMessage.id).where(
+                            OutboxMessage.kind == "reminder", OutboxMessage.channel == "email"
+                        )
+                    )
+                )
+            assert reminders
+            await make_due(store, *reminders)
+            await _until(lambda: len(smtp.received) >= 1 + len(reminders))
+            assert {tuple(m.recipients) for m in smtp.received} == {(EMAIL,)}
+            assert raw_scan(data, NAME, TITLE), "the scan must find what it looks for"
+
+            erased = await api.delete(f"/v1/clients/{person['id']}")
+            assert erased.status_code == 202, erased.text
+            for _ in range(600):
+                receipt = (await api.get(f"/v1/clients/{person['id']}/erasure")).json()
+                if receipt["state"] == "done":
+                    break
+                await asyncio.sleep(0.1)
+            assert receipt["state"] == "done", receipt
+            await asyncio.sleep(1)  # the checkpoint after the erasure (a background task)
+            assert _leaks(data, log) == [], "while the daemon runs"
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=60) == 0
+        assert _leaks(data, log) == [], "after it stopped"
+        assert b"erasure accepted" in log.read_bytes(), "the log is the daemon's, and verbose"
+    finally:
+        if proc is not None and proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(timeout=30)
+        await store.close()
