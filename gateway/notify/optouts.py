@@ -5,12 +5,14 @@ A number is looked up by HMAC-SHA256 of its E.164 form under a random key of the
 (`stored_keys` row ``sms-optouts``, encrypted under the secrets key, re-encrypted by `calgate
 secrets rotate`, so the hashes outlive a key rotation). Without the key the hashes say nothing
 about a number: a database dump alone cannot be searched for one. Losing the secrets key loses
-the list (the hashes can no longer be matched): keep the key as the secrets of integrations are
-kept. Migration 0009privacy hashed the numbers stored before.
+the list (the hashes can no longer be matched): the send-time check then holds every SMS back
+rather than risk texting someone who said STOP. Keep the key as the secrets of integrations
+are kept. Migration 0009privacy hashed the numbers stored before.
 """
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime
 
 from sqlalchemy import select
@@ -22,6 +24,8 @@ from gateway.store.db import session_settings
 from gateway.store.notify_models import SmsOptOut
 from gateway.store.privacy_models import StoredKey
 from gateway.store.types import utcnow
+
+log = logging.getLogger("calgate.notify")
 
 KEY_ID = "sms-optouts"
 _INFO_KEY = "calgate.optout_key"  # the key, per session, once read
@@ -59,8 +63,14 @@ async def opted_out_since(session: AsyncSession, phone: str) -> datetime | None:
 
 
 async def is_opted_out(session: AsyncSession, phone: str) -> bool:
-    """True when `phone` answered STOP (and not START since): no SMS goes to it."""
-    return await opted_out_since(session, phone) is not None
+    """True when `phone` answered STOP (and not START since): no SMS goes to it. Also True,
+    failing closed, when the list's key cannot be read (the secrets key was replaced without
+    its predecessor): an SMS to someone who said STOP is worse than one held back."""
+    try:
+        return await opted_out_since(session, phone) is not None
+    except secrets.SecretUnreadable:
+        log.error("the SMS opt-out list cannot be read (secrets key changed): SMS held back")
+        return True
 
 
 async def opt_out(session: AsyncSession, phone: str) -> bool:

@@ -5,18 +5,24 @@ database finds the number nowhere; the client's export says since when, never th
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import httpx
 import pytest
+from cryptography.fernet import Fernet
+from pydantic import SecretStr
 from sqlalchemy import select
 
+from gateway import secrets_rotation
 from gateway.app import create_app
 from gateway.config import Settings
 from gateway.notify import optouts
 from gateway.privacy.receipts import checkpoint
+from gateway.store import migrate
 from gateway.store.db import Store
 from gateway.store.notify_models import SmsOptOut
 from gateway.store.privacy_models import StoredKey
+from tests.conftest import make_settings
 from tests.notify.conftest import deliver, rows, soon
 from tests.notify.test_webhooks_and_api import _signed_post
 from tests.peers.twilio import TwilioPeer
@@ -89,3 +95,29 @@ async def test_stop_outlives_erasure_and_no_number_is_stored(
     assert (await _signed_post(http, twilio, INBOUND, start_reply)).status_code == 200
     async with store.transaction() as session:
         assert (await session.scalars(select(SmsOptOut))).all() == []
+
+
+async def test_the_list_outlives_a_rotation_of_the_secrets_key(tmp_path: Path) -> None:
+    k1, k2 = Fernet.generate_key().decode(), Fernet.generate_key().decode()
+    old = make_settings(tmp_path, secrets_key=SecretStr(k1))
+    rotating = make_settings(
+        tmp_path, secrets_key=SecretStr(k2), secrets_previous_keys=SecretStr(k1)
+    )
+    new = make_settings(tmp_path, secrets_key=SecretStr(k2))
+    stores = [Store.from_url(s.database_url, settings=s) for s in (old, rotating, new)]
+    try:
+        await migrate.upgrade(stores[0])
+        async with stores[0].transaction() as session:
+            assert await optouts.opt_out(session, PHONE)
+        report = await secrets_rotation.rotate(stores[1], rotating)
+        assert report.by_table.get("stored_keys") == 1, report
+        async with stores[2].transaction() as session:  # the old key is gone
+            assert await optouts.is_opted_out(session, PHONE)
+            assert not await optouts.is_opted_out(session, "+447400123458")
+        lost = make_settings(tmp_path, secrets_key=SecretStr(Fernet.generate_key().decode()))
+        stores.append(Store.from_url(lost.database_url, settings=lost))
+        async with stores[3].transaction() as session:  # no key opens the list: fail closed
+            assert await optouts.is_opted_out(session, "+447400123458")
+    finally:
+        for store in stores:
+            await store.close()
