@@ -7,10 +7,12 @@ import asyncio
 import shutil
 import subprocess
 
+import pytest
 from sqlalchemy import select, text
 
 from gateway.config import Settings
 from gateway.privacy import datamap
+from gateway.privacy.receipts import checkpoint
 from gateway.store.db import Store
 from tests.conftest import POSTGRES_URL
 
@@ -45,3 +47,16 @@ async def pg_dump(store: Store) -> bytes | None:
     )
     assert done.returncode == 0, done.stderr.decode()
     return done.stdout
+
+
+async def raw_files(store: Store, settings: Settings) -> bytes:
+    """What a raw scan reads: on SQLite the database file with its WAL, after a checkpoint;
+    on PostgreSQL a pg_dump of the schema (the test is skipped without pg_dump, its row scan
+    being then the PostgreSQL check)."""
+    if store.dialect == "sqlite":
+        await checkpoint(store)
+        return raw_sqlite(settings)
+    dump = await pg_dump(store)
+    if dump is None:
+        pytest.skip("pg_dump is not installed: the row scan is the PostgreSQL check")
+    return dump

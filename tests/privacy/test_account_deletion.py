@@ -15,13 +15,12 @@ from connectors.memory import MemoryServer
 from gateway.app import create_app
 from gateway.config import Settings
 from gateway.privacy import account_deletion
-from gateway.privacy.receipts import checkpoint
 from gateway.store.db import Store
 from gateway.store.types import utcnow
 from gateway.worker import JobRunner
 from tests.conftest import make_settings
 from tests.privacy.conftest import Tenant, seed_tenant
-from tests.privacy.rawscan import all_rows, pg_dump, raw_sqlite
+from tests.privacy.rawscan import all_rows, raw_files
 from tests.sync.conftest import memory  # noqa: F401
 
 
@@ -102,14 +101,7 @@ async def test_a_deleted_account_leaves_no_row_and_no_string(
         assert needle in joined, f"the scan must find what is still there: {needle}"
     assert (await beta.api.get("/v1/users")).status_code == 200
 
-    if store.dialect == "sqlite":
-        await checkpoint(store)
-        raw = raw_sqlite(settings)
-    else:
-        dump = await pg_dump(store)
-        if dump is None:
-            pytest.skip("pg_dump is not installed: the row scan above is the PostgreSQL check")
-        raw = dump
+    raw = await raw_files(store, settings)
     for needle in alpha.strings:
         assert needle.encode() not in raw, needle
     assert beta.client["email"].encode() in raw

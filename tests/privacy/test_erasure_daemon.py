@@ -6,9 +6,6 @@ client's name, email, phone, notes or appointment title."""
 from __future__ import annotations
 
 import asyncio
-import os
-import signal
-import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -22,6 +19,7 @@ from gateway.store import migrate
 from gateway.store.db import Store
 from gateway.store.notify_models import OutboxMessage
 from tests.notify.conftest import make_due, smtp, twilio  # noqa: F401
+from tests.ops.daemon import Daemons, clean_env
 from tests.peers.smtp import SmtpSink, free_port
 from tests.peers.twilio import TwilioPeer
 from tests.support import raw_scan
@@ -30,24 +28,6 @@ CALGATE = str(Path(sys.executable).parent / "calgate")
 NAME, EMAIL, PHONE = "Vexqal Erasable", "vexqal.erasable@example.org", "+447400123457"
 TITLE, NOTES = "Vexqal root canal", "Vexqal private notes"
 SECRETS = (NAME, EMAIL, PHONE, PHONE[1:], TITLE, NOTES)
-
-
-def _serve(env: dict[str, str], cwd: Path, log: Path) -> subprocess.Popen[bytes]:
-    with log.open("ab") as out:
-        proc = subprocess.Popen(
-            [CALGATE, "serve"], env=env, cwd=cwd, stdout=out, stderr=subprocess.STDOUT
-        )
-    base = f"http://127.0.0.1:{env['CALGATE_SERVER_PORT']}"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{base}/readyz", timeout=1).status_code == 200:
-                return proc
-        except httpx.TransportError:
-            pass
-        assert proc.poll() is None, log.read_text(errors="replace")[-2000:]
-        time.sleep(0.1)
-    raise AssertionError("calgate serve did not become ready")
 
 
 async def _until(check: Callable[[], bool], seconds: float = 60) -> None:
@@ -70,39 +50,38 @@ async def test_a_real_daemon_keeps_nothing_of_an_erased_client(
     data = tmp_path / "var"
     data.mkdir()
     url = f"sqlite+aiosqlite:///{data}/calgate.db"
-    log = tmp_path / "calgate.log"
     store = Store.from_url(url)
-    proc: subprocess.Popen[bytes] | None = None
+    daemons = Daemons(CALGATE, tmp_path)
     try:
         await migrate.upgrade(store)
         async with store.transaction() as session:
             _, issued = await accounts.create_account(
                 session, "Daemon Clinic", timezone="Europe/London", country="GB"
             )
-        clean = {k: v for k, v in os.environ.items() if not k.startswith("CALGATE_")}
         port = free_port()
-        env = {
-            **clean,
-            "CALGATE_DATABASE_URL": url,
-            "CALGATE_DATA_DIR": str(data),
-            "CALGATE_SERVER_PORT": str(port),
-            "CALGATE_PUBLIC_URL": "https://calgate.example.test",
-            "CALGATE_LOG_LEVEL": "DEBUG",  # the most the daemon ever says
-            "CALGATE_NOTIFY_TICK_SECONDS": "0.2",
-            "CALGATE_SMTP_HOST": "127.0.0.1",
-            "CALGATE_SMTP_PORT": str(smtp.port),
-            "CALGATE_SMTP_TLS": "none",
-            "CALGATE_SMTP_FROM": "bookings@clinic.example",
-            "CALGATE_TWILIO_ACCOUNT_SID": twilio.account_sid,
-            "CALGATE_TWILIO_AUTH_TOKEN": twilio.auth_token,
-            "CALGATE_TWILIO_FROM": "+15005550006",
-            "CALGATE_TWILIO_API_BASE": twilio.base,
-        }
-        proc = _serve(env, tmp_path, log)
+        env = clean_env(
+            **{
+                "CALGATE_DATABASE_URL": url,
+                "CALGATE_DATA_DIR": str(data),
+                "CALGATE_SERVER_PORT": str(port),
+                "CALGATE_PUBLIC_URL": "https://calgate.example.test",
+                "CALGATE_LOG_LEVEL": "DEBUG",  # the most the daemon ever says
+                "CALGATE_NOTIFY_TICK_SECONDS": "0.2",
+                "CALGATE_SMTP_HOST": "127.0.0.1",
+                "CALGATE_SMTP_PORT": str(smtp.port),
+                "CALGATE_SMTP_TLS": "none",
+                "CALGATE_SMTP_FROM": "bookings@clinic.example",
+                "CALGATE_TWILIO_ACCOUNT_SID": twilio.account_sid,
+                "CALGATE_TWILIO_AUTH_TOKEN": twilio.auth_token,
+                "CALGATE_TWILIO_FROM": "+15005550006",
+                "CALGATE_TWILIO_API_BASE": twilio.base,
+            }
+        )
+        base = f"http://127.0.0.1:{port}"
+        proc = daemons.start(["serve"], env, ready=f"{base}/readyz", cwd=tmp_path)
+        log: Path = proc.log  # type: ignore[attr-defined]  # its standard error: the log
         headers = {"authorization": f"Bearer {issued.secret}"}
-        async with httpx.AsyncClient(
-            base_url=f"http://127.0.0.1:{port}", headers=headers, timeout=30
-        ) as api:
+        async with httpx.AsyncClient(base_url=base, headers=headers, timeout=30) as api:
             user = (await api.post("/v1/users", json={"name": "Dr Daemon"})).json()
             client = await api.post(
                 "/v1/clients",
@@ -157,12 +136,10 @@ async def test_a_real_daemon_keeps_nothing_of_an_erased_client(
             assert receipt["state"] == "done", receipt
             await asyncio.sleep(1)  # the checkpoint after the erasure (a background task)
             assert _leaks(data, log) == [], "while the daemon runs"
-        proc.send_signal(signal.SIGTERM)
-        assert proc.wait(timeout=60) == 0
+        code, text = daemons.stop(proc)
+        assert code == 0
         assert _leaks(data, log) == [], "after it stopped"
-        assert b"erasure accepted" in log.read_bytes(), "the log is the daemon's, and verbose"
+        assert "erasure accepted" in text, "the log is the daemon's, and verbose"
     finally:
-        if proc is not None and proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            proc.wait(timeout=30)
+        daemons.kill_all()
         await store.close()

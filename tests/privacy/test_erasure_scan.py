@@ -5,15 +5,13 @@ in the connected calendar is gone; the other account's data is still found by th
 from __future__ import annotations
 
 import httpx
-import pytest
 
 from connectors.memory import MemoryServer
 from gateway.config import Settings
-from gateway.privacy.receipts import checkpoint
 from gateway.store.db import Store
 from gateway.worker import JobRunner
 from tests.privacy.conftest import Tenant, seed_tenant
-from tests.privacy.rawscan import all_rows, pg_dump, raw_sqlite
+from tests.privacy.rawscan import all_rows, raw_files
 from tests.privacy.test_account_deletion import _connect_and_sync, http, settings  # noqa: F401
 from tests.sync.conftest import memory  # noqa: F401
 
@@ -56,14 +54,7 @@ async def test_an_erased_client_leaves_no_string_in_rows_or_raw_files(
     after = "\n".join(r for rows in (await all_rows(store)).values() for r in rows)
     for needle in _client_strings(alpha):
         assert needle not in after, needle
-    if store.dialect == "sqlite":
-        await checkpoint(store)
-        raw = raw_sqlite(settings)
-    else:
-        dump = await pg_dump(store)
-        if dump is None:
-            pytest.skip("pg_dump is not installed: the row scan above is the PostgreSQL check")
-        raw = dump
+    raw = await raw_files(store, settings)
     for needle in _client_strings(alpha):
         assert needle.encode() not in raw, needle
     for needle in _client_strings(beta):
