@@ -57,6 +57,19 @@ async def _connect_and_sync(alpha: Tenant, store: Store, settings: Settings, url
     assert outcome.pushed == 1, outcome
 
 
+async def two_tenants_synced(
+    store: Store, http: httpx.AsyncClient, settings: Settings, peer: tuple[str, MemoryServer]
+) -> tuple[Tenant, Tenant, MemoryServer]:
+    """Accounts Alpha and Beta; Alpha's practitioner connected to `peer` and synced (their
+    appointment is there)."""
+    alpha = await seed_tenant(store, http, "Alpha")
+    beta = await seed_tenant(store, http, "Beta")
+    url, server = peer
+    await _connect_and_sync(alpha, store, settings, url)
+    assert len(server.calendars["work"]) == 1
+    return alpha, beta, server
+
+
 async def test_a_deleted_account_leaves_no_row_and_no_string(
     any_store: Store,
     http: httpx.AsyncClient,
@@ -64,11 +77,7 @@ async def test_a_deleted_account_leaves_no_row_and_no_string(
     memory: tuple[str, MemoryServer],  # noqa: F811
 ) -> None:
     store = any_store
-    alpha = await seed_tenant(store, http, "Alpha")
-    beta = await seed_tenant(store, http, "Beta")
-    url, server = memory
-    await _connect_and_sync(alpha, store, settings, url)
-    assert len(server.calendars["work"]) == 1
+    alpha, beta, server = await two_tenants_synced(store, http, settings, memory)
     assert (await http.get(alpha.feed["url"].split("8400", 1)[1])).status_code == 200
     await http.get("/v1/users", headers={**alpha.api.headers, "user-agent": "curl/8.5.0"})
     before = await all_rows(store)

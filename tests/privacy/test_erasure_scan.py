@@ -10,9 +10,9 @@ from connectors.memory import MemoryServer
 from gateway.config import Settings
 from gateway.store.db import Store
 from gateway.worker import JobRunner
-from tests.privacy.conftest import Tenant, seed_tenant
+from tests.privacy.conftest import Tenant
 from tests.privacy.rawscan import all_rows, raw_files
-from tests.privacy.test_account_deletion import _connect_and_sync, http, settings  # noqa: F401
+from tests.privacy.test_account_deletion import http, settings, two_tenants_synced  # noqa: F401
 from tests.sync.conftest import memory  # noqa: F401
 
 
@@ -33,11 +33,7 @@ async def test_an_erased_client_leaves_no_string_in_rows_or_raw_files(
     memory: tuple[str, MemoryServer],  # noqa: F811
 ) -> None:
     store = any_store
-    alpha = await seed_tenant(store, http, "Alpha")
-    beta = await seed_tenant(store, http, "Beta")
-    url, server = memory
-    await _connect_and_sync(alpha, store, settings, url)
-    assert len(server.calendars["work"]) == 1
+    alpha, beta, server = await two_tenants_synced(store, http, settings, memory)
     before = "\n".join(r for rows in (await all_rows(store)).values() for r in rows)
     for needle in _client_strings(alpha):
         assert needle in before, f"the scan must find what it looks for: {needle}"
