@@ -1,7 +1,8 @@
 """Erasure proof on a real daemon: `calgate serve` (log level DEBUG, its output captured to a
-file) books an appointment, sends the confirmation (email and SMS) and a reminder, then erases
-the client. Afterwards neither the database file, nor its WAL, nor the daemon's log holds the
-client's name, email, phone, notes or appointment title."""
+file) imports a client from a form upload, books an appointment, sends the confirmation (email
+and SMS) and the reminders, then erases the client. Afterwards neither the database file, nor
+its WAL, nor the daemon's log holds the client's name, email, phone, notes or appointment
+title."""
 
 from __future__ import annotations
 
@@ -83,18 +84,14 @@ async def test_a_real_daemon_keeps_nothing_of_an_erased_client(
         headers = {"authorization": f"Bearer {issued.secret}"}
         async with httpx.AsyncClient(base_url=base, headers=headers, timeout=30) as api:
             user = (await api.post("/v1/users", json={"name": "Dr Daemon"})).json()
-            client = await api.post(
-                "/v1/clients",
-                json={
-                    "name": NAME,
-                    "email": EMAIL,
-                    "phone": PHONE,
-                    "notify_sms": True,
-                    "sms_consent": True,
-                },
+            # The client comes from a spreadsheet, uploaded as a form (`curl -F file=@...`).
+            sheet = f"Name,Email,Phone,SMS consent,Notify SMS\n{NAME},{EMAIL},{PHONE},yes,yes\n"
+            imported = await api.post(
+                "/v1/imports?kind=clients",
+                files={"file": ("clients.csv", sheet.encode(), "text/csv")},
             )
-            assert client.status_code == 201, client.text
-            person = client.json()
+            assert imported.status_code == 200 and imported.json()["imported"] == 1, imported.text
+            [person] = (await api.get("/v1/clients")).json()["data"]
             start = time.time() + 30 * 3600
             iso = time.strftime("%Y-%m-%dT%H:%M:00Z", time.gmtime(start))
             end = time.strftime("%Y-%m-%dT%H:%M:00Z", time.gmtime(start + 3600))
