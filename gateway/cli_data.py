@@ -56,6 +56,13 @@ def add_commands(sub: Any, common: argparse.ArgumentParser) -> None:
     import_cmd.add_argument(
         "--kind", choices=["clients", "appointments"], help="default: from the file's extension"
     )
+    import_cmd.add_argument(
+        "--notify",
+        choices=["reminders", "none", "all"],
+        default="reminders",
+        help="imported appointments: reminders only (default: the old system confirmed them), "
+        "none, or a confirmation too",
+    )
 
     secrets_cmd = sub.add_parser("secrets", parents=[common], help="secrets stored at rest")
     secrets_sub = secrets_cmd.add_subparsers(dest="secrets_command", required=True)
@@ -136,7 +143,7 @@ async def _import(store: Store, args: Any) -> None:
         async with store.transaction() as session:
             account = await accounts.get_account(session, args.account_id)
             report = await imports.run_import(
-                session, account, kind, _chunks(path, bar), user_id=args.user
+                session, account, kind, _chunks(path, bar), user_id=args.user, notify=args.notify
             )
     finally:
         bar.close()

@@ -144,3 +144,27 @@ def signing_key(settings: Settings, purpose: str) -> bytes:
         digest = hmac.new(current, b"calgate:" + purpose.encode(), hashlib.sha256).digest()
         _signing_cache[cache_key] = digest
     return _signing_cache[cache_key]
+
+
+def new_stored_key(settings: Settings) -> str:
+    """A fresh random key for a keyed hash, encrypted under the current secrets key: it is
+    kept in the database (`stored_keys`) and re-encrypted by `calgate secrets rotate`, so the
+    hashes made with it outlive a rotation of the secrets key."""
+    import base64
+
+    return encrypt(settings, base64.b64encode(os.urandom(32)).decode("ascii"))
+
+
+def open_stored_key(settings: Settings, token: str) -> bytes:
+    """The key of `new_stored_key`'s output (SecretUnreadable when no key opens it)."""
+    import base64
+
+    return base64.b64decode(decrypt(settings, token))
+
+
+def keyed_hash(key: bytes, value: str) -> str:
+    """HMAC-SHA256 of `value` under `key`, in hex: finds a value again without keeping it."""
+    import hashlib
+    import hmac
+
+    return hmac.new(key, value.encode("utf-8"), hashlib.sha256).hexdigest()

@@ -20,6 +20,7 @@ from gateway import secrets
 from gateway.config import Settings
 from gateway.errors import UserError
 from gateway.store.db import Store
+from gateway.store.privacy_models import StoredKey
 from gateway.store.sync_models import Integration
 from gateway.store.webhook_models import WebhookEndpoint
 
@@ -30,6 +31,7 @@ ENCRYPTED: list[tuple[Any, str]] = [
     (Integration, "secret"),
     (WebhookEndpoint, "secret"),
     (WebhookEndpoint, "previous_secret"),
+    (StoredKey, "secret"),
 ]
 
 

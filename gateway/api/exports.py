@@ -11,6 +11,7 @@ from fastapi.responses import StreamingResponse
 
 from gateway.api.context import CallerDep, StoreDep
 from gateway.domain.scoping import get_owned
+from gateway.notify import optouts
 from gateway.privacy.export import account_export
 from gateway.privacy.person_export import person_export
 from gateway.store.models import Client, User
@@ -44,7 +45,8 @@ async def export_client(client_id: str, caller: CallerDep, store: StoreDep) -> S
     """One client's data: profile, appointments, notifications and delivery log, settings,
     SMS opt-out, feeds."""
     client = await get_owned(caller.session, Client, caller.account, client_id)
-    return _download(person_export(store, client), f"calgate-{client.id}")
+    digest = await optouts.phone_hash(caller.session, client.phone) if client.phone else None
+    return _download(person_export(store, client, digest), f"calgate-{client.id}")
 
 
 @router.get("/v1/users/{user_id}/export", response_class=StreamingResponse, responses=_DOC)

@@ -5,17 +5,18 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, BackgroundTasks, Query, Request, Response
+from fastapi import APIRouter, BackgroundTasks, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import EmailStr, Field
 
-from gateway.api.context import CallerDep, get_store, page_limit
+from gateway.api.context import Caller, CallerDep, get_store, page_limit
 from gateway.api.idempotency import IdempotencyDep
 from gateway.api.schemas import ListOut, RequestModel, ResponseModel
 from gateway.domain import people
 from gateway.domain.scoping import get_owned
-from gateway.privacy import purge, receipts
+from gateway.privacy import purge, receipts, user_erasure
 from gateway.store.models import User
+from gateway.store.privacy_models import Erasure
 
 router = APIRouter(prefix="/v1/users", tags=["users"])
 
@@ -96,33 +97,55 @@ async def update_user(user_id: str, body: UserUpdate, caller: CallerDep) -> User
     return UserOut.model_validate(user)
 
 
-class UserDeletionOut(ResponseModel):
-    """A practitioner's deletion that waits for the purge of their connected calendars."""
+class UserErasureOut(ResponseModel):
+    """A practitioner's erasure, one receipt for all of it: done at once when nothing is
+    connected, else pending until every integration is purged. Counts by kind (appointments,
+    notifications, feeds, integrations, events removed from calendars, ...), no personal data."""
 
+    id: str
     user_id: str
-    state: str = Field(description="pending until every integration is purged")
+    state: str = Field(description="pending (integrations being purged), then done")
+    counts: dict[str, int]
+    remote_left: str | None = Field(
+        default=None, description="In words, what could not be removed from a calendar"
+    )
     integration_ids: list[str] = Field(
-        description="Follow each at /v1/integrations/{id}/purge-receipt"
+        description="The integrations purged; each also has /v1/integrations/{id}/purge-receipt"
+    )
+    requested_at: datetime
+    done_at: datetime | None
+
+
+async def _erasure(caller: Caller, receipt: Erasure) -> UserErasureOut:
+    return UserErasureOut(
+        id=receipt.id,
+        user_id=receipt.subject_id,
+        state=receipt.state,
+        counts=receipt.counts,
+        remote_left=receipts.remote_left(receipt.counts),
+        integration_ids=await user_erasure.integration_ids(caller.session, receipt),
+        requested_at=receipt.requested_at,
+        done_at=receipt.done_at,
     )
 
 
-@router.delete(
-    "/{user_id}",
-    status_code=204,
-    responses={202: {"model": UserDeletionOut, "description": "Accepted: purges running"}},
-)
+@router.delete("/{user_id}", status_code=202, response_model=UserErasureOut)
 async def delete_user(
     user_id: str, caller: CallerDep, request: Request, background: BackgroundTasks
-) -> Response:
-    """Delete a practitioner and every appointment with them. Without connected calendars: done
-    at once (204). With some: 202, each is disconnected and purged by the durable purge job
-    (receipts at /v1/integrations/{id}/purge-receipt) and the last one deletes the practitioner."""
-    pending = await purge.accept_user_deletion(caller.session, caller.account, user_id)
-    if pending:
-        out = UserDeletionOut(
-            user_id=user_id, state="pending", integration_ids=[r.integration_id for r in pending]
-        )
-        return JSONResponse(out.model_dump(mode="json"), status_code=202)
+) -> UserErasureOut:
+    """Erase a practitioner and every appointment with them, answering with one erasure
+    receipt (readable later at /v1/users/{id}/erasure). Without connected calendars it is done
+    at once; with some, each is disconnected and purged by the durable purge job (our events
+    removed there) and the last one deletes the practitioner, the receipt summing them all."""
+    receipt = await purge.accept_user_deletion(caller.session, caller.account, user_id)
     # After the commit: fold the WAL into the database file, where secure_delete zeroed it.
     background.add_task(receipts.checkpoint, get_store(request))
-    return Response(status_code=204)
+    return await _erasure(caller, receipt)
+
+
+@router.get("/{user_id}/erasure", response_model=UserErasureOut)
+async def get_erasure(user_id: str, caller: CallerDep) -> UserErasureOut:
+    """The receipt of a practitioner's erasure."""
+    return await _erasure(
+        caller, await user_erasure.receipt_of(caller.session, caller.account, user_id)
+    )

@@ -44,20 +44,27 @@ class AppointmentFilter:
     ends_after: datetime | None = None  # "from": appointments that end after this
 
 
+NOTIFY_ALL, NOTIFY_REMINDERS, NOTIFY_NONE = "all", "reminders", "none"
+NOTIFY_MODES = (NOTIFY_ALL, NOTIFY_REMINDERS, NOTIFY_NONE)
+
+
 @dataclass(frozen=True)
 class AppointmentChange:
     """What happened to an appointment, handed to every stage that reacts in the same transaction.
 
     kind: ``created``, ``rescheduled`` (start, end or zone moved), ``edited`` (anything else) or
     ``cancelled``. `previous` holds the values before the change (empty for ``created``).
-    `source`: ``api``, or the provider name of the integration whose calendar moved or
-    cancelled it (the sync engine's changes).
+    `source`: ``api``, ``import``, or the provider name of the integration whose calendar moved
+    or cancelled it (the sync engine's changes). `notify` (for ``created``): ``all`` (notice and
+    reminders), ``reminders`` (no confirmation: an imported booking the client was already told
+    of) or ``none``.
     """
 
     kind: str
     appointment: Appointment
     previous: dict[str, Any]
     source: str = API
+    notify: str = NOTIFY_ALL  # NOTIFY_*: which notifications a creation plans
 
 
 async def after_change(session: AsyncSession, change: AppointmentChange) -> None:
@@ -83,9 +90,15 @@ def _check_times(start: datetime, end: datetime) -> None:
 
 
 async def create_appointment(
-    session: AsyncSession, account: Account, values: dict[str, Any]
+    session: AsyncSession,
+    account: Account,
+    values: dict[str, Any],
+    *,
+    source: str = API,
+    notify: str = NOTIFY_ALL,
 ) -> Appointment:
-    """Book an appointment; its zone defaults to the practitioner's."""
+    """Book an appointment; its zone defaults to the practitioner's. `source` and `notify` as
+    in AppointmentChange."""
     values = _as_utc(values)
     user = await get_referenced(session, User, account, values["user_id"], "user_id")
     await get_referenced(session, Client, account, values["client_id"], "client_id")
@@ -106,7 +119,9 @@ async def create_appointment(
     )
     session.add(appointment)
     await session.flush()
-    await after_change(session, AppointmentChange("created", appointment, {}))
+    await after_change(
+        session, AppointmentChange("created", appointment, {}, source=source, notify=notify)
+    )
     return appointment
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select
@@ -85,9 +86,13 @@ async def list_users(
 
 
 def _check_sms(client: Client) -> None:
-    if client.notify_sms and not client.phone:
+    _check_sms_fields(client.notify_sms, client.phone, client.sms_consent)
+
+
+def _check_sms_fields(notify_sms: bool | None, phone: str | None, consent: bool | None) -> None:
+    if notify_sms and not phone:
         raise ValidationFailed.one("notify_sms", "needs a phone number")
-    if client.notify_sms and not client.sms_consent:
+    if notify_sms and not consent:
         raise ValidationFailed.one("notify_sms", "needs sms_consent: true (recorded consent)")
 
 
@@ -98,15 +103,34 @@ def _consent_timestamp(client: Client) -> None:
         client.sms_consent_at = None
 
 
+_CLIENT_DEFAULTS: dict[str, Any] = {
+    "email": None,
+    "phone": None,
+    "timezone": None,
+    "notify_email": True,
+    "notify_sms": False,
+    "sms_consent": False,
+}
+
+
+def client_values(
+    account: Account, values: dict[str, Any], now: datetime | None = None
+) -> dict[str, Any]:
+    """The validated column values of a new client of the account, defaults filled in (a
+    bulk insert runs none of the ORM's), without id or timestamps; ValidationFailed names the
+    field at fault. `now`: when an SMS consent given here is recorded."""
+    clean = _clean_contact(account, values)
+    row = {**_CLIENT_DEFAULTS, **clean, "account_id": account.id}
+    row["locale"] = clean.get("locale") or "en"
+    _check_sms_fields(row["notify_sms"], row["phone"], row["sms_consent"])
+    row["sms_consent_at"] = (now or utcnow()) if row["sms_consent"] else None
+    return row
+
+
 def new_client(account: Account, values: dict[str, Any]) -> Client:
     """A validated client of the account, not yet added to any session (ValidationFailed
     names the field at fault)."""
-    clean = _clean_contact(account, values)
-    clean["locale"] = clean.get("locale") or "en"
-    client = Client(account_id=account.id, **clean)
-    _check_sms(client)
-    _consent_timestamp(client)
-    return client
+    return Client(**client_values(account, values))
 
 
 async def create_client(session: AsyncSession, account: Account, values: dict[str, Any]) -> Client:

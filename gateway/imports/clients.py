@@ -7,13 +7,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import AsyncIterator
-from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import insert, select
+from sqlalchemy import Table, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from gateway.domain.people import new_client
+from gateway.domain.people import client_values
 from gateway.errors import ValidationFailed
 from gateway.imports.report import ImportReport
 from gateway.imports.streams import csv_records
@@ -21,6 +20,7 @@ from gateway.store.models import Account, Client
 from gateway.store.types import new_id, utcnow
 
 _FLUSH_EVERY = 1000
+_CLIENTS = cast(Table, Client.__table__)  # Core insert: no ORM objects per row
 # Header (lower case, words joined by "_") → field. What Google Sheets, Excel and contact
 # exports commonly call them.
 ALIASES = {
@@ -107,8 +107,9 @@ async def import_clients(
     known = await _known(session, account)
     header: list[str] | None = None
     fields_of: list[str | None] = []
-    pending: list[Client] = []
+    pending: list[dict[str, Any]] = []
     number = 0
+    now = utcnow()
     async for record in csv_records(lines):
         number += 1
         if header is None:
@@ -131,7 +132,7 @@ async def import_clients(
             report.reject(number, column_of.get(field, field), problem)
             continue
         try:
-            client = new_client(account, values)
+            client = client_values(account, values, now)
         except ValidationFailed as exc:
             first = exc.problems[0] if exc.problems else None
             field = first.field if first else "row"
@@ -139,11 +140,12 @@ async def import_clients(
                 number, column_of.get(field, field), first.problem if first else exc.message
             )
             continue
-        keys = _match_keys(client.name, client.email, client.phone)
+        keys = _match_keys(client["name"], client["email"], client["phone"])
         if any(k in known for k in keys):
             report.already_present += 1
             continue
         known.update(keys)
+        client.update(id=new_id("cli"), created_at=now, updated_at=now)
         pending.append(client)
         if len(pending) >= _FLUSH_EVERY:
             report.imported += await _flush(session, pending)
@@ -154,21 +156,10 @@ async def import_clients(
     return report
 
 
-def _row(client: Client, now: datetime) -> dict[str, Any]:
-    """The insert values of a validated (transient) client; its defaults filled in here, as
-    a Core insert of many rows does not run the ORM's."""
-    values = {c.key: getattr(client, c.key) for c in Client.__table__.columns}
-    values.update(id=new_id("cli"), created_at=now, updated_at=now)
-    for flag, default in (("notify_email", True), ("notify_sms", False), ("sms_consent", False)):
-        if values[flag] is None:
-            values[flag] = default
-    return values
-
-
-async def _flush(session: AsyncSession, clients: list[Client]) -> int:
-    """Write a batch with one multi-row insert; nothing of it stays in the session."""
-    if not clients:
+async def _flush(session: AsyncSession, rows: list[dict[str, Any]]) -> int:
+    """Write a batch of validated rows with one Core executemany (no ORM objects: the
+    per-row cost of building them was a fifth of the import's time)."""
+    if not rows:
         return 0
-    now = utcnow()
-    await session.execute(insert(Client), [_row(c, now) for c in clients])
-    return len(clients)
+    await session.execute(insert(_CLIENTS), rows)
+    return len(rows)

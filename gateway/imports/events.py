@@ -3,8 +3,14 @@ an appointment of the chosen practitioner, with the client whose email is the ev
 (created from the attendee's name and email when there is none). An event already imported
 (same UID) is not imported again.
 
-The body is held in memory (at most imports.max_bytes) because the iCalendar parser needs the
-whole calendar; it is never written to disk.
+The body is streamed: split into components as it arrives and each parsed on its own
+(gateway/imports/ics_stream.py), so memory holds one event at a time; it is never written to
+disk.
+
+Notifications (`notify`): an imported appointment was booked in the old system, which told the
+client already, so by default it gets no confirmation, only the reminders any appointment gets
+(``reminders``); ``none`` plans nothing at all, ``all`` a confirmation too, as for a booking
+made now.
 """
 
 from __future__ import annotations
@@ -15,21 +21,24 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from icalendar import Calendar, Component
+from icalendar import Component
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from connectors.base import Event
 from connectors.ical import component_to_event
-from gateway.domain.appointments import create_appointment
+from gateway.domain.appointments import NOTIFY_REMINDERS, create_appointment
 from gateway.domain.people import create_client
 from gateway.domain.scoping import get_referenced
 from gateway.errors import ValidationFailed
+from gateway.imports.ics_stream import components
 from gateway.imports.report import ImportReport
+from gateway.imports.streams import text_lines
 from gateway.store.account_models import ImportedEvent
 from gateway.store.models import Account, Client, User
 from gateway.timezones import is_known_zone, zone
 
+IMPORT_SOURCE = "import"  # AppointmentChange.source of an imported appointment
 # Our fields → the iCalendar property a problem with them is reported on.
 _PROPERTY_OF = {"start": "DTSTART", "end": "DTEND", "title": "SUMMARY", "location": "LOCATION"}
 
@@ -93,7 +102,12 @@ async def _client_for(
 
 
 async def _one(
-    session: AsyncSession, account: Account, user: User, event: Component, report: ImportReport
+    session: AsyncSession,
+    account: Account,
+    user: User,
+    event: Component,
+    report: ImportReport,
+    notify: str,
 ) -> None:
     uid = str(event.get("UID") or "").strip()
     if not uid:
@@ -126,7 +140,9 @@ async def _one(
     }
     try:
         # Every check comes before the row is added: a refusal leaves nothing behind.
-        appointment = await create_appointment(session, account, values)
+        appointment = await create_appointment(
+            session, account, values, source=IMPORT_SOURCE, notify=notify
+        )
     except ValidationFailed as exc:
         field = exc.problems[0].field if exc.problems else "VEVENT"
         raise _Skip(_PROPERTY_OF.get(field, field), exc.message) from None
@@ -137,20 +153,26 @@ async def _one(
 
 
 async def import_events(
-    session: AsyncSession, account: Account, user_id: str, chunks: AsyncIterator[bytes]
+    session: AsyncSession,
+    account: Account,
+    user_id: str,
+    chunks: AsyncIterator[bytes],
+    notify: str = NOTIFY_REMINDERS,
 ) -> ImportReport:
-    """Import the calendar's events as appointments of `user_id` (in the session's transaction)."""
+    """Import the calendar's events as appointments of `user_id` (in the session's
+    transaction); `notify` as in the module docstring."""
     user = await get_referenced(session, User, account, user_id, "user_id")
-    body = b"".join([chunk async for chunk in chunks])
-    try:
-        calendar = Calendar.from_ical(body)
-    except ValueError:
-        raise ValidationFailed.one("file", "is not an iCalendar file (RFC 5545)") from None
     report = ImportReport("appointments")
-    for number, event in enumerate(calendar.walk("VEVENT"), start=1):
+    number = 0
+    async for piece in components(text_lines(chunks)):
+        if piece.name != "VEVENT":
+            continue  # time zones are registered as they are read; to-dos, journals ignored
+        number += 1
         report.rows += 1
         try:
-            await _one(session, account, user, event, report)
+            if piece.component is None:
+                raise _Skip("VEVENT", piece.problem or "cannot be read")
+            await _one(session, account, user, piece.component, report, notify)
         except _Skip as skip:
             report.reject(number, skip.column, skip.problem)
     await session.flush()

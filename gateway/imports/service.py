@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from gateway.domain.appointments import NOTIFY_MODES, NOTIFY_REMINDERS
 from gateway.errors import ValidationFailed
 from gateway.imports.clients import import_clients
 from gateway.imports.events import import_events
@@ -26,15 +27,19 @@ async def run_import(
     *,
     user_id: str | None = None,
     max_bytes: int | None = None,
+    notify: str = NOTIFY_REMINDERS,
 ) -> ImportReport:
-    """Import `chunks` (a CSV of clients, or an .ics of appointments of `user_id`)."""
+    """Import `chunks` (a CSV of clients, or an .ics of appointments of `user_id`, whose
+    notifications `notify` says: gateway/imports/events.py)."""
     body = limited(chunks, max_bytes)
     if kind == "clients":
         report = await import_clients(session, account, text_lines(body))
     elif kind == "appointments":
         if not user_id:
             raise ValidationFailed.one("user_id", "is required to import appointments")
-        report = await import_events(session, account, user_id, body)
+        if notify not in NOTIFY_MODES:
+            raise ValidationFailed.one("notify", f"must be one of {', '.join(NOTIFY_MODES)}")
+        report = await import_events(session, account, user_id, body, notify)
     else:
         raise ValidationFailed.one("kind", f"must be one of {', '.join(KINDS)}")
     # Counts only: nothing of the file goes to the log.

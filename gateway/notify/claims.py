@@ -16,6 +16,7 @@ from sqlalchemy import Row, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway.config import Settings
+from gateway.notify import optouts
 from gateway.notify import prefs as prefs_mod
 from gateway.notify.compose import Snapshot
 from gateway.notify.planner import sms_block_reason
@@ -29,7 +30,6 @@ from gateway.store.notify_models import (
     NotifyAccountSettings,
     NotifyTemplate,
     OutboxMessage,
-    SmsOptOut,
 )
 from gateway.web.client_links import client_page_url
 
@@ -216,5 +216,5 @@ class Loaded:
     async def opted_out(self, phone: str) -> bool:
         """True when `phone` answered STOP."""
         if phone not in self._optouts:
-            self._optouts[phone] = await self.session.get(SmsOptOut, phone) is not None
+            self._optouts[phone] = await optouts.is_opted_out(self.session, phone)
         return self._optouts[phone]

@@ -23,6 +23,7 @@ from typing import Any, cast
 from sqlalchemy import Table, bindparam, case, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from gateway.notify import optouts
 from gateway.notify.channels.base import ChannelError, Receipt
 from gateway.notify.channels.sms import OPTED_OUT_CODE
 from gateway.store.db import Store
@@ -33,7 +34,6 @@ from gateway.store.notify_models import (
     SENT,
     DeliveryAttempt,
     OutboxMessage,
-    SmsOptOut,
 )
 from gateway.store.types import utcnow
 from gateway.webhooks import hooks as webhook_hooks
@@ -234,5 +234,5 @@ def settle(
 
 async def _opt_out_recipient(session: AsyncSession, row: OutboxMessage) -> None:
     client = await session.get(Client, row.recipient_id)
-    if client is not None and client.phone and await session.get(SmsOptOut, client.phone) is None:
-        session.add(SmsOptOut(phone=client.phone, opted_out_at=utcnow()))
+    if client is not None and client.phone:
+        await optouts.opt_out(session, client.phone)

@@ -39,6 +39,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway.config import Settings
+from gateway.notify import optouts
 from gateway.notify import prefs as prefs_mod
 from gateway.notify.quiet import adjust_for_quiet, quiet_window
 from gateway.store.db import session_settings
@@ -52,7 +53,6 @@ from gateway.store.notify_models import (
     SUPPRESSED,
     UNDELIVERED,
     OutboxMessage,
-    SmsOptOut,
 )
 from gateway.store.types import new_id, utcnow
 from gateway.timezones import zone as load_zone
@@ -205,9 +205,7 @@ async def _recipients(
         if prefs.email_enabled and client.notify_email and client.email:
             out.append(Recipient("client", client.id, "email", zone))
         if prefs.sms_enabled and client.notify_sms:
-            opted = client.phone is not None and (
-                await session.get(SmsOptOut, client.phone) is not None
-            )
+            opted = client.phone is not None and await optouts.is_opted_out(session, client.phone)
             reason = sms_block_reason(client, prefs.sms_countries, opted)
             out.append(Recipient("client", client.id, "sms", zone, reason))
     if user is not None and prefs.notify_practitioner and prefs.email_enabled and user.email:
@@ -322,7 +320,11 @@ async def on_appointment_change(
     participants_changed = any(k in change.previous for k in ("client_id", "user_id"))
     if change.kind == "edited" and not participants_changed:
         return
-    kind = NOTICE_OF.get(change.kind, "confirmation")
+    if change.notify == "none":  # NOTIFY_NONE
+        return
+    kind: str | None = NOTICE_OF.get(change.kind, "confirmation")
+    if change.kind == "created" and change.notify == "reminders":  # NOTIFY_REMINDERS
+        kind = None  # an imported booking: the old system confirmed it; reminders only
     prefs = await prefs_mod.account_prefs(session, settings, account)
     recipients = await _recipients(session, appointment, prefs)
     reached, in_flight = await _history(session, appointment.id)

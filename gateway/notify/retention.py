@@ -12,8 +12,8 @@ activity. Called once per retention sweep from `gateway.privacy.retention`.
   history to decide who must hear of a later cancellation or reschedule.
 - Opt-outs (`notify_sms_optouts`) are kept: a STOP must outlive erasure of the person who sent
   it. Deleting it would let a later booking with the same number text someone who told us (and
-  the carrier) to stop, which the law on unsolicited messages forbids; the number is the
-  minimum needed to honour it.
+  the carrier) to stop, which the law on unsolicited messages forbids. Only a keyed hash of the
+  number is kept (gateway/notify/optouts.py): enough to honour it, not the number itself.
 """
 
 from __future__ import annotations

@@ -12,6 +12,7 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from gateway.notify import optouts
 from gateway.notify.channels.sms import status_failure
 from gateway.store.notify_models import (
     DELIVERED,
@@ -21,7 +22,6 @@ from gateway.store.notify_models import (
     UNDELIVERED,
     DeliveryAttempt,
     OutboxMessage,
-    SmsOptOut,
 )
 from gateway.store.types import utcnow
 from gateway.webhooks import hooks as webhook_hooks
@@ -75,15 +75,12 @@ def keyword(body: str) -> str:
 async def record_reply(session: AsyncSession, phone: str, body: str) -> str | None:
     """Apply STOP / START from `phone`; returns "stop", "start" or None."""
     word = keyword(body)
-    existing = await session.get(SmsOptOut, phone)
     if word in STOP_WORDS:
-        if existing is None:
-            session.add(SmsOptOut(phone=phone, opted_out_at=utcnow()))
+        if await optouts.opt_out(session, phone):
             await webhook_hooks.sms_opt_changed(session, phone, opted_out=True)
         return "stop"
     if word in START_WORDS:
-        if existing is not None:
-            await session.delete(existing)
+        if await optouts.opt_in(session, phone):
             await webhook_hooks.sms_opt_changed(session, phone, opted_out=False)
         return "start"
     return None

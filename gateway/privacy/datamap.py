@@ -75,8 +75,13 @@ TABLES: dict[str, Entry] = {
     "notify_templates": Entry(_ACCOUNT),
     "notify_sms_optouts": Entry(
         None,
-        excluded="one list of numbers that answered STOP to the daemon's shared sender, "
-        "not any one account's (a client's own opt-out is in their personal export)",
+        excluded="one list of (keyed hashes of) numbers that answered STOP to the daemon's "
+        "shared sender, not any one account's (a client's own opt-out, as the time since "
+        "when, is in their personal export)",
+        hidden={"phone_hash": "a keyed hash of the number: no use to its owner, never exported"},
+    ),
+    "stored_keys": Entry(
+        None, excluded="the daemon's own keys (encrypted under the secrets key): no account data"
     ),
     "notify_outbox": Entry(_ACCOUNT),
     "notify_delivery_log": Entry(Reach("outbox_id", "notify_outbox")),

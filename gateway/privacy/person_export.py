@@ -38,8 +38,9 @@ def _feed_sections(column: str, person_id: str) -> list[Section]:
     ]
 
 
-def client_sections(client: Client) -> list[Section]:
-    """Everything held about one client."""
+def client_sections(client: Client, phone_hash: str | None = None) -> list[Section]:
+    """Everything held about one client; `phone_hash`: the opt-out list's hash of their number
+    (gateway/notify/optouts.py), so the export says since when they opted out, never a number."""
     optouts = table("notify_sms_optouts")
     return [
         Section("clients", table("clients"), table("clients").c.id == client.id),
@@ -52,11 +53,12 @@ def client_sections(client: Client) -> list[Section]:
             table("notify_client_settings"),
             table("notify_client_settings").c.client_id == client.id,
         ),
-        # The STOP list is keyed by number: the client's own number only.
+        # The STOP list is keyed by a hash of the number: the client's own number only (the
+        # hash itself is a hidden column: the row reads "opted out since ...").
         Section(
             "notify_sms_optouts",
             optouts,
-            optouts.c.phone == client.phone if client.phone else false(),
+            optouts.c.phone_hash == phone_hash if phone_hash else false(),
         ),
         *_feed_sections("client_id", client.id),
     ]
@@ -83,8 +85,12 @@ def user_sections(user: User) -> list[Section]:
     return sections
 
 
-def person_export(store: Store, person: Client | User) -> AsyncIterator[bytes]:
-    """The export document of one client or practitioner (ownership checked by the caller)."""
+def person_export(
+    store: Store, person: Client | User, phone_hash: str | None = None
+) -> AsyncIterator[bytes]:
+    """The export document of one client or practitioner (ownership checked by the caller;
+    `phone_hash` as for `client_sections`)."""
     if isinstance(person, Client):
-        return stream_document(store, {"kind": "client", "id": person.id}, client_sections(person))
+        sections = client_sections(person, phone_hash)
+        return stream_document(store, {"kind": "client", "id": person.id}, sections)
     return stream_document(store, {"kind": "user", "id": person.id}, user_sections(person))

@@ -12,7 +12,8 @@ commit with the request, or neither does). The job (gateway/worker.py, claimed w
    "not found" for what is already gone (counted as deleted, never deleted twice);
 3. stops push channels and revokes the grant (once: the step is committed right after);
 4. local phase: deletes every row of the integration in one transaction and marks the
-   receipt ``done``; with the last purge of a practitioner being deleted, the practitioner too.
+   receipt ``done``; with the last purge of a practitioner being deleted, the practitioner too
+   (the practitioner's one erasure receipt sums them all: gateway/privacy/user_erasure.py).
 
 The remote phase (gateway/privacy/remote.py) works on any set of remote copies (`Copies`); the
 erasure of a client (gateway/privacy/erasure.py) reuses it, and a purge first deletes the copies
@@ -32,13 +33,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from connectors.base import Connector, ConnectorError
 from gateway import secrets
 from gateway.config import Settings
-from gateway.domain import people
 from gateway.domain.scoping import get_owned
-from gateway.privacy import erasure, remote
+from gateway.privacy import erasure, remote, user_erasure
 from gateway.privacy.receipts import OWNED_ROWS, checkpoint
 from gateway.privacy.remote import Credit
 from gateway.store.db import Store
 from gateway.store.models import Account, Job, User
+from gateway.store.privacy_models import Erasure
 from gateway.store.sync_models import Integration, PurgeReceipt, SyncCalendar
 from gateway.store.types import utcnow
 from gateway.sync import integrations as service
@@ -101,12 +102,10 @@ async def accept_disconnect(
     return receipt
 
 
-async def accept_user_deletion(
-    session: AsyncSession, account: Account, user_id: str
-) -> list[PurgeReceipt]:
+async def accept_user_deletion(session: AsyncSession, account: Account, user_id: str) -> Erasure:
     """Delete a practitioner: at once when nothing is connected, else after the purge of each
     of their integrations (the last one deletes the practitioner, in its local transaction).
-    Returns the pending receipts (empty when the practitioner is already deleted)."""
+    Returns their one erasure receipt (gateway/privacy/user_erasure.py)."""
     await get_owned(session, User, account, user_id)
     ids = list(
         await session.scalars(
@@ -115,10 +114,13 @@ async def accept_user_deletion(
             .order_by(Integration.id)
         )
     )
+    receipt = await user_erasure.open_receipt(session, account, user_id, len(ids))
     if not ids:
-        await _delete_user(session, account, user_id)
-        return []
-    return [await accept_disconnect(session, account, i, then_delete_user=True) for i in ids]
+        await user_erasure.delete_user(session, account, user_id)
+        return receipt
+    for integration_id in ids:
+        await accept_disconnect(session, account, integration_id, then_delete_user=True)
+    return receipt
 
 
 # --- the job ------------------------------------------------------------------------------
@@ -260,6 +262,7 @@ async def _local_phase(store: Store, integration_id: str) -> None:
         await session.flush()
         await webhook_hooks.integration_purged(session, receipt)
         if receipt.delete_user:
+            await user_erasure.credit_purge(session, receipt)
             await _delete_user_when_last(session, receipt)
     log.info("integration purged", extra={"integration_id": integration_id})
 
@@ -277,9 +280,4 @@ async def _delete_user_when_last(session: AsyncSession, receipt: PurgeReceipt) -
         .where(PurgeReceipt.user_id == receipt.user_id, PurgeReceipt.state != DONE)
     )
     if not waiting:
-        await _delete_user(session, account, receipt.user_id)
-
-
-async def _delete_user(session: AsyncSession, account: Account, user_id: str) -> None:
-    await erasure.forget_replies(session, account.id, user_id)
-    await people.delete_person(session, account, User, user_id)
+        await user_erasure.delete_user(session, account, receipt.user_id)

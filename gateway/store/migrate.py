@@ -10,6 +10,7 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy.engine import Connection
 
+from gateway.config import Settings
 from gateway.store.db import Store
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -17,12 +18,17 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 _MIGRATION_LOCK = 0x63616C67617465
 
 
-def alembic_config(connection: Connection | None = None) -> Config:
-    """An Alembic config pointing at calgate's migrations (and at `connection`, if given)."""
+def alembic_config(
+    connection: Connection | None = None, settings: Settings | None = None
+) -> Config:
+    """An Alembic config pointing at calgate's migrations (and at `connection`, if given; a
+    migration that needs the secrets key reads `settings`)."""
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS))
     if connection is not None:
         cfg.attributes["connection"] = connection
+    if settings is not None:
+        cfg.attributes["settings"] = settings
     return cfg
 
 
@@ -42,7 +48,7 @@ async def upgrade(store: Store) -> None:
             # Several processes starting at once: one migrates, the others wait, then find
             # nothing left to do (the lock ends with this transaction).
             connection.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_MIGRATION_LOCK})")
-        command.upgrade(alembic_config(connection), "heads")
+        command.upgrade(alembic_config(connection, store.settings), "heads")
 
     async with store.engine.begin() as conn:
         await conn.run_sync(_run)

@@ -93,11 +93,14 @@ class NotifyTemplate(Base):
 
 
 class SmsOptOut(Base):
-    """A number that replied STOP to our sender: no SMS goes to it until it replies START."""
+    """A number that replied STOP to our sender: no SMS goes to it until it replies START.
+
+    Kept as a keyed hash of the E.164 number only (gateway/notify/optouts.py), so it outlives
+    the erasure of the person without keeping their number."""
 
     __tablename__ = "notify_sms_optouts"
 
-    phone: Mapped[str] = mapped_column(String(20), primary_key=True)
+    phone_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
     opted_out_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 

@@ -1,5 +1,6 @@
-"""Tables of erasure: the receipt of a client's erasure, and the copies of their appointments
-in external calendars that the erasure job still has to delete."""
+"""Tables of erasure: the receipt of a client's erasure, the copies of their appointments in
+external calendars that the erasure job still has to delete, and the daemon's stored keys
+(the key of the keyed hashes that outlive erasure)."""
 
 from __future__ import annotations
 
@@ -24,7 +25,7 @@ class Erasure(Base):
     account_id: Mapped[str] = mapped_column(
         ForeignKey("accounts.id", ondelete="CASCADE"), index=True
     )
-    subject: Mapped[str] = mapped_column(String(16))  # "client"
+    subject: Mapped[str] = mapped_column(String(16))  # "client" or "user"
     subject_id: Mapped[str] = mapped_column(String(40), index=True)
     state: Mapped[str] = mapped_column(String(16), default="pending")
     counts: Mapped[Any] = mapped_column(JSON, default=dict)
@@ -47,3 +48,15 @@ class ErasureCopy(Base):
     )
     href: Mapped[str] = mapped_column(Text)
     etag: Mapped[str] = mapped_column(Text)
+
+
+class StoredKey(Base):
+    """A key of the daemon's own, kept encrypted under the secrets key (re-encrypted by
+    `calgate secrets rotate`): ``id`` names its purpose (``sms-optouts``: the HMAC key of the
+    SMS opt-out list). No personal data."""
+
+    __tablename__ = "stored_keys"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    secret: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)

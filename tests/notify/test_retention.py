@@ -109,7 +109,7 @@ async def test_sweep_deletes_finished_history_past_retention_only(
                 entry("late_send", late_report, cutoff - timedelta(days=5)),
                 entry("late_status", late_report, cutoff + timedelta(days=1)),
                 entry("upcoming", upcoming, cutoff - timedelta(days=5)),
-                SmsOptOut(phone="+447700900123", opted_out_at=now - timedelta(days=900)),
+                SmsOptOut(phone_hash="ab" * 32, opted_out_at=now - timedelta(days=900)),
             ]
         )
 
@@ -119,12 +119,12 @@ async def test_sweep_deletes_finished_history_past_retention_only(
     async with any_store.transaction() as session:
         kept_rows = set((await session.scalars(select(OutboxMessage.id))).all())
         kept_log = set((await session.scalars(select(DeliveryAttempt.id))).all())
-        optouts = (await session.scalars(select(SmsOptOut.phone))).all()
+        optouts = (await session.scalars(select(SmsOptOut.phone_hash))).all()
     # Just outside the window: gone with its log; just inside: kept. Pending: untouched, log
     # included. A row whose last activity (a status report) is recent is kept, but each log
     # entry goes by its own age. A row of an appointment still to come is kept (the planner
     # reads it to know who must hear of a cancellation), but its old log entry goes.
     assert kept_rows == {"ntf_inside", "ntf_pending", "ntf_late_report", "ntf_upcoming"}
     assert kept_log == {"att_inside", "att_pending", "att_late_status"}
-    assert optouts == ["+447700900123"]
+    assert optouts == ["ab" * 32]
     assert (counts["notify_outbox"], counts["notify_delivery_log"]) == (2, 3)

@@ -4,27 +4,23 @@ SQLite file and its WAL, nor a pg_dump hold any of its strings; the other accoun
 
 from __future__ import annotations
 
-import asyncio
-import shutil
-import subprocess
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
 
 import httpx
 import pytest
-from sqlalchemy import select, text
 
 from connectors.memory import MemoryServer
 from gateway.app import create_app
 from gateway.config import Settings
-from gateway.privacy import account_deletion, datamap
-from gateway.privacy.receipts import checkpoint
+from gateway.privacy import account_deletion
 from gateway.store.db import Store
 from gateway.store.types import utcnow
 from gateway.worker import JobRunner
-from tests.conftest import POSTGRES_URL, make_settings
+from tests.conftest import make_settings
 from tests.privacy.conftest import Tenant, seed_tenant
+from tests.privacy.rawscan import all_rows, raw_files
 from tests.sync.conftest import memory  # noqa: F401
 
 
@@ -40,36 +36,6 @@ async def http(any_store: Store, settings: Settings) -> AsyncIterator[httpx.Asyn
         transport=httpx.ASGITransport(app=app), base_url="http://test"
     ) as c:
         yield c
-
-
-async def _all_rows(store: Store) -> dict[str, list[str]]:
-    """Every row of every table, as text."""
-    out: dict[str, list[str]] = {}
-    async with store.transaction() as session:
-        for name in datamap.model_tables():
-            rows = (await session.execute(select(datamap.table(name)))).all()
-            out[name] = [repr(tuple(r)) for r in rows]
-    return out
-
-
-def _raw_sqlite(settings: Settings) -> bytes:
-    return b"".join(p.read_bytes() for p in settings.data_dir.glob("calgate.db*"))
-
-
-async def _pg_dump(store: Store) -> bytes | None:
-    if shutil.which("pg_dump") is None:
-        return None
-    async with store.engine.connect() as conn:
-        schema = str(await conn.scalar(text("SELECT current_schema()")))
-    url = POSTGRES_URL.replace("postgresql+asyncpg://", "postgresql://")
-    done = await asyncio.to_thread(
-        subprocess.run,
-        ["pg_dump", "--data-only", "--schema", schema, url],
-        capture_output=True,
-        timeout=60,
-    )
-    assert done.returncode == 0, done.stderr.decode()
-    return done.stdout
 
 
 async def _connect_and_sync(alpha: Tenant, store: Store, settings: Settings, url: str) -> None:
@@ -91,6 +57,19 @@ async def _connect_and_sync(alpha: Tenant, store: Store, settings: Settings, url
     assert outcome.pushed == 1, outcome
 
 
+async def two_tenants_synced(
+    store: Store, http: httpx.AsyncClient, settings: Settings, peer: tuple[str, MemoryServer]
+) -> tuple[Tenant, Tenant, MemoryServer]:
+    """Accounts Alpha and Beta; Alpha's practitioner connected to `peer` and synced (their
+    appointment is there)."""
+    alpha = await seed_tenant(store, http, "Alpha")
+    beta = await seed_tenant(store, http, "Beta")
+    url, server = peer
+    await _connect_and_sync(alpha, store, settings, url)
+    assert len(server.calendars["work"]) == 1
+    return alpha, beta, server
+
+
 async def test_a_deleted_account_leaves_no_row_and_no_string(
     any_store: Store,
     http: httpx.AsyncClient,
@@ -98,14 +77,10 @@ async def test_a_deleted_account_leaves_no_row_and_no_string(
     memory: tuple[str, MemoryServer],  # noqa: F811
 ) -> None:
     store = any_store
-    alpha = await seed_tenant(store, http, "Alpha")
-    beta = await seed_tenant(store, http, "Beta")
-    url, server = memory
-    await _connect_and_sync(alpha, store, settings, url)
-    assert len(server.calendars["work"]) == 1
+    alpha, beta, server = await two_tenants_synced(store, http, settings, memory)
     assert (await http.get(alpha.feed["url"].split("8400", 1)[1])).status_code == 200
     await http.get("/v1/users", headers={**alpha.api.headers, "user-agent": "curl/8.5.0"})
-    before = await _all_rows(store)
+    before = await all_rows(store)
     assert any(alpha.api.account_id in r for rows in before.values() for r in rows)
 
     answer = await alpha.api.delete("/v1/account")
@@ -123,7 +98,7 @@ async def test_a_deleted_account_leaves_no_row_and_no_string(
     assert server.calendars["work"] == {}, "our event was removed from the external calendar"
     assert (await alpha.api.get("/v1/account")).status_code == 401
 
-    after = await _all_rows(store)
+    after = await all_rows(store)
     for name, rows in after.items():
         if name == "account_deletion_receipts":
             continue
@@ -135,14 +110,7 @@ async def test_a_deleted_account_leaves_no_row_and_no_string(
         assert needle in joined, f"the scan must find what is still there: {needle}"
     assert (await beta.api.get("/v1/users")).status_code == 200
 
-    if store.dialect == "sqlite":
-        await checkpoint(store)
-        raw = _raw_sqlite(settings)
-    else:
-        dump = await _pg_dump(store)
-        if dump is None:
-            pytest.skip("pg_dump is not installed: the row scan above is the PostgreSQL check")
-        raw = dump
+    raw = await raw_files(store, settings)
     for needle in alpha.strings:
         assert needle.encode() not in raw, needle
     assert beta.client["email"].encode() in raw

@@ -6,9 +6,10 @@ from __future__ import annotations
 from sqlalchemy import select
 
 from connectors.base import Transient
-from connectors.memory import MemoryServer
+from connectors.memory import MemoryServer, serve
 from gateway.privacy.receipts import count_rows
 from gateway.store.sync_models import SyncMapping
+from tests.support import new_account
 from tests.sync.conftest import World
 from tests.sync.test_engine_memory import END, START, connected
 
@@ -53,6 +54,50 @@ async def test_deleting_a_user_removes_our_events_and_keeps_a_receipt(
     assert counts["remote_events_deleted"] == 1 and counts["remote_events_not_deleted"] == 0
     assert counts["mappings"] == 1 and counts["credentials"] == 1
     assert receipt["remote_left"] is None
+
+
+async def test_deleting_a_user_gives_one_receipt_for_everything(
+    world: World, memory: tuple[str, MemoryServer]
+) -> None:
+    first = await connected(world, memory)
+    first_id = world.integration_id
+    second = MemoryServer(password="pw")
+    second.add_calendar("work", "Work")
+    serve("memory://user-erasure-second", second)
+    await world.connect(
+        provider="memory",
+        server_url="memory://user-erasure-second",
+        username="u",
+        password="pw",
+        write_calendar="Work",
+    )
+    await world.book(START, END)
+    await world.book("2027-01-13T09:00:00Z", "2027-01-13T10:00:00Z")
+    await world.api.created("/v1/feeds", {"scope": "user", "user_id": world.user["id"]})
+    for integration_id in (first_id, world.integration_id):
+        world.integration_id = integration_id
+        assert (await world.sync()).pushed == 2
+
+    response = await world.api.delete(f"/v1/users/{world.user['id']}")
+    assert response.status_code == 202, response.text
+    accepted = response.json()
+    assert accepted["state"] == "pending" and accepted["counts"] == {"integrations": 2}
+    assert sorted(accepted["integration_ids"]) == sorted([first_id, world.integration_id])
+    await world.purge()
+    assert first.calendars["work"] == {} and second.calendars["work"] == {}
+
+    later = await world.api.get(f"/v1/users/{world.user['id']}/erasure")
+    assert later.status_code == 200, later.text
+    receipt = later.json()
+    assert receipt["id"] == accepted["id"] and receipt["state"] == "done"
+    counts = receipt["counts"]
+    assert counts["integrations"] == 2 and counts["credentials"] == 2
+    assert counts["remote_events_deleted"] == 4 and counts["remote_events_not_deleted"] == 0
+    assert counts["appointments"] == 2 and counts["feeds"] == 1
+    assert receipt["remote_left"] is None and receipt["done_at"] is not None
+    assert (await world.api.get(f"/v1/users/{world.user['id']}")).status_code == 404
+    other = await new_account(world.store, world.api.http, name="Other")
+    assert (await other.get(f"/v1/users/{world.user['id']}/erasure")).status_code == 404
 
 
 async def test_a_transient_remote_failure_still_purges_and_says_what_is_left(
