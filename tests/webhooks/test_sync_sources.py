@@ -87,7 +87,12 @@ async def test_move_in_radicale_arrives_as_updated_with_source_caldav(
             assert (await world.sync()).cancelled == 1
         finally:
             other.client.close()
-    events = await arrived(dispatcher, receiver, 3)
+    arrived_all = await arrived(dispatcher, receiver, 4)
+    # Choosing the write calendar made the integration active: that arrives too (events of
+    # different subjects may interleave).
+    (status,) = [e["data"] for e in arrived_all if e["type"] == "integration.status_changed"]
+    assert (status["previous_status"], status["status"]) == ("pending", "active")
+    events = [e for e in arrived_all if e["type"].startswith("appointment.")]
     assert [(e["type"], e["data"]["source"]) for e in events] == [
         ("appointment.created", "api"),
         ("appointment.updated", "caldav"),
@@ -124,8 +129,14 @@ async def test_move_in_google_and_reconnect_and_purge_arrive(
     deleted = await gworld.api.delete(f"/v1/integrations/{gworld.integration_id}")
     assert deleted.status_code == 202, deleted.text
     await gworld.purge()  # the durable purge job, as the daemon's job tick runs it
-    events = await arrived(dispatcher, receiver, 4)
+    events = await arrived(dispatcher, receiver, 5)
     # One appointment's events arrive in order; events of different subjects may interleave.
+    changes = [e["data"] for e in events if e["type"] == "integration.status_changed"]
+    # Completing the consent made it active; the refused grant asks for a reconnection.
+    assert [(c["previous_status"], c["status"]) for c in changes] == [
+        ("pending", "active"),
+        ("active", "reconnect_needed"),
+    ]
     by_type = {e["type"]: e["data"] for e in events}
     assert sorted(by_type) == [
         "appointment.created",
