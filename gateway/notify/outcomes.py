@@ -236,3 +236,6 @@ async def _opt_out_recipient(session: AsyncSession, row: OutboxMessage) -> None:
     client = await session.get(Client, row.recipient_id)
     if client is not None and client.phone and await session.get(SmsOptOut, client.phone) is None:
         session.add(SmsOptOut(phone=client.phone, opted_out_at=utcnow()))
+        # Twilio refused the send because the number answered STOP (21610): the booking
+        # product hears of it as it would of a STOP reply.
+        await webhook_hooks.sms_opt_changed(session, client.phone, opted_out=True)

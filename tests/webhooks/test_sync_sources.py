@@ -1,5 +1,6 @@
 """Events caused by calendars: a move made in Radicale and in the Google stand-in arrives as
-appointment.updated with its source; a reconnect-needed and a purge arrive too."""
+appointment.updated with its source; status changes (choosing the write calendar, completing
+the consent, a reconnect-needed, a resume after a guard) and a purge arrive too."""
 
 from __future__ import annotations
 
@@ -161,3 +162,52 @@ async def test_move_in_google_and_reconnect_and_purge_arrive(
     assert purged["integration_id"] == gworld.integration_id
     receipt = await gworld.api.get(f"/v1/integrations/{gworld.integration_id}/purge-receipt")
     assert purged["receipt"]["counts"] == receipt.json()["counts"]
+
+
+async def _pause(store: Store, integration_id: str) -> None:
+    """What a sync guard leaves behind (gateway/sync/run.py `_finish_guard`)."""
+    from gateway.store.sync_models import Integration
+
+    async with store.transaction() as session:
+        integration = await session.get(Integration, integration_id)
+        assert integration is not None
+        integration.status = "paused"
+        integration.last_error = "sync stopped: the calendar was emptied"
+
+
+async def test_resume_after_a_guard_arrives_as_status_changed(
+    tmp_path: Path,
+    store: Store,
+    client: httpx.AsyncClient,
+    settings: Settings,
+    receiver: Receiver,
+    dispatcher: Dispatcher,
+) -> None:
+    from tests.support import new_account
+
+    api = await new_account(store, client)
+    world = World(api, store, settings, await api.user(), await api.client())
+    await add_endpoint(api, receiver, event_types=["integration.status_changed"])
+    with radicale.running(tmp_path / "radicale") as server:
+        dav = Dav("radicale", server.url, server.username, server.password, "")
+        other = await asyncio.to_thread(OtherSide, dav)  # makes the "Work" calendar
+        other.client.close()
+        await world.connect(
+            provider="caldav",
+            server_url=server.url,
+            username=server.username,
+            password=server.password,
+            write_calendar="Work",
+        )
+        await _pause(store, world.integration_id)
+        path = f"/v1/integrations/{world.integration_id}"
+        resumed = await api.patch(path, {"resume": True})
+        assert resumed.status_code == 200, resumed.text
+        again = await api.patch(path, {"resume": True})  # already active: no second event
+        assert again.status_code == 200, again.text
+    events = await arrived(dispatcher, receiver, 2)
+    await asyncio.sleep(0.2)
+    await dispatcher.drain()
+    changes = [(e["data"]["previous_status"], e["data"]["status"]) for e in receiver.app.events()]
+    assert changes == [("pending", "active"), ("paused", "active")]
+    assert {e["data"]["integration_id"] for e in events} == {world.integration_id}
