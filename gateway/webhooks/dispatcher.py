@@ -45,6 +45,9 @@ log = logging.getLogger("calgate.webhooks")
 # Deliveries claimed per endpoint: up to this many rounds of `webhooks_endpoint_concurrency`,
 # so each claim takes a round's worth while the previous round is still on the wire.
 PREFETCH = 4
+# Least time between two refill claims caused by finished sends (the scheduler's tick and a
+# tick in progress claim regardless).
+REFILL_GAP = 0.01
 
 _EARLIER = aliased(WebhookDelivery)
 # No pending delivery of the same appointment to the same endpoint comes before this one.
@@ -80,6 +83,7 @@ class Item:
     body: bytes
     retry_from: datetime
     lease_until: float = 0.0  # time.monotonic() after which another process may own it
+    endpoint_failing: bool = False  # the endpoint had failing attempts when this was claimed
 
 
 class Dispatcher(leases.ClaimLoop[Item]):
@@ -102,6 +106,8 @@ class Dispatcher(leases.ClaimLoop[Item]):
         self._filling = False
         self._again = False
         self._refills: set[asyncio.Task[None]] = set()
+        self._refill_due = False  # a refill claim is scheduled
+        self._last_claim = 0.0  # loop time the last claim started
 
     # -- the loop --------------------------------------------------------------------------
 
@@ -126,6 +132,7 @@ class Dispatcher(leases.ClaimLoop[Item]):
 
     async def start_batch(self) -> list[asyncio.Task[None]]:
         """The base class's claim, taking its turn at the SQLite writer."""
+        self._last_claim = asyncio.get_running_loop().time()
         async with self._turn or contextlib.nullcontext():
             return await super().start_batch()
 
@@ -133,8 +140,11 @@ class Dispatcher(leases.ClaimLoop[Item]):
         """Tick, then wait until nothing claimed is in flight (and no claim it caused is
         running); returns how many deliveries started meanwhile. For tests and benchmarks."""
         started = await self.tick()
-        while self._running or self._refills:
-            await asyncio.gather(*self._running, *self._refills, return_exceptions=True)
+        while self._running or self._refills or self._refill_due:
+            if self._running or self._refills:
+                await asyncio.gather(*self._running, *self._refills, return_exceptions=True)
+            else:
+                await asyncio.sleep(REFILL_GAP)  # a refill claim is about to start
         return started
 
     async def stop(self, grace: float) -> None:
@@ -146,10 +156,22 @@ class Dispatcher(leases.ClaimLoop[Item]):
     def _finished(self, endpoint_id: str) -> None:
         self._held[endpoint_id] -= 1
         cap = self.settings.webhooks_endpoint_concurrency
-        if not self._stopping and self._held[endpoint_id] <= cap * (PREFETCH - 1):
-            task = asyncio.create_task(self._tick_quietly())
-            self._refills.add(task)
-            task.add_done_callback(self._refills.discard)
+        if self._stopping or self._held[endpoint_id] > cap * (PREFETCH - 1) or self._refill_due:
+            return
+        # One refill claim at a time, at most every REFILL_GAP: a claim per finished send
+        # cost more transactions than the sends themselves, most of them claiming nothing.
+        self._refill_due = True
+        loop = asyncio.get_running_loop()
+        wait = max(0.0, self._last_claim + REFILL_GAP - loop.time())
+        loop.call_later(wait, self._refill)
+
+    def _refill(self) -> None:
+        self._refill_due = False
+        if self._stopping:
+            return
+        task = asyncio.create_task(self._tick_quietly())
+        self._refills.add(task)
+        task.add_done_callback(self._refills.discard)
 
     async def _tick_quietly(self) -> None:
         try:
@@ -249,6 +271,7 @@ class Dispatcher(leases.ClaimLoop[Item]):
                     body_of(event.type, event.created_at, event.data),
                     r.retry_since or r.created_at,
                     lease_until,
+                    endpoint.failing_since is not None,
                 )
             )
         return items
