@@ -23,6 +23,7 @@ from gateway.store.notify_models import OutboxMessage
 from gateway.store.web_models import ClientShortLink
 from tests.web.browser import look
 from tests.web.conftest import Live
+from tests.web.test_client_page import _reminders_due
 
 LINK = re.compile(r"(?:Manage:|Gérer :) (http://127\.0\.0\.1:\d+/c/[A-Za-z0-9_-]{11})$")
 
@@ -83,19 +84,6 @@ def _book(live: Live, name: str, phone: str, locale: str) -> tuple[str, str]:
     return client["id"], appointment["id"]
 
 
-async def _reminder_due_now(store: Store, appointment_id: str) -> None:
-    async with store.transaction() as session:
-        await session.execute(
-            update(OutboxMessage)
-            .where(
-                OutboxMessage.appointment_id == appointment_id,
-                OutboxMessage.kind == "reminder",
-                OutboxMessage.channel == "sms",
-            )
-            .values(due_at=datetime.now(UTC) - timedelta(seconds=1))
-        )
-
-
 async def _links_of(store: Store, client_id: str) -> int:
     async with store.transaction() as session:
         count = await session.scalar(
@@ -144,7 +132,7 @@ def test_confirmation_and_reminder_sms_link_to_the_clients_page(
         lambda: _sms_to(live, phone), why=lambda: live.run(_outbox, appointment_id)
     )
     assert booked in confirmation
-    live.run(_reminder_due_now, appointment_id)
+    live.run(_reminders_due, appointment_id)  # the client's, due now
     planned = len([r for r in live.run(_outbox, appointment_id) if r[1] == "sms"])
     assert planned >= 2  # the confirmation and at least one reminder
     _wait_for(

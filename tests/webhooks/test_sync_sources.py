@@ -5,7 +5,8 @@ the consent, a reconnect-needed, a resume after a guard) and a purge arrive too.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
+import contextlib
+from collections.abc import AsyncIterator, Iterator
 from datetime import datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -52,6 +53,26 @@ def settings(tmp_path: Path, peer: google_peer.GooglePeer) -> Settings:
     return make_settings(tmp_path, **google_settings(peer), **WEBHOOK_SETTINGS)
 
 
+@contextlib.asynccontextmanager
+async def _connected_to_radicale(tmp_path: Path, world: World) -> AsyncIterator[OtherSide]:
+    """Radicale with a "Work" calendar, `world` connected to it (writing there); the calendar's
+    own side for the test to edit it."""
+    with radicale.running(tmp_path / "radicale") as server:
+        dav = Dav("radicale", server.url, server.username, server.password, "")
+        other = await asyncio.to_thread(OtherSide, dav)
+        try:
+            await world.connect(
+                provider="caldav",
+                server_url=server.url,
+                username=server.username,
+                password=server.password,
+                write_calendar="Work",
+            )
+            yield other
+        finally:
+            other.client.close()
+
+
 async def test_move_in_radicale_arrives_as_updated_with_source_caldav(
     tmp_path: Path,
     store: Store,
@@ -65,29 +86,17 @@ async def test_move_in_radicale_arrives_as_updated_with_source_caldav(
     api = await new_account(store, client)
     world = World(api, store, settings, await api.user(timezone="Europe/Paris"), await api.client())
     await add_endpoint(api, receiver)
-    with radicale.running(tmp_path / "radicale") as server:
-        dav = Dav("radicale", server.url, server.username, server.password, "")
-        other = await asyncio.to_thread(OtherSide, dav)
-        try:
-            await world.connect(
-                provider="caldav",
-                server_url=server.url,
-                username=server.username,
-                password=server.password,
-                write_calendar="Work",
-            )
-            apt = await world.book(START, END)
-            assert (await world.sync()).pushed == 1
-            obj = await other.by_uid(appointment_uid(apt["id"]))
-            paris = ZoneInfo("Europe/Paris")
-            obj.icalendar_component["DTSTART"].dt = datetime(2027, 1, 14, 16, tzinfo=paris)
-            obj.icalendar_component["DTEND"].dt = datetime(2027, 1, 14, 17, tzinfo=paris)
-            await other.run(obj.save)
-            assert (await world.sync()).rescheduled == 1
-            await other.run((await other.by_uid(appointment_uid(apt["id"]))).delete)
-            assert (await world.sync()).cancelled == 1
-        finally:
-            other.client.close()
+    async with _connected_to_radicale(tmp_path, world) as other:
+        apt = await world.book(START, END)
+        assert (await world.sync()).pushed == 1
+        obj = await other.by_uid(appointment_uid(apt["id"]))
+        paris = ZoneInfo("Europe/Paris")
+        obj.icalendar_component["DTSTART"].dt = datetime(2027, 1, 14, 16, tzinfo=paris)
+        obj.icalendar_component["DTEND"].dt = datetime(2027, 1, 14, 17, tzinfo=paris)
+        await other.run(obj.save)
+        assert (await world.sync()).rescheduled == 1
+        await other.run((await other.by_uid(appointment_uid(apt["id"]))).delete)
+        assert (await world.sync()).cancelled == 1
     arrived_all = await arrived(dispatcher, receiver, 4)
     # Choosing the write calendar made the integration active: that arrives too (events of
     # different subjects may interleave).
@@ -188,17 +197,7 @@ async def test_resume_after_a_guard_arrives_as_status_changed(
     api = await new_account(store, client)
     world = World(api, store, settings, await api.user(), await api.client())
     await add_endpoint(api, receiver, event_types=["integration.status_changed"])
-    with radicale.running(tmp_path / "radicale") as server:
-        dav = Dav("radicale", server.url, server.username, server.password, "")
-        other = await asyncio.to_thread(OtherSide, dav)  # makes the "Work" calendar
-        other.client.close()
-        await world.connect(
-            provider="caldav",
-            server_url=server.url,
-            username=server.username,
-            password=server.password,
-            write_calendar="Work",
-        )
+    async with _connected_to_radicale(tmp_path, world):
         await _pause(store, world.integration_id)
         path = f"/v1/integrations/{world.integration_id}"
         resumed = await api.patch(path, {"resume": True})
