@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from cryptography.fernet import Fernet
-from sqlalchemy import select
+from sqlalchemy import inspect, select
 
 from gateway import secrets
 from gateway.config import Settings
@@ -22,6 +22,7 @@ from gateway.errors import UserError
 from gateway.store.db import Store
 from gateway.store.privacy_models import StoredKey
 from gateway.store.sync_models import Integration
+from gateway.store.web_models import ClientShortLink
 from gateway.store.webhook_models import WebhookEndpoint
 
 log = logging.getLogger("calgate.secrets")
@@ -32,6 +33,7 @@ ENCRYPTED: list[tuple[Any, str]] = [
     (WebhookEndpoint, "secret"),
     (WebhookEndpoint, "previous_secret"),
     (StoredKey, "secret"),
+    (ClientShortLink, "token"),
 ]
 
 
@@ -56,12 +58,13 @@ async def rotate(
     report = RotationReport()
     for model, column_name in ENCRYPTED:
         column = getattr(model, column_name)
+        key = inspect(model).primary_key[0]  # batches in primary-key order, whatever its name
         last: str | None = None
         while True:
             async with store.transaction() as session:
-                query = select(model).order_by(model.id).limit(batch).with_for_update()
+                query = select(model).order_by(key).limit(batch).with_for_update()
                 if last is not None:
-                    query = query.where(model.id > last)
+                    query = query.where(key > last)
                 rows = list(await session.scalars(query))
                 for row in rows:
                     token = getattr(row, column_name)
@@ -80,7 +83,7 @@ async def rotate(
                 progress(len(rows))
             if len(rows) < batch:
                 break
-            last = rows[-1].id
+            last = getattr(rows[-1], key.key)
     log.info(
         "secrets rotated",
         extra={

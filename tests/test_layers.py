@@ -1,8 +1,10 @@
-"""Arrows point down: the store and the domain import none of the features built on them.
+"""Arrows point down: the store and the domain import none of the features built on them,
+and the sync engine and privacy do not know the webhook feature.
 
-The features react to domain changes through listeners registered when the app is built
-(gateway/features.py), so a walk of every import in gateway/store and gateway/domain (at any
-depth, including imports inside functions) must find none of them.
+The features react to domain changes, integration status changes and the retention sweep
+through listeners registered when the app is built (gateway/features.py), so a walk of every
+import in those folders (at any depth, including imports inside functions) must find none of
+them.
 """
 
 from __future__ import annotations
@@ -29,16 +31,28 @@ def imported(path: Path) -> list[str]:
     return names
 
 
-def _upward(path: Path) -> list[str]:
-    return [n for n in imported(path) if n in ABOVE or n.startswith(tuple(a + "." for a in ABOVE))]
+# Folders that publish to features they must not name: folder -> the forbidden packages.
+UNAWARE = {"gateway/sync": ("gateway.webhooks",), "gateway/privacy": ("gateway.webhooks",)}
+
+
+def _upward(path: Path, above: tuple[str, ...] = ABOVE) -> list[str]:
+    return [n for n in imported(path) if n in above or n.startswith(tuple(a + "." for a in above))]
+
+
+def _found(folder: str, above: tuple[str, ...]) -> dict[str, list[str]]:
+    files = sorted((ROOT / folder).rglob("*.py"))
+    assert files
+    return {str(f.relative_to(ROOT)): up for f in files if (up := _upward(f, above))}
 
 
 @pytest.mark.parametrize("folder", LOW)
 def test_lower_layers_import_no_feature(folder: str) -> None:
-    files = sorted((ROOT / folder).rglob("*.py"))
-    assert files
-    found = {str(f.relative_to(ROOT)): up for f in files if (up := _upward(f))}
-    assert found == {}
+    assert _found(folder, ABOVE) == {}
+
+
+@pytest.mark.parametrize("folder", sorted(UNAWARE))
+def test_sync_and_privacy_do_not_know_the_webhooks(folder: str) -> None:
+    assert _found(folder, UNAWARE[folder]) == {}
 
 
 def test_the_walk_sees_imports_inside_functions(tmp_path: Path) -> None:

@@ -32,6 +32,7 @@ from gateway.store.notify_models import (
     OutboxMessage,
 )
 from gateway.web.client_links import client_page_url
+from gateway.web.short_links import short_link
 
 # The outbox columns a claim reads (plain rows, not ORM objects).
 CLAIMED = (
@@ -139,13 +140,19 @@ async def check(ctx: Loaded, row: Row[Any], now: datetime) -> Snapshot | Settle:
         overrides=await ctx.overrides(account.id),
         public_url=ctx.settings.public_url,
         now=now,
-        # The client's own page, signed now (one link per client and hour, cached).
-        manage_url=(
-            client_page_url(ctx.settings, person.id, person.email, person.phone)
-            if row.recipient_type == "client" and row.channel == "email"
-            else ""
-        ),
+        manage_url=await _page_link(ctx, row, person, now),
     )
+
+
+async def _page_link(ctx: Loaded, row: Row[Any], person: Client | User, now: datetime) -> str:
+    """The client's own page: the signed link in emails (one per client and hour, cached), a
+    short link stored now in SMS (the signed one would fill most of a message)."""
+    if row.recipient_type != "client":
+        return ""
+    assert isinstance(person, Client)
+    if row.channel == "sms":
+        return await short_link(ctx.session, ctx.settings, person, now)
+    return client_page_url(ctx.settings, person.id, person.email, person.phone)
 
 
 class Loaded:

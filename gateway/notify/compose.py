@@ -50,7 +50,7 @@ class Snapshot:
     overrides: Overrides
     public_url: str
     now: datetime  # the claim's instant: the invitation's DTSTAMP
-    manage_url: str = ""  # a client's own page (signed link), for their emails only
+    manage_url: str = ""  # a client's own page: the signed link (email) or a short one (SMS)
 
 
 def compose(s: Snapshot) -> Outgoing:
@@ -72,7 +72,7 @@ def compose(s: Snapshot) -> Outgoing:
         manage_url=s.manage_url,
         calendar_url=(
             f"{s.manage_url}/appointments/{s.appointment_id}.ics"
-            if s.manage_url and s.kind != "cancellation"
+            if s.manage_url and s.channel == "email" and s.kind != "cancellation"
             else ""
         ),
     )

@@ -83,6 +83,7 @@ class Dispatcher(leases.ClaimLoop[Claimed]):
         super().__init__(store, timedelta(seconds=settings.notify_lease_seconds))
         self.owner = "notify:" + self.owner
         self.settings = settings
+        self.claim_batch = settings.notify_claim_batch  # pipelined ticks (leases.ClaimLoop)
         self.channels: dict[str, Channel] = registry.load(settings)
         # SQLite has one writer: our claim and outcome transactions take turns here instead of
         # meeting in SQLite's busy handler, which sleeps whole milliseconds between tries.
@@ -97,41 +98,8 @@ class Dispatcher(leases.ClaimLoop[Claimed]):
     def _turn(self) -> contextlib.AbstractAsyncContextManager[Any]:
         return self._write_turn if self._write_turn is not None else contextlib.nullcontext()
 
-    async def tick(self) -> int:
-        """Claim and send until nothing is due; returns how many rows were handled.
-
-        Unlike the plain ClaimLoop round, the next batch is claimed (and composed) while the
-        previous one is still sending, with at most one batch waiting behind the one on the wire.
-        """
-        total = 0
-        batch_size = self.settings.notify_claim_batch
-        while True:
-            async with self._claiming:
-                if self._stopping or not self.ready:
-                    break
-                async with self._turn(), self.store.transaction() as session:
-                    batch = await self._claim(session)
-                if self._stopping and batch:
-                    # stop() came while we were claiming: hand them back instead of sending.
-                    ids = [self._item_id(i) for i in batch]
-                    async with self._turn(), self.store.transaction() as session:
-                        await leases.release(session, self.model, ids, owner=self.owner)
-                    break
-                for item in batch:
-                    task = asyncio.create_task(self._run(item))
-                    self._running.add(task)
-                    task.add_done_callback(self._running.discard)
-                    # Let the loop serve the connections already sending before composing the
-                    # next message.
-                    await asyncio.sleep(0)
-            total += len(batch)
-            if len(batch) < batch_size:
-                break
-            while len(self._running) > batch_size:
-                await asyncio.wait(list(self._running), return_when=asyncio.FIRST_COMPLETED)
-        if self._running:
-            await asyncio.gather(*list(self._running), return_exceptions=True)
-        return total
+    def _may_claim(self) -> bool:
+        return bool(self.ready)
 
     async def stop(self, grace: float) -> None:
         """Stop claiming; let sends in flight finish within `grace` seconds; close channels."""

@@ -234,5 +234,7 @@ def settle(
 
 async def _opt_out_recipient(session: AsyncSession, row: OutboxMessage) -> None:
     client = await session.get(Client, row.recipient_id)
-    if client is not None and client.phone:
-        await optouts.opt_out(session, client.phone)
+    if client is not None and client.phone and await optouts.opt_out(session, client.phone):
+        # Twilio refused the send because the number answered STOP (21610): the booking
+        # product hears of it as it would of a STOP reply.
+        await webhook_hooks.sms_opt_changed(session, client.phone, opted_out=True)

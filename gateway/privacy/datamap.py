@@ -61,6 +61,13 @@ TABLES: dict[str, Entry] = {
     ),
     "contact_changes": Entry(_ACCOUNT),
     "page_settings": Entry(_ACCOUNT),
+    "client_short_links": Entry(
+        _ACCOUNT,
+        hidden={
+            "code_hash": _HASHED,
+            "token": "the signed link to the client's page, encrypted: a credential, not data",
+        },
+    ),
     "provider_state": Entry(
         None,
         excluded="a provider's state shared between processes (write pauses, access tokens, "

@@ -43,9 +43,8 @@ from gateway.store.privacy_models import Erasure
 from gateway.store.sync_models import Integration, PurgeReceipt, SyncCalendar
 from gateway.store.types import utcnow
 from gateway.sync import integrations as service
-from gateway.sync import providers, watch
+from gateway.sync import providers, topics, watch
 from gateway.sync.run import PURGING
-from gateway.webhooks import hooks as webhook_hooks
 
 log = logging.getLogger("calgate.privacy")
 
@@ -260,7 +259,7 @@ async def _local_phase(store: Store, integration_id: str) -> None:
         receipt.state = DONE
         receipt.purged_at = utcnow()
         await session.flush()
-        await webhook_hooks.integration_purged(session, receipt)
+        await topics.purged(session, receipt)
         if receipt.delete_user:
             await user_erasure.credit_purge(session, receipt)
             await _delete_user_when_last(session, receipt)

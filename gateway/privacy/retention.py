@@ -1,8 +1,14 @@
-"""Retention: rows that are only kept for a while are deleted when their time is up."""
+"""Retention: rows that are only kept for a while are deleted when their time is up.
+
+The sweep deletes the store's own kept-for-a-while rows, then publishes `RETENTION_SWEEP`
+(gateway/store/listeners.py): each feature's listener (registered in gateway/features.py)
+deletes its own and adds its counts, so privacy imports no feature.
+"""
 
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from sqlalchemy import delete
@@ -10,12 +16,21 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway.config import Settings
 from gateway.domain import key_activity
-from gateway.feeds import access as feed_access
-from gateway.notify import retention as notify_retention
+from gateway.store.listeners import publish
 from gateway.store.models import IdempotencyRecord, UsageRecord
-from gateway.webhooks import retention as webhook_retention
 
 log = logging.getLogger("calgate.retention")
+
+RETENTION_SWEEP = "retention.sweep"  # event: a Sweep
+
+
+@dataclass
+class Sweep:
+    """One retention sweep, as its listeners see it: they add their deleted counts by table."""
+
+    settings: Settings
+    now: datetime
+    counts: dict[str, int] = field(default_factory=dict)
 
 
 async def sweep(session: AsyncSession, settings: Settings, now: datetime) -> dict[str, int]:
@@ -29,9 +44,8 @@ async def sweep(session: AsyncSession, settings: Settings, now: datetime) -> dic
         "usage_records": int(usage.rowcount),  # type: ignore[attr-defined]
         "idempotency_records": int(idem.rowcount),  # type: ignore[attr-defined]
     }
-    counts.update(await feed_access.sweep(session, settings, now))
     counts.update(await key_activity.sweep(session, settings, now))
-    counts.update(await notify_retention.sweep(session, settings, now))
-    counts.update(await webhook_retention.sweep(session, settings, now))
+    run = Sweep(settings, now, counts)
+    await publish(session, RETENTION_SWEEP, run)  # the features' own rows
     log.info("retention sweep", extra={"deleted": counts})
     return counts

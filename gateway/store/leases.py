@@ -226,9 +226,12 @@ class ClaimLoop(abc.ABC, Generic[Item]):
 
     A subclass names its `model`, claims in `_claim` (returning light items, not ORM objects that
     outlive the transaction), says which row each item is (`_item_id`), and works in `_run`.
+    With `claim_batch` set (the most `_claim` takes at once), a tick pipelines: it claims the
+    next batch while the previous one still runs, until a batch comes back short.
     """
 
     model: type[LeaseMixin]
+    claim_batch: int | None = None  # None: one batch per tick
 
     def __init__(self, store: Store, lease: timedelta, owner_suffix: str = "") -> None:
         self.store = store
@@ -251,31 +254,57 @@ class ClaimLoop(abc.ABC, Generic[Item]):
     async def _run(self, item: Item) -> None:
         """Do the work of one claimed item, then complete or release its lease."""
 
+    def _turn(self) -> contextlib.AbstractAsyncContextManager[Any]:
+        """Held around each claim transaction (a subclass writing to SQLite from several tasks
+        returns its lock, so they take turns instead of meeting in SQLite's busy handler)."""
+        return contextlib.nullcontext()
+
+    def _may_claim(self) -> bool:
+        """False when there is nothing this process could do with a claim (no channel, say)."""
+        return True
+
     async def tick(self) -> int:
-        """Claim a batch and run it concurrently; returns how many items were started."""
-        tasks = await self.start_batch()
-        if tasks:
-            await asyncio.gather(*tasks, return_exceptions=True)
-        return len(tasks)
+        """Claim and run until nothing is due; returns how many items were started.
+
+        Without `claim_batch`, one batch, waited for. With it, the next batch is claimed while
+        the previous one is still running, with at most one batch waiting behind the running
+        ones, until a batch comes back short; then the tick waits for what it started.
+        """
+        total = 0
+        while True:
+            tasks = await self.start_batch()
+            total += len(tasks)
+            batch = self.claim_batch
+            if batch is None or len(tasks) < batch:
+                break
+            while len(self._running) > batch:
+                await asyncio.wait(list(self._running), return_when=asyncio.FIRST_COMPLETED)
+        if self._running:
+            await asyncio.gather(*list(self._running), return_exceptions=True)
+        return total
 
     async def start_batch(self) -> list[asyncio.Task[None]]:
         """Claim a batch and start running it, without waiting for it (a claimer whose items
         take unequal times keeps claiming while the slow ones run); returns the tasks."""
         async with self._claiming:
-            if self._stopping:
+            if self._stopping or not self._may_claim():
                 return []
-            async with self.store.transaction() as session:
+            async with self._turn(), self.store.transaction() as session:
                 items = await self._claim(session)
             if self._stopping and items:
                 # stop() came while we were claiming: hand them back instead of starting them.
-                async with self.store.transaction() as session:
+                async with self._turn(), self.store.transaction() as session:
                     ids = [self._item_id(i) for i in items]
                     await release(session, self.model, ids, owner=self.owner)
                 return []
-            tasks = [asyncio.create_task(self._run(i)) for i in items]
-            self._running.update(tasks)
-            for task in tasks:
+            tasks = []
+            for item in items:
+                task = asyncio.create_task(self._run(item))
+                self._running.add(task)
                 task.add_done_callback(self._running.discard)
+                tasks.append(task)
+                # Let the items already started go on before starting the next one.
+                await asyncio.sleep(0)
         return tasks
 
     async def stop(self, grace: float) -> None:

@@ -40,3 +40,21 @@ class PageSettings(Base):
     )
     return_url: Mapped[str | None] = mapped_column(String(2000), default=None)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ClientShortLink(Base):
+    """A short code (`/c/{code}`) for a client's page link, sent in SMS where the signed link
+    is too long. The code is stored only as its SHA-256 (a random 66-bit code needs no slow
+    hash, and the lookup stays one primary-key probe); the signed page link it opens is stored
+    encrypted, and both end when that link expires (the retention sweep) or with the client."""
+
+    __tablename__ = "client_short_links"
+
+    code_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    account_id: Mapped[str] = mapped_column(
+        ForeignKey("accounts.id", ondelete="CASCADE"), index=True
+    )
+    client_id: Mapped[str] = mapped_column(ForeignKey("clients.id", ondelete="CASCADE"), index=True)
+    token: Mapped[str] = mapped_column(String(1000))  # the signed page token, encrypted
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(index=True)

@@ -30,7 +30,7 @@ from gateway.store.db import Store, session_store
 from gateway.store.lifecycle_models import OAuthConsent
 from gateway.store.sync_models import Integration, SyncCalendar
 from gateway.store.types import utcnow
-from gateway.sync import providers
+from gateway.sync import providers, topics
 from gateway.sync.run import ACTIVE, PENDING, PURGING
 
 log = logging.getLogger("calgate.sync")
@@ -219,5 +219,6 @@ async def _store_grant(
     integration.failures = 0
     integration.dirty = True
     integration.due_at = utcnow()
+    await topics.status_set(session, integration)
     await session.flush()
     return write.name if write is not None else None

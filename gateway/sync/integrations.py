@@ -24,14 +24,13 @@ from gateway.store.db import session_store
 from gateway.store.models import Account, User
 from gateway.store.sync_models import Integration, SyncCalendar, SyncLogEntry
 from gateway.store.types import utcnow
-from gateway.sync import consent, outbound, providers
+from gateway.sync import consent, outbound, providers, topics
 from gateway.sync.record import integration_counts
 from gateway.sync.run import (
     ACTIVE,
     PENDING,
     PURGING,
 )
-from gateway.webhooks import hooks as webhook_hooks
 
 log = logging.getLogger("calgate.sync")
 
@@ -136,6 +135,7 @@ async def choose_calendars(
     if any(c.write for c in calendars) and integration.status == PENDING:
         integration.status = ACTIVE
         integration.due_at = utcnow()
+        await topics.status_set(session, integration)
     await session.flush()
     return integration
 
@@ -151,7 +151,7 @@ async def _discover_calendars(
     except AuthExpired as exc:
         trouble = describe(exc)
         integration.status, integration.last_error = trouble.status, trouble.words
-        await webhook_hooks.integration_status_changed(session, integration)
+        await topics.status_set(session, integration)
         return None
     finally:
         await connector.close()
@@ -177,7 +177,7 @@ async def update_password(
     integration.last_error = None
     integration.failures = 0
     integration.due_at = utcnow()
-    await webhook_hooks.integration_status_changed(session, integration)
+    await topics.status_set(session, integration)
     return integration
 
 
@@ -187,6 +187,7 @@ async def resume(session: AsyncSession, integration: Integration) -> Integration
         integration.status = ACTIVE
         integration.due_at = utcnow()
         integration.dirty = True
+        await topics.status_set(session, integration)
     return integration
 
 

@@ -40,7 +40,7 @@ from gateway.store.sync_models import (
     SyncMapping,
 )
 from gateway.store.types import utcnow
-from gateway.sync import plan, providers
+from gateway.sync import plan, providers, topics
 from gateway.sync.plan import (
     Adopt,
     AppointmentSnap,
@@ -58,7 +58,6 @@ from gateway.sync.plan import (
     Update,
 )
 from gateway.sync.record import CalendarRun, RunState, commit, snapshot
-from gateway.webhooks import hooks as webhook_hooks
 
 log = logging.getLogger("calgate.sync")
 
@@ -148,7 +147,7 @@ async def sync_integration(
             trouble = describe(exc)
             integration.status = trouble.status
             integration.last_error = trouble.words
-            await webhook_hooks.integration_status_changed(session, integration)
+            await topics.status_set(session, integration)
             return Outcome(status=trouble.status, error=trouble.words)
     state = RunState(
         {
@@ -360,7 +359,7 @@ async def _finish_error(
             session.add(
                 SyncLogEntry(integration_id=integration_id, kind="error", detail=trouble.words)
             )
-            await webhook_hooks.integration_status_changed(session, integration)
+            await topics.status_set(session, integration)
     outcome.status = trouble.status
     outcome.error = trouble.words
     outcome.retry_after = trouble.retry_after
@@ -384,7 +383,7 @@ async def _finish_guard(
             session.add(
                 SyncLogEntry(integration_id=integration_id, kind="guard", detail=guard.reason)
             )
-            await webhook_hooks.integration_status_changed(session, integration)
+            await topics.status_set(session, integration)
     outcome.status = PAUSED
     outcome.error = guard.reason
     return outcome

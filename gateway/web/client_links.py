@@ -1,8 +1,10 @@
 """A client's link to their own page: signed and expiring (itsdangerous), never stored.
 
 The token holds the client's id and a short fingerprint of the email and phone it was sent to.
-It expires after `web_client_link_days`; it is "used" once that contact is corrected on the page
-(a link sent to a mistyped address stops working and the page moves to a fresh link). The
+It expires after `web_client_link_days`. Until then it opens the page as often as the person
+likes (a reminder opened twice must still work): nothing marks a link "used". It is *replaced*
+once the email or phone is corrected on the page (a link sent to a mistyped address stops working
+and the page moves to a fresh link), and *withdrawn* when the client is deleted. The
 signing key is derived from the secrets key (`gateway.secrets.signing_key`).
 """
 
@@ -27,7 +29,8 @@ class LinkProblem(Enum):
     """Why a link opens nothing."""
 
     EXPIRED = "expired"
-    USED = "used"
+    REPLACED = "replaced"  # the contact details it was sent to were corrected since
+    WITHDRAWN = "withdrawn"  # genuinely ours, but the client it opened is deleted
     INVALID = "invalid"
 
 

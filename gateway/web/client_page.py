@@ -39,7 +39,8 @@ def _store(request: Request) -> Store:
     return store
 
 
-def _problem_page(request: Request, problem: client_links.LinkProblem) -> Response:
+def problem_page(request: Request, problem: client_links.LinkProblem) -> Response:
+    """The page of a link that opens nothing, saying why (404 invalid, 410 otherwise)."""
     lang = pages.choose_language(
         request.headers.get("accept-language"), request.query_params.get("lang")
     )
@@ -104,11 +105,11 @@ async def _show(
 async def _holder(request: Request, token: str) -> tuple[Account, Client] | Response:
     read = client_links.read_token(_settings(request), token)
     if isinstance(read, client_links.LinkProblem):
-        return _problem_page(request, read)
+        return problem_page(request, read)
     async with _store(request).transaction() as session:
         found = await client_service.holder_client(session, read)
     if isinstance(found, client_links.LinkProblem):
-        return _problem_page(request, found)
+        return problem_page(request, found)
     return found
 
 
@@ -202,12 +203,12 @@ async def change_settings(request: Request, token: str, what: str) -> Response:
         return pages.page("form_refused.html.j2", lang, status=403, back=_base(request, token))
     read = client_links.read_token(settings, token)
     if isinstance(read, client_links.LinkProblem):
-        return _problem_page(request, read)
+        return problem_page(request, read)
     try:
         async with _store(request).transaction() as session:
             found = await client_service.holder_client(session, read)
             if isinstance(found, client_links.LinkProblem):
-                return _problem_page(request, found)
+                return problem_page(request, found)
             account, client = found
             changes = _requested_changes(form, what, client)
             changed = await client_service.change(session, account, client, changes, "client_page")

@@ -35,15 +35,16 @@ class Upcoming:
 async def holder_client(
     session: AsyncSession, holder: LinkHolder
 ) -> tuple[Account, Client] | LinkProblem:
-    """The client a link belongs to, or USED when its contact details changed since."""
+    """The client a link belongs to; REPLACED when its contact details changed since, WITHDRAWN
+    when the client (or the account) is deleted: the signature proved the link was ours."""
     client = await session.get(Client, holder.client_id)
     if client is None:
-        return LinkProblem.INVALID
+        return LinkProblem.WITHDRAWN
     if contact_fingerprint(client.email, client.phone) != holder.contact:
-        return LinkProblem.USED
+        return LinkProblem.REPLACED
     account = await session.get(Account, client.account_id)
     if account is None:
-        return LinkProblem.INVALID
+        return LinkProblem.WITHDRAWN
     return account, client
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import FastAPI
 from starlette.staticfiles import StaticFiles
 
-from gateway.web import client_page, docs, pages
+from gateway.web import client_page, docs, pages, short_links
 
 
 def install(app: FastAPI) -> None:
@@ -13,3 +13,4 @@ def install(app: FastAPI) -> None:
     app.mount(pages.ASSETS_PATH, StaticFiles(directory=pages.WEB_DIR / "assets"), name="web-assets")
     docs.install(app)
     app.include_router(client_page.router)
+    app.include_router(short_links.router)

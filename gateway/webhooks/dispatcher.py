@@ -5,10 +5,14 @@ Per endpoint with due work, a claim takes up to PREFETCH rounds of
 only the first pending delivery of each appointment (lowest version), so an appointment's events
 arrive in order. At most `webhooks_endpoint_concurrency` requests per endpoint are on the wire
 at once in a process (a semaphore per endpoint), so one slow receiver cannot hold up the others:
-its claims wait for its own slots while the other endpoints' go out. Sends run outside any
-transaction and do not wait for each other; when an endpoint has room for a whole round again,
-the claim runs at once (not at the next tick). Outcomes are stored by group commit, naming our
-lease. A delivery that waited for a slot until its lease was nearly out is handed back unsent.
+its claims wait for its own slots while the other endpoints' go out. Across processes the cap is
+not shared: since every claim counts the leases of all processes, at most PREFETCH rounds of one
+endpoint are leased at once, so P processes have at most min(P, PREFETCH) x the cap in flight to
+it. Sends run outside any transaction and do not wait for each other; when an endpoint has room
+for a whole round again, a claim follows within REFILL_GAP (not at the next tick). The scheduler
+calls `claim_due`, which never waits for sends; `tick` (tests, benchmarks) is the pipelined
+`leases.ClaimLoop` tick. Outcomes are stored by group commit, naming our lease. A delivery that
+waited for a slot until its lease was nearly out is handed back unsent.
 
 At least once: a crash between the receiver's answer and our record leaves the delivery leased;
 when the lease expires it is sent again, with the same `webhook-id`.
@@ -45,6 +49,9 @@ log = logging.getLogger("calgate.webhooks")
 # Deliveries claimed per endpoint: up to this many rounds of `webhooks_endpoint_concurrency`,
 # so each claim takes a round's worth while the previous round is still on the wire.
 PREFETCH = 4
+# Least time between two refill claims caused by finished sends (the scheduler's tick and a
+# tick in progress claim regardless).
+REFILL_GAP = 0.01
 
 _EARLIER = aliased(WebhookDelivery)
 # No pending delivery of the same appointment to the same endpoint comes before this one.
@@ -80,6 +87,7 @@ class Item:
     body: bytes
     retry_from: datetime
     lease_until: float = 0.0  # time.monotonic() after which another process may own it
+    endpoint_failing: bool = False  # the endpoint had failing attempts when this was claimed
 
 
 class Dispatcher(leases.ClaimLoop[Item]):
@@ -94,47 +102,49 @@ class Dispatcher(leases.ClaimLoop[Item]):
         self._plain: dict[str, str] = {}  # encrypted secret -> secret (decrypt once)
         # SQLite has one writer: our claims and outcome writes take turns here instead of
         # meeting in SQLite's busy handler, which sleeps whole milliseconds between tries.
-        self._turn = asyncio.Lock() if store.dialect == "sqlite" else None
-        self._writer = outcomes.Writer(store, settings, self.owner, self._turn)
+        self._write_turn = asyncio.Lock() if store.dialect == "sqlite" else None
+        self._writer = outcomes.Writer(store, settings, self.owner, self._write_turn)
+        self.claim_batch = settings.webhooks_claim_batch  # pipelined ticks (leases.ClaimLoop)
         cap = settings.webhooks_endpoint_concurrency
         self._slots: dict[str, asyncio.Semaphore] = defaultdict(lambda: asyncio.Semaphore(cap))
         self._held: Counter[str] = Counter()  # endpoint -> deliveries we hold (queued or sent)
-        self._filling = False
-        self._again = False
         self._refills: set[asyncio.Task[None]] = set()
+        self._refill_due = False  # a refill claim is scheduled
+        self._last_claim = 0.0  # loop time the last claim started
 
     # -- the loop --------------------------------------------------------------------------
 
-    async def tick(self) -> int:
-        """Claim and start what is due now, without waiting for the sends (each finished one
-        claims again when its endpoint has room for a whole round). Returns how many started."""
-        if self._filling:
-            self._again = True  # the claim in progress goes round once more
-            return 0
-        self._filling = True
-        started = 0
-        try:
-            while not self._stopping:
-                self._again = False
-                tasks = await self.start_batch()
-                started += len(tasks)
-                if not self._again and len(tasks) < self.settings.webhooks_claim_batch:
-                    break
-        finally:
-            self._filling = False
-        return started
+    def _turn(self) -> contextlib.AbstractAsyncContextManager[Any]:
+        return self._write_turn if self._write_turn is not None else contextlib.nullcontext()
 
     async def start_batch(self) -> list[asyncio.Task[None]]:
-        """The base class's claim, taking its turn at the SQLite writer."""
-        async with self._turn or contextlib.nullcontext():
-            return await super().start_batch()
+        """The base class's claim, noting when it started (refills keep their distance)."""
+        self._last_claim = asyncio.get_running_loop().time()
+        return await super().start_batch()
+
+    async def claim_due(self) -> int:
+        """Claim and start what is due now without waiting for the sends: the scheduler's tick
+        (a slow endpoint must not keep other endpoints' new events waiting for it). Batches
+        follow while they come back full and at most one batch runs beyond the claimed one,
+        as in the pipelined `tick`; finished sends claim again. Returns how many started."""
+        started = 0
+        batch = self.settings.webhooks_claim_batch
+        while True:
+            tasks = await self.start_batch()
+            started += len(tasks)
+            if len(tasks) < batch or len(self._running) > batch:
+                return started
 
     async def drain(self) -> int:
-        """Tick, then wait until nothing claimed is in flight (and no claim it caused is
-        running); returns how many deliveries started meanwhile. For tests and benchmarks."""
+        """The pipelined tick (leases.ClaimLoop), then wait until no claim a finished send
+        caused is running or due; returns how many deliveries started. For tests and
+        benchmarks."""
         started = await self.tick()
-        while self._running or self._refills:
-            await asyncio.gather(*self._running, *self._refills, return_exceptions=True)
+        while self._running or self._refills or self._refill_due:
+            if self._running or self._refills:
+                await asyncio.gather(*self._running, *self._refills, return_exceptions=True)
+            else:
+                await asyncio.sleep(REFILL_GAP)  # a refill claim is about to start
         return started
 
     async def stop(self, grace: float) -> None:
@@ -146,14 +156,26 @@ class Dispatcher(leases.ClaimLoop[Item]):
     def _finished(self, endpoint_id: str) -> None:
         self._held[endpoint_id] -= 1
         cap = self.settings.webhooks_endpoint_concurrency
-        if not self._stopping and self._held[endpoint_id] <= cap * (PREFETCH - 1):
-            task = asyncio.create_task(self._tick_quietly())
-            self._refills.add(task)
-            task.add_done_callback(self._refills.discard)
+        if self._stopping or self._held[endpoint_id] > cap * (PREFETCH - 1) or self._refill_due:
+            return
+        # One refill claim at a time, at most every REFILL_GAP: a claim per finished send
+        # cost more transactions than the sends themselves, most of them claiming nothing.
+        self._refill_due = True
+        loop = asyncio.get_running_loop()
+        wait = max(0.0, self._last_claim + REFILL_GAP - loop.time())
+        loop.call_later(wait, self._refill)
 
-    async def _tick_quietly(self) -> None:
+    def _refill(self) -> None:
+        self._refill_due = False
+        if self._stopping:
+            return
+        task = asyncio.create_task(self._claim_quietly())
+        self._refills.add(task)
+        task.add_done_callback(self._refills.discard)
+
+    async def _claim_quietly(self) -> None:
         try:
-            await self.tick()
+            await self.claim_due()
         except Exception as exc:  # the scheduler's next tick tries again
             log.warning("webhook claim failed: %s", type(exc).__name__)
 
@@ -249,6 +271,7 @@ class Dispatcher(leases.ClaimLoop[Item]):
                     body_of(event.type, event.created_at, event.data),
                     r.retry_since or r.created_at,
                     lease_until,
+                    endpoint.failing_since is not None,
                 )
             )
         return items
@@ -346,7 +369,7 @@ def install(scheduler: Any, store: Store, settings: Settings) -> Dispatcher | No
 
     async def _tick() -> None:
         try:
-            await dispatcher.tick()
+            await dispatcher.claim_due()
         except Exception as exc:  # a failed round (database away) must not stop later ones
             log.warning("webhook tick failed: %s", type(exc).__name__)
 

@@ -56,6 +56,12 @@ async def on_appointment_change(session: AsyncSession, change: AppointmentChange
     )
 
 
+def _in_order_of(integration_id: str) -> dict[str, Any]:
+    # One integration's events go out one at a time, in the order they were written: the same
+    # `seq` for all, so deliveries follow their ids (ULIDs, in creation order).
+    return {"order_key": integration_id, "seq": 0}
+
+
 async def integration_status_changed(session: AsyncSession, integration: Integration) -> None:
     """integration.status_changed, when the status set on `integration` since it was loaded
     differs from the stored one (read from the ORM's history, so the caller passes nothing
@@ -72,7 +78,13 @@ async def integration_status_changed(session: AsyncSession, integration: Integra
         "previous_status": previous,
         "reason": integration.last_error,
     }
-    await emit(session, integration.account_id, events.INTEGRATION_STATUS_CHANGED, data)
+    await emit(
+        session,
+        integration.account_id,
+        events.INTEGRATION_STATUS_CHANGED,
+        data,
+        **_in_order_of(integration.id),
+    )
 
 
 async def integration_purged(session: AsyncSession, receipt: PurgeReceipt) -> None:
@@ -87,7 +99,13 @@ async def integration_purged(session: AsyncSession, receipt: PurgeReceipt) -> No
             "purged_at": iso(receipt.purged_at) if receipt.purged_at else None,
         },
     }
-    await emit(session, receipt.account_id, events.INTEGRATION_PURGED, data)
+    await emit(
+        session,
+        receipt.account_id,
+        events.INTEGRATION_PURGED,
+        data,
+        **_in_order_of(receipt.integration_id),
+    )
 
 
 async def _anyone_listens(session: AsyncSession) -> bool:

@@ -1,5 +1,6 @@
-"""Fixtures of the webhook tests: a receiver on 127.0.0.1, settings that allow it, an account
-with an endpoint pointing at it, and a helper that runs the dispatcher until a condition holds."""
+"""Fixtures of the webhook tests: both stores, a receiver on 127.0.0.1, settings that allow it,
+an account with an endpoint pointing at it, and a helper that runs the dispatcher until a
+condition holds."""
 
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ from gateway.config import Settings
 from gateway.store.db import Store
 from gateway.store.webhook_models import WebhookAttempt, WebhookDelivery
 from gateway.webhooks.dispatcher import Dispatcher
-from tests.conftest import make_settings
+from tests.conftest import _sqlite_store, make_settings, postgres_schema_store
 from tests.peers import webhook_receiver
 from tests.peers.webhook_receiver import Receiver
 from tests.support import Api, new_account
@@ -38,6 +39,15 @@ WEBHOOK_SETTINGS: dict[str, Any] = {
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
     return make_settings(tmp_path, **WEBHOOK_SETTINGS)
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+async def store(request: pytest.FixtureRequest, settings: Settings) -> AsyncIterator[Store]:
+    """Every webhook test on both stores: SQLite in the test's folder, PostgreSQL in a schema of
+    its own (claims with SKIP LOCKED, no write turn; skipped, saying why, without a server)."""
+    made = _sqlite_store(settings) if request.param == "sqlite" else postgres_schema_store(settings)
+    async for s in made:
+        yield s
 
 
 @pytest.fixture

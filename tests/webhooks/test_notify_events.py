@@ -84,3 +84,34 @@ async def test_stop_and_start_arrive_per_client(
         ("client.sms_opted_out", {"client_id": person["id"]}),
         ("client.sms_opted_in", {"client_id": person["id"]}),
     ]
+
+
+async def test_a_send_refused_as_opted_out_arrives_as_sms_opted_out(
+    store: Store,
+    client: httpx.AsyncClient,
+    settings: Settings,
+    twilio: TwilioPeer,  # noqa: F811
+    receiver: Receiver,
+    dispatcher: Dispatcher,
+) -> None:
+    """The number answered STOP to Twilio directly (we never saw the reply): Twilio refuses the
+    send with 21610; the opt-out is recorded and the booking product hears of it once."""
+    api = await new_account(store, client)
+    await add_endpoint(api, receiver, event_types=TYPES)
+    user = await api.user()
+    person = await api.client(email=None, notify_sms=True, sms_consent=True)
+    start, end = soon(72)
+    twilio.fail_next(21610)
+    await api.appointment(user["id"], person["id"], start=start, end=end)
+    await deliver(store, settings)
+    events = await arrived(dispatcher, receiver, 1)
+    opted = [e for e in events if e["type"] == "client.sms_opted_out"]
+    assert [e["data"] for e in opted] == [{"client_id": person["id"]}]
+    # The opt-out is kept: a second appointment's SMS is not even attempted.
+    sent_before = len(twilio.requests)
+    later_start, later_end = soon(96)
+    await api.appointment(user["id"], person["id"], start=later_start, end=later_end)
+    await deliver(store, settings)
+    assert len(twilio.requests) == sent_before
+    await dispatcher.drain()
+    assert len([e for e in receiver.app.events() if e["type"] == "client.sms_opted_out"]) == 1
