@@ -22,6 +22,9 @@ class Integration(LeaseMixin, Base):
     """
 
     __tablename__ = "sync_integrations"
+    # The push-channel tick reads one provider's active integrations: a seek, not a scan of
+    # every provider's (0009scale).
+    __table_args__ = (Index("ix_sync_integrations_provider_status", "provider", "status"),)
 
     id: Mapped[str] = mapped_column(ID, primary_key=True, default=lambda: new_id("int"))
     account_id: Mapped[str] = mapped_column(
