@@ -8,6 +8,7 @@ object at a time, so building the full population takes seconds, not minutes.
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import hashlib
 from collections.abc import Iterator
@@ -20,12 +21,13 @@ from sqlalchemy import event, insert
 from gateway import secrets
 from gateway.config import Settings
 from gateway.domain import accounts
+from gateway.domain.accounts import hash_secret
 from gateway.notify.delivery import Dispatcher as NotifyDispatcher
 from gateway.store.db import Store
 from gateway.store.feed_models import Feed
 from gateway.store.models import Appointment, Client, User
 from gateway.store.notify_models import OutboxMessage
-from gateway.store.sync_models import Integration
+from gateway.store.sync_models import Integration, SyncCalendar
 from gateway.store.types import new_id
 from gateway.sync import watch
 from gateway.sync.schedule import SyncTicker
@@ -42,7 +44,19 @@ class Population:
     account_id: str = ""
     user_ids: list[str] = field(default_factory=list)
     client_ids: list[str] = field(default_factory=list)
+    integration_ids: list[str] = field(default_factory=list)
     counts: dict[str, int] = field(default_factory=dict)
+
+
+def memory_url(number: int) -> str:
+    """The memory-calendar address of the population's integration `number`."""
+    return f"memory://scale-{number}"
+
+
+def feed_token(number: int) -> str:
+    """The URL token of the population's feed `number` (well formed, derived, not random)."""
+    digest = hashlib.sha256(f"scale-feed-{number}".encode()).digest()
+    return base64.urlsafe_b64encode(digest).decode().rstrip("=")
 
 
 async def _bulk(store: Store, model: Any, rows: list[dict[str, Any]]) -> None:
@@ -112,8 +126,8 @@ async def build(
                 "user_id": found.user_ids[i % practitioners],
                 "name": f"Feed {i}",
                 "privacy": "limited",
-                "token_hash": hashlib.sha256(f"scale-feed-{i}".encode()).hexdigest(),
-                "token_prefix": f"{i:06d}"[:6],
+                "token_hash": hash_secret(feed_token(i)),
+                "token_prefix": feed_token(i)[:6],
             }
             for i in range(feeds)
         ],
@@ -187,23 +201,33 @@ async def add_integrations(
     """Add `count` active memory-calendar integrations, next due in a day (not due now)."""
     secret = secrets.encrypt(settings, "pw")  # one encryption, shared: only read when syncing
     due = datetime.now(UTC) + timedelta(days=1)
+    first = len(population.integration_ids)
+    ids = [new_id("int") for _ in range(count)]
     await _bulk(
         store,
         Integration,
         [
             {
+                "id": iid,
                 "account_id": population.account_id,
-                "user_id": population.user_ids[i % len(population.user_ids)],
+                "user_id": population.user_ids[(first + i) % len(population.user_ids)],
                 "provider": "memory",
-                "server_url": f"memory://scale-{i}",
+                "server_url": memory_url(first + i),
                 "username": "scale",
                 "secret": secret,
                 "status": "active",
                 "due_at": due,
             }
-            for i in range(count)
+            for i, iid in enumerate(ids)
         ],
     )
+    # One calendar each, read for busy time (a sync reads it; nothing is written there).
+    await _bulk(
+        store,
+        SyncCalendar,
+        [{"integration_id": iid, "remote_id": "work", "busy": True} for iid in ids],
+    )
+    population.integration_ids += ids
     population.counts["integrations"] = population.counts.get("integrations", 0) + count
 
 

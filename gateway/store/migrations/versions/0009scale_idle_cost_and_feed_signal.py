@@ -16,10 +16,12 @@ depends_on = "0004sync"
 
 
 def upgrade() -> None:
+    op.create_index("ix_sync_integrations_claim", "sync_integrations", ["status", "due_at"])
     op.create_index(
         "ix_sync_integrations_provider_status", "sync_integrations", ["provider", "status"]
     )
 
 
 def downgrade() -> None:
+    op.drop_index("ix_sync_integrations_claim", table_name="sync_integrations")
     op.drop_index("ix_sync_integrations_provider_status", table_name="sync_integrations")
