@@ -508,6 +508,13 @@ class Settings(BaseSettings):
         "product), unless the account set its own; empty: no way-back button.",
     )
 
+    # --- s19-scale ---
+    server_fast_http: bool = Field(
+        True,
+        description="Serve with httptools and uvloop when they are installed (they are "
+        "dependencies; measured faster in bench/feeds.py); false: h11 and asyncio.",
+    )
+
     @model_validator(mode="before")
     @classmethod
     def _fill_locations(cls, values: Any) -> Any:
