@@ -1,6 +1,7 @@
 """Feed benchmark: a practitioner with 5,000 appointments, measured in one run.
 
     .venv/bin/python bench/feeds.py [--events 5000] [--seconds 5] [--connections 16]
+                                    [--database-url postgresql+asyncpg://…/test]
 
 Prints ``name = value (target ...)`` lines:
 
@@ -59,7 +60,7 @@ def _free_port() -> int:
 # --------------------------------------------------------------------------- seeding
 
 
-async def seed(folder: Path, events: int) -> dict[str, Any]:
+async def seed(folder: Path, events: int, url: str | None) -> dict[str, Any]:
     """Create the account, practitioner, clients, appointments and a full feed."""
     from gateway import features
     from gateway.config import Settings
@@ -69,7 +70,8 @@ async def seed(folder: Path, events: int) -> dict[str, Any]:
     from gateway.store.db import Store
     from gateway.store.models import Appointment
 
-    settings = Settings(database_url=f"sqlite+aiosqlite:///{folder}/calgate.db", data_dir=folder)
+    url = url or f"sqlite+aiosqlite:///{folder}/calgate.db"
+    settings = Settings(database_url=url, data_dir=folder)
     store = features.install(Store.from_url(settings.database_url))
     await migrate.upgrade(store)
     rng = random.Random(5000)
@@ -354,10 +356,33 @@ def _stack_lines(results: dict[str, float], suffix: str) -> list[Line]:
     ]
 
 
+async def _admin(url: str, sql: str) -> None:
+    from sqlalchemy import text
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    engine = create_async_engine(url, isolation_level="AUTOCOMMIT")
+    async with engine.connect() as conn:
+        await conn.execute(text(sql))
+    await engine.dispose()
+
+
 async def main(args: argparse.Namespace) -> None:
+    if args.database_url is None:
+        await _main(args, None)
+        return
+    # A fresh PostgreSQL database for the run, dropped afterwards.
+    name = f"bench_feeds_{os.getpid()}_{random.randrange(1 << 30):x}"
+    await _admin(args.database_url, f'CREATE DATABASE "{name}"')
+    try:
+        await _main(args, args.database_url.rsplit("/", 1)[0] + f"/{name}")
+    finally:
+        await _admin(args.database_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+async def _main(args: argparse.Namespace, url: str | None) -> None:
     with tempfile.TemporaryDirectory(prefix="calgate-bench-") as tmp:
         folder = Path(tmp)
-        meta = await seed(folder, args.events)
+        meta = await seed(folder, args.events, url)
         meta_file = folder / "meta.json"
         meta_file.write_text(json.dumps(meta))
         report(
@@ -485,6 +510,12 @@ if __name__ == "__main__":
     parser.add_argument("--seconds", type=float, default=6.0, help="per figure, all rounds")
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds per figure")
+    parser.add_argument(
+        "--database-url",
+        default=None,
+        help="a PostgreSQL server (postgresql+asyncpg://…/db) to run on instead of SQLite: a "
+        "database is created for the run and dropped",
+    )
     started = time.perf_counter()
     asyncio.run(main(parser.parse_args()))
     print(f"bench_wall_s = {time.perf_counter() - started:.0f} (target < 600)")
