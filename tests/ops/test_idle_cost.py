@@ -113,4 +113,6 @@ async def _plans(store: Store, seen: list[tuple[str, Any]]) -> list[tuple[str, l
             rows = (await conn.exec_driver_sql(prefix + statement, parameters)).all()
             plan = [str(row[-1]).strip() for row in rows]
             plans.append((statement, plan))
+        if store.dialect == "postgresql":
+            await conn.exec_driver_sql("RESET enable_seqscan")  # the connection goes back
     return plans
