@@ -132,10 +132,11 @@ async def build(
             for i in range(feeds)
         ],
     )
-    # Appointments from tomorrow over the next 60 days; reminders spread over those days.
+    # Appointments from the day after tomorrow over 60 days; reminders (a day or 2 hours
+    # before) are never due while a test or bench runs.
     apt_ids = [new_id("apt") for _ in range(appointments)]
     starts = [
-        now + timedelta(days=1, minutes=(i * 53) % (60 * 24 * 60)) for i in range(len(apt_ids))
+        now + timedelta(days=2, minutes=(i * 53) % (60 * 24 * 60)) for i in range(len(apt_ids))
     ]
     await _bulk(
         store,
