@@ -1,15 +1,22 @@
 """Feed benchmark: a practitioner with 5,000 appointments, measured in one run.
 
     .venv/bin/python bench/feeds.py [--events 5000] [--seconds 5] [--connections 16]
+                                    [--database-url postgresql+asyncpg://…/test]
 
 Prints ``name = value (target ...)`` lines:
 
 - cold render: the first fetch's work in-process (load the snapshot, render with icalendar, gzip).
 - warm GET req/s through the real server: ``calgate``'s app on uvicorn (one worker, the same
-  server configuration as ``calgate serve``: h11, asyncio loop, JSON logs), fetched by a
-  keep-alive HTTP/1.1 client with N concurrent connections on loopback (a separate process).
+  server configuration as ``calgate serve``, JSON logs), fetched by a keep-alive HTTP/1.1
+  client with N concurrent connections on loopback (a separate process).
 - the ceiling: a bare ASGI app mounted on the same server returning the same bytes with the same
   headers, measured the same way.
+- an API request (``GET /v1/users/{id}`` with an API key: authentication, the middleware stack,
+  a database read, JSON).
+- both HTTP stacks, each in a server process of its own, rounds interleaved: the fast one
+  (httptools + uvloop, what ``calgate serve`` picks when installed) and the pure-Python one
+  (h11 + asyncio, ``server.fast_http = false``). The unsuffixed figures are the fast stack's;
+  ``_h11`` ones the other's; ``fast_over_h11_*`` compare them.
 - Radicale serving the same 5,000 events as one calendar collection (GET on the collection).
 - a 304 (If-None-Match) against warm.
 
@@ -53,7 +60,7 @@ def _free_port() -> int:
 # --------------------------------------------------------------------------- seeding
 
 
-async def seed(folder: Path, events: int) -> dict[str, Any]:
+async def seed(folder: Path, events: int, url: str | None) -> dict[str, Any]:
     """Create the account, practitioner, clients, appointments and a full feed."""
     from gateway import features
     from gateway.config import Settings
@@ -63,13 +70,14 @@ async def seed(folder: Path, events: int) -> dict[str, Any]:
     from gateway.store.db import Store
     from gateway.store.models import Appointment
 
-    settings = Settings(database_url=f"sqlite+aiosqlite:///{folder}/calgate.db", data_dir=folder)
+    url = url or f"sqlite+aiosqlite:///{folder}/calgate.db"
+    settings = Settings(database_url=url, data_dir=folder)
     store = features.install(Store.from_url(settings.database_url))
     await migrate.upgrade(store)
     rng = random.Random(5000)
     now = datetime.now(UTC).replace(second=0, microsecond=0)
     async with store.transaction() as session:
-        account, _ = await accounts.create_account(
+        account, api_key = await accounts.create_account(
             session, "Bench Clinic", timezone="Europe/London", country="GB"
         )
         user = await people.create_user(
@@ -121,22 +129,28 @@ async def seed(folder: Path, events: int) -> dict[str, Any]:
         "gzip_etag": body.gzip_etag,
         "last_modified": body.last_modified_http,
         "database_url": settings.database_url,
+        "api_key": api_key.secret,
+        "user_id": user.id,
     }
 
 
 # --------------------------------------------------------------------------- the server
 
 
-def serve(folder: Path, port: int, meta_file: Path) -> None:
-    """Child process: calgate's app plus the ceiling route, on uvicorn with one worker."""
+def serve(folder: Path, port: int, meta_file: Path, stack: str) -> None:
+    """Child process: calgate's app plus the ceiling route, on uvicorn with one worker, on the
+    HTTP stack `calgate serve` picks with ``server.fast_http`` on (``fast``) or off (``h11``)."""
     import uvicorn
 
     from gateway import logs
+    from gateway import serve as calgate_serve
     from gateway.app import create_app
     from gateway.config import Settings
 
     meta = json.loads(meta_file.read_text())
-    settings = Settings(database_url=meta["database_url"], data_dir=folder)
+    settings = Settings(
+        database_url=meta["database_url"], data_dir=folder, server_fast_http=stack == "fast"
+    )
     logs.configure("INFO", "json")  # as `calgate serve` (stderr goes to /dev/null)
     app = create_app(settings, run_ticks=False)
     identity = (folder / "identity.ics").read_bytes()
@@ -169,16 +183,8 @@ def serve(folder: Path, port: int, meta_file: Path) -> None:
             return
         await app(scope, receive, send)
 
-    config = uvicorn.Config(
-        both,
-        host="127.0.0.1",
-        port=port,
-        workers=1,
-        log_config=None,
-        access_log=False,
-        lifespan="on",
-    )
-    asyncio.run(uvicorn.Server(config).serve())
+    config = calgate_serve.uvicorn_config(settings, both, "127.0.0.1", port)
+    calgate_serve.run(settings, uvicorn.Server(config).serve())
 
 
 # --------------------------------------------------------------------------- the client
@@ -312,10 +318,71 @@ async def _wait_http(port: int) -> None:
     raise SystemExit(f"server on port {port} did not start")
 
 
+STACKS = ("fast", "h11")
+
+
+def _fast_stack() -> str:
+    from gateway import serve as calgate_serve
+    from gateway.config import Settings
+
+    settings = Settings(server_fast_http=True)
+    loop = calgate_serve._loop_factory(settings)
+    return f"{calgate_serve.http_parser(settings)}+{'uvloop' if loop else 'asyncio'}"
+
+
+def _stack_lines(results: dict[str, float], suffix: str) -> list[Line]:
+    return [
+        Line(f"warm_get_gzip_rps{suffix}", f"{results['warm_gzip']:.0f}", "-"),
+        Line(f"ceiling_gzip_rps{suffix}", f"{results['ceiling_gzip']:.0f}", "-"),
+        Line(
+            f"warm_over_ceiling_gzip{suffix}",
+            f"{results['warm_gzip'] / results['ceiling_gzip']:.2f}",
+            "target >= 0.9",
+        ),
+        Line(f"warm_get_identity_rps{suffix}", f"{results['warm_identity']:.0f}", "-"),
+        Line(f"ceiling_identity_rps{suffix}", f"{results['ceiling_identity']:.0f}", "-"),
+        Line(
+            f"warm_over_ceiling_identity{suffix}",
+            f"{results['warm_identity'] / results['ceiling_identity']:.2f}",
+            "target >= 0.7",
+        ),
+        Line(f"not_modified_rps{suffix}", f"{results['not_modified']:.0f}", "-"),
+        Line(
+            f"not_modified_over_warm{suffix}",
+            f"{results['not_modified'] / results['warm_gzip']:.2f}",
+            "target >= 1.0",
+        ),
+        Line(f"api_get_user_rps{suffix}", f"{results['api']:.0f}", "-"),
+    ]
+
+
+async def _admin(url: str, sql: str) -> None:
+    from sqlalchemy import text
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    engine = create_async_engine(url, isolation_level="AUTOCOMMIT")
+    async with engine.connect() as conn:
+        await conn.execute(text(sql))
+    await engine.dispose()
+
+
 async def main(args: argparse.Namespace) -> None:
+    if args.database_url is None:
+        await _main(args, None)
+        return
+    # A fresh PostgreSQL database for the run, dropped afterwards.
+    name = f"bench_feeds_{os.getpid()}_{random.randrange(1 << 30):x}"
+    await _admin(args.database_url, f'CREATE DATABASE "{name}"')
+    try:
+        await _main(args, args.database_url.rsplit("/", 1)[0] + f"/{name}")
+    finally:
+        await _admin(args.database_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+async def _main(args: argparse.Namespace, url: str | None) -> None:
     with tempfile.TemporaryDirectory(prefix="calgate-bench-") as tmp:
         folder = Path(tmp)
-        meta = await seed(folder, args.events)
+        meta = await seed(folder, args.events, url)
         meta_file = folder / "meta.json"
         meta_file.write_text(json.dumps(meta))
         report(
@@ -325,65 +392,75 @@ async def main(args: argparse.Namespace) -> None:
                 Line("cold_render_s", f"{meta['cold']:.2f}", "no target; first fetch only"),
             ]
         )
-        port = _free_port()
-        server = subprocess.Popen(  # noqa: ASYNC220 - a child for the whole run
-            [sys.executable, __file__, "--serve", str(folder), str(port), str(meta_file)],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            cwd=ROOT,
-        )
+        ports = {stack: _free_port() for stack in STACKS}
+        servers = [
+            subprocess.Popen(  # noqa: ASYNC220 - a child for the whole run
+                [sys.executable, __file__, "--serve", str(folder), str(p), str(meta_file), stack],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                cwd=ROOT,
+            )
+            for stack, p in ports.items()
+        ]
         try:
-            await _wait_http(port)
             feed = f"/feeds/{meta['token']}.ics"
-            served = await asyncio.to_thread(_fetch, f"http://127.0.0.1:{port}{feed}")
-            if served != (folder / "identity.ics").read_bytes():
-                raise SystemExit("the server does not serve the rendered feed")
+            for p in ports.values():
+                await _wait_http(p)
+                served = await asyncio.to_thread(_fetch, f"http://127.0.0.1:{p}{feed}")
+                if served != (folder / "identity.ics").read_bytes():
+                    raise SystemExit("the server does not serve the rendered feed")
             gz = {"Accept-Encoding": "gzip", "User-Agent": "Google-Calendar-Importer"}
             plain = {"User-Agent": "Google-Calendar-Importer"}
             inm = {**gz, "If-None-Match": meta["gzip_etag"]}
+            api = {"Authorization": f"Bearer {meta['api_key']}", "Accept-Encoding": "gzip"}
             kinds = {
                 "warm_gzip": (feed, gz),
                 "ceiling_gzip": (CEILING_PATH, gz),
                 "warm_identity": (feed, plain),
                 "ceiling_identity": (CEILING_PATH, plain),
                 "not_modified": (feed, inm),
+                "api": (f"/v1/users/{meta['user_id']}", api),
             }
             # Interleaved rounds, median per kind: drift on a shared machine hits all alike.
-            rounds: dict[str, list[float]] = {kind: [] for kind in kinds}
+            rounds: dict[tuple[str, str], list[float]] = {
+                (stack, kind): [] for stack in STACKS for kind in kinds
+            }
             for _ in range(args.rounds):
                 for kind, (path, headers) in kinds.items():
-                    rate = await load(
-                        port, path, headers, args.seconds / args.rounds, args.connections
-                    )
-                    rounds[kind].append(rate)
-            results = {kind: statistics.median(rates) for kind, rates in rounds.items()}
+                    for stack, p in ports.items():
+                        rate = await load(
+                            p, path, headers, args.seconds / args.rounds, args.connections
+                        )
+                        rounds[stack, kind].append(rate)
+            by_stack = {
+                stack: {kind: statistics.median(rounds[stack, kind]) for kind in kinds}
+                for stack in STACKS
+            }
         finally:
-            server.terminate()
-            server.wait(30)
+            for server in servers:
+                server.terminate()
+            for server in servers:
+                server.wait(30)
+        for stack in STACKS:
+            report(_stack_lines(by_stack[stack], "" if stack == "fast" else "_h11"))
+        fast, slow = by_stack["fast"], by_stack["h11"]
         report(
             [
-                Line("warm_get_gzip_rps", f"{results['warm_gzip']:.0f}", "-"),
-                Line("ceiling_gzip_rps", f"{results['ceiling_gzip']:.0f}", "-"),
+                Line("fast_http_stack", _fast_stack(), "what calgate serve picks"),
                 Line(
-                    "warm_over_ceiling_gzip",
-                    f"{results['warm_gzip'] / results['ceiling_gzip']:.2f}",
-                    "target >= 0.9",
+                    "fast_over_h11_warm_gzip",
+                    f"{fast['warm_gzip'] / slow['warm_gzip']:.2f}",
+                    "adopted when > 1",
                 ),
-                Line("warm_get_identity_rps", f"{results['warm_identity']:.0f}", "-"),
-                Line("ceiling_identity_rps", f"{results['ceiling_identity']:.0f}", "-"),
                 Line(
-                    "warm_over_ceiling_identity",
-                    f"{results['warm_identity'] / results['ceiling_identity']:.2f}",
-                    "target >= 0.7",
+                    "fast_over_h11_warm_identity",
+                    f"{fast['warm_identity'] / slow['warm_identity']:.2f}",
+                    "adopted when > 1",
                 ),
-                Line("not_modified_rps", f"{results['not_modified']:.0f}", "-"),
-                Line(
-                    "not_modified_over_warm",
-                    f"{results['not_modified'] / results['warm_gzip']:.2f}",
-                    "target >= 1.0",
-                ),
+                Line("fast_over_h11_api", f"{fast['api'] / slow['api']:.2f}", "adopted when > 1"),
             ]
         )
+        results = fast
         radicale_root = radicale_collection(folder, (folder / "identity.ics").read_bytes())
         rport = _free_port()
         config = folder / "radicale.conf"
@@ -426,13 +503,19 @@ async def main(args: argparse.Namespace) -> None:
 
 if __name__ == "__main__":
     if len(sys.argv) > 1 and sys.argv[1] == "--serve":
-        serve(Path(sys.argv[2]), int(sys.argv[3]), Path(sys.argv[4]))
+        serve(Path(sys.argv[2]), int(sys.argv[3]), Path(sys.argv[4]), sys.argv[5])
         raise SystemExit(0)
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--events", type=int, default=5000)
     parser.add_argument("--seconds", type=float, default=6.0, help="per figure, all rounds")
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds per figure")
+    parser.add_argument(
+        "--database-url",
+        default=None,
+        help="a PostgreSQL server (postgresql+asyncpg://…/db) to run on instead of SQLite: a "
+        "database is created for the run and dropped",
+    )
     started = time.perf_counter()
     asyncio.run(main(parser.parse_args()))
     print(f"bench_wall_s = {time.perf_counter() - started:.0f} (target < 600)")

@@ -5,6 +5,9 @@ delivering due email reminders to one SMTP sink, measured in one run.
 
 - exactly once: three worker processes deliver ``--reminders`` due reminders; every Message-ID
   must arrive once (duplicates and missing ones are printed).
+- SIGKILL: the same with one of the three killed (SIGKILL) once a third has arrived, then
+  restarted; every reminder must arrive, duplicates at most the attempts in flight at the kill
+  (started, outcome not recorded: the at-least-once window of gateway/notify/delivery.py).
 - throughput: ``--throughput-reminders`` due reminders delivered by one worker process, then
   (a fresh database) by two; the ratio of their rates. The baseline is the one-process run.
 
@@ -31,11 +34,12 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # the seeding and the SMTP sink of tests/
 
 from cryptography.fernet import Fernet  # noqa: E402
-from sqlalchemy import text  # noqa: E402
+from sqlalchemy import func, select, text  # noqa: E402
 from sqlalchemy.ext.asyncio import create_async_engine  # noqa: E402
 
 from gateway.store import migrate  # noqa: E402
 from gateway.store.db import Store  # noqa: E402
+from gateway.store.notify_models import DeliveryAttempt  # noqa: E402
 from tests.notify.seed import seed_reminders  # noqa: E402
 from tests.peers.smtp import SmtpServer, SmtpSink  # noqa: E402
 
@@ -65,10 +69,31 @@ async def _seed(url: str, count: int, domain: str) -> list[str]:
         await store.close()
 
 
+async def _in_flight(url: str) -> int:
+    store = Store.from_url(url)
+    try:
+        async with store.transaction() as session:
+            open_attempts = select(func.count()).where(DeliveryAttempt.outcome.is_(None))
+            return int(await session.scalar(open_attempts) or 0)
+    finally:
+        await store.close()
+
+
+def _worker(env: dict[str, str]) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [CALGATE, "serve", "--role", "worker"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
 def run(
-    processes: int, count: int, sink: SmtpSink, folder: Path
-) -> tuple[float, Counter[str], set[str]]:
-    """Deliver `count` reminders with `processes` workers; seconds, arrivals, expected ids."""
+    processes: int, count: int, sink: SmtpSink, folder: Path, *, kill: bool = False
+) -> tuple[float, Counter[str], set[str], int]:
+    """Deliver `count` reminders with `processes` workers (with `kill`, SIGKILL one once a
+    third has arrived and start another); seconds, arrivals, expected ids, in flight at the
+    kill."""
     name = f"bench_scale_{uuid.uuid4().hex[:8]}"
     url = POSTGRES.rsplit("/", 1)[0] + f"/{name}"
     asyncio.run(_database(name, create=True))
@@ -88,24 +113,26 @@ def run(
             CALGATE_SMTP_TLS="none",
             CALGATE_NOTIFY_TICK_SECONDS="0.2",
             CALGATE_LOG_LEVEL="WARNING",
+            # A killed process's rows come back after this (the default is a minute).
+            CALGATE_NOTIFY_LEASE_SECONDS="10",
         )
         started = time.perf_counter()
         for _ in range(processes):
-            procs.append(
-                subprocess.Popen(
-                    [CALGATE, "serve", "--role", "worker"],
-                    env=env,
-                    stdout=subprocess.DEVNULL,
-                    stderr=subprocess.DEVNULL,
-                )
-            )
+            procs.append(_worker(env))
         # Rate from the first delivery to the last: start-up time is not delivery throughput.
         first: float | None = None
+        in_flight = -1
         deadline = time.perf_counter() + 480
         while time.perf_counter() < deadline:
-            arrived = len(sink.received) - before
+            arrived = len(set(r.message["Message-ID"] for r in sink.received[before:]))
             if arrived and first is None:
                 first = time.perf_counter()
+            if kill and in_flight < 0 and arrived >= count // 3:
+                procs[0].kill()  # SIGKILL: no shutdown, leases left to expire
+                procs[0].wait()
+                in_flight = asyncio.run(_in_flight(url))
+                print(f"scaleout_killed_after = {arrived} (-)", flush=True)
+                procs.append(_worker(env))
             if arrived >= count:
                 break
             time.sleep(0.05)
@@ -114,10 +141,11 @@ def run(
         arrivals = Counter(
             r.message["Message-ID"] for r in sink.received[before:] if r.message["Message-ID"]
         )
-        return elapsed, arrivals, expected
+        return elapsed, arrivals, expected, in_flight
     finally:
         for proc in procs:
-            proc.terminate()
+            if proc.poll() is None:
+                proc.terminate()
         for proc in procs:
             proc.wait(60)
         asyncio.run(_database(name, create=False))
@@ -126,7 +154,7 @@ def run(
 def main(args: argparse.Namespace) -> None:
     with SmtpServer() as sink, tempfile.TemporaryDirectory(prefix="calgate-bench-") as tmp:
         folder = Path(tmp)
-        _, arrivals, expected = run(3, args.reminders, sink, folder)
+        _, arrivals, expected, _ = run(3, args.reminders, sink, folder)
         duplicates = sum(n - 1 for n in arrivals.values() if n > 1)
         missing = len(expected - set(arrivals))
         exact = int(duplicates == 0 and missing == 0 and set(arrivals) == expected)
@@ -134,9 +162,20 @@ def main(args: argparse.Namespace) -> None:
         print(f"scaleout_duplicates = {duplicates} (target 0)", flush=True)
         print(f"scaleout_missing = {missing} (target 0)", flush=True)
         print(f"scaleout_reminders_exactly_once = {exact} (target 1)", flush=True)
+        _, arrivals, expected, in_flight = run(3, args.reminders, sink, folder, kill=True)
+        duplicates = sum(n - 1 for n in arrivals.values() if n > 1)
+        missing = len(expected - set(arrivals))
+        print(f"scaleout_sigkill_missing = {missing} (target 0)", flush=True)
+        print(f"scaleout_sigkill_in_flight = {in_flight} (-)", flush=True)
+        print(
+            f"scaleout_sigkill_duplicates = {duplicates} (target <= {in_flight}, in flight)",
+            flush=True,
+        )
+        if args.skip_throughput:
+            return
         rates = {}
         for processes in (1, 2):
-            seconds, arrivals, _ = run(processes, args.throughput_reminders, sink, folder)
+            seconds, arrivals, _, _ = run(processes, args.throughput_reminders, sink, folder)
             rates[processes] = len(arrivals) / seconds
             print(f"scaleout_{processes}proc_per_s = {rates[processes]:.0f} (-)", flush=True)
         print(
@@ -149,6 +188,7 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--reminders", type=int, default=10_000)
     parser.add_argument("--throughput-reminders", type=int, default=3_000)
+    parser.add_argument("--skip-throughput", action="store_true", help="only the 3-process runs")
     started = time.perf_counter()
     main(parser.parse_args())
     print(f"bench_wall_s = {time.perf_counter() - started:.0f} (target < 600)")

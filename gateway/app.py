@@ -80,6 +80,9 @@ def create_app(
         lifespan=lifespan,
         docs_url=None,  # served offline by gateway/web/docs.py
         redoc_url=None,
+        # Metrics are Prometheus (gateway/metrics.py); FastAPI's own OpenTelemetry check runs
+        # on every request, feed fetches included, and costs more than the fetch's lookup.
+        telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     app.state.settings = settings
     app.state.store = the_store

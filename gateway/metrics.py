@@ -47,6 +47,18 @@ SYNC_CHANGES = Counter(
 )
 
 
+_FEED_CACHE_RESULTS: dict[bool, Any] = {}
+
+
+def feed_cache(hit: bool) -> None:
+    """Count one feed body lookup. It runs on every fetch, so the labelled child is looked up
+    once per process (``labels()`` costs more than the rest of a warm fetch's bookkeeping)."""
+    child = _FEED_CACHE_RESULTS.get(hit)
+    if child is None:
+        child = _FEED_CACHE_RESULTS[hit] = FEED_CACHE.labels("hit" if hit else "miss")
+    child.inc()
+
+
 def lease_event(model: type, event: str, count: int = 1) -> None:
     """Count `count` lease events (claimed, renewed, lost) on the table of `model`."""
     if count:

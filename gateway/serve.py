@@ -9,19 +9,24 @@
 connections), and with role ``all`` one more process for the ticks; the first process only
 supervises (restarts a child that dies, passes SIGTERM on). Several processes never double
 work: every unit of work is claimed from the database with a lease (gateway/store/leases.py).
+
+The HTTP stack: httptools (HTTP/1.1 parser) and uvloop (event loop) when `server.fast_http` is
+on and they are importable, which bench/feeds.py measures against h11 and asyncio, the
+pure-Python fallback used otherwise (a platform without their wheels, or the setting off).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib.util
 import logging
 import multiprocessing
 import os
 import signal
 import socket
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from multiprocessing.process import BaseProcess
 from pathlib import Path
 from typing import Literal
@@ -66,12 +71,36 @@ def open_store(settings: Settings) -> Store:
     )
 
 
+def http_parser(settings: Settings) -> str:
+    """uvicorn's HTTP/1.1 parser: httptools when allowed and importable, else h11."""
+    if settings.server_fast_http and importlib.util.find_spec("httptools") is not None:
+        return "httptools"
+    return "h11"
+
+
+def _loop_factory(settings: Settings) -> Callable[[], asyncio.AbstractEventLoop] | None:
+    if settings.server_fast_http:
+        try:
+            import uvloop
+        except ImportError:
+            return None
+        return uvloop.new_event_loop
+    return None
+
+
+def run(settings: Settings, main: Coroutine[object, object, None]) -> None:
+    """Run `main` to its end on uvloop when allowed and importable, else on asyncio's loop."""
+    with asyncio.Runner(loop_factory=_loop_factory(settings)) as runner:
+        runner.run(main)
+
+
 def uvicorn_config(settings: Settings, app: object, host: str, port: int) -> uvicorn.Config:
     """uvicorn's settings for our app: our logging, TLS when configured, proxies trusted."""
     return uvicorn.Config(
         app,  # type: ignore[arg-type]
         host=host,
         port=port,
+        http=http_parser(settings),
         log_config=None,
         access_log=False,
         lifespan="on",
@@ -205,10 +234,10 @@ def _child_main(role: Role, config_file: Path | None, sock: socket.socket | None
     logs.configure(settings.log_level, settings.log_format)
     with contextlib.suppress(KeyboardInterrupt):
         if sock is None:
-            asyncio.run(_worker(settings, serve_metrics=False))
+            run(settings, _worker(settings, serve_metrics=False))
         else:
             host, port = sock.getsockname()[:2]
-            asyncio.run(_api(settings, host, port, run_ticks=False, sock=sock))
+            run(settings, _api(settings, host, port, run_ticks=False, sock=sock))
 
 
 def _bind(host: str, port: int) -> socket.socket:
@@ -235,10 +264,10 @@ def serve(
     # migration or child process (a child failing at start-up would be restarted forever).
     channel_registry.check(settings, config_file)
     if role == "worker":
-        asyncio.run(_worker(settings))
+        run(settings, _worker(settings))
         return
     if workers <= 1:
-        asyncio.run(_api(settings, host, port, run_ticks=role == "all"))
+        run(settings, _api(settings, host, port, run_ticks=role == "all"))
         return
     # Metrics of the children add up in one folder (prometheus-client's multiprocess mode); the
     # variable must be set before a child imports the client, hence spawned children only.

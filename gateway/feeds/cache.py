@@ -132,7 +132,7 @@ class FeedBodies:
     async def get(self, feed_id: str, version: int) -> Body | None:
         """The current body, or None when the feed was deleted meanwhile."""
         body = self.cache.get(feed_id, version, utcnow())
-        metrics.FEED_CACHE.labels("miss" if body is None else "hit").inc()
+        metrics.feed_cache(body is not None)
         if body is not None:
             return body
         key = (feed_id, version)

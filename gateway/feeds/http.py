@@ -37,6 +37,7 @@ from gateway.feeds import tokens
 from gateway.feeds.access import AccessRecorder
 from gateway.feeds.cache import Body, FeedBodies
 from gateway.feeds.guard import MissGuard
+from gateway.feeds.pg_signal import PgLookups
 from gateway.store.db import Store
 from gateway.store.feed_models import Feed
 from gateway.store.models import Account
@@ -136,9 +137,12 @@ class FeedRuntime:
         )
         url = store.engine.url
         self.sqlite: _SqliteLookup | None = None
+        self.postgres: PgLookups | None = None
         if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:"):
             sql = str(self._lookup.compile(dialect=store.engine.dialect))
             self.sqlite = _SqliteLookup(str(url.database), sql)
+        elif url.get_backend_name() == "postgresql":
+            self.postgres = PgLookups(store, self._lookup_async, _KNOWN_MAX)
 
     async def lookup(self, token: str) -> Found | None:
         """The feed of `token`, or None (malformed tokens cost the same)."""
@@ -150,6 +154,8 @@ class FeedRuntime:
             except sqlite3.Error:
                 self.sqlite.close()
                 found = await self._lookup_async(digest)
+        elif self.postgres is not None:
+            found = await self.postgres(digest)
         else:
             found = await self._lookup_async(digest)
         return found if tokens.is_well_formed(token) else None

@@ -55,6 +55,11 @@ class CoreSettings(BaseSettings):
         "", description="PEM certificate chain to serve HTTPS directly; empty = plain HTTP."
     )
     server_tls_key_file: str = Field("", description="PEM private key of server.tls_cert_file.")
+    server_fast_http: bool = Field(
+        True,
+        description="Serve with httptools and uvloop when they are installed (they are "
+        "dependencies; measured faster in bench/feeds.py); false: h11 and asyncio.",
+    )
 
     database_url: str = Field(
         "",

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 import stat
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -142,6 +142,7 @@ class Store:
         # registry, gateway/sync/providers.py); the store itself never reads it.
         self.connectors: Any = None
         self._sessions = async_sessionmaker(engine, expire_on_commit=False)
+        self._closers: list[Callable[[], Awaitable[None]]] = []
 
     @classmethod
     def from_url(cls, url: str, *, echo: bool = False, settings: Settings | None = None) -> Store:
@@ -162,6 +163,14 @@ class Store:
             session.info[_STORE] = self
             yield session
 
+    def on_close(self, closer: Callable[[], Awaitable[None]]) -> None:
+        """Run `closer` when the store closes (for what a feature keeps open on the database
+        outside the pool, such as a listening connection)."""
+        self._closers.append(closer)
+
     async def close(self) -> None:
-        """Close every pooled connection."""
+        """Close what was registered with `on_close`, then every pooled connection."""
+        closers, self._closers = self._closers, []
+        for closer in closers:
+            await closer()
         await self.engine.dispose()

@@ -22,6 +22,13 @@ class Integration(LeaseMixin, Base):
     """
 
     __tablename__ = "sync_integrations"
+    # The sync tick's claim seeks due active integrations (without it SQLite reads every
+    # integration of the account); the push-channel tick reads one provider's active ones
+    # (0009scale).
+    __table_args__ = (
+        Index("ix_sync_integrations_claim", "status", "due_at"),
+        Index("ix_sync_integrations_provider_status", "provider", "status"),
+    )
 
     id: Mapped[str] = mapped_column(ID, primary_key=True, default=lambda: new_id("int"))
     account_id: Mapped[str] = mapped_column(

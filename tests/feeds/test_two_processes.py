@@ -1,23 +1,31 @@
 """Rotation and revocation seen at once by another process's remembered token lookups.
 
-Each app below has its own store on the same SQLite file, as two `calgate serve` processes
-would: its own engine and its own lookup connection with its own remembered answers.
+Each app below has its own store on the same SQLite file (or PostgreSQL schema), as two
+`calgate serve` processes would: its own engine and its own lookup connection with its own
+remembered answers (on PostgreSQL: its own listening connection).
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from urllib.parse import urlsplit
 
 import httpx
 import pytest
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import create_async_engine
 
+from gateway import features
 from gateway.app import create_app
 from gateway.config import Settings
+from gateway.feeds.http import runtime_for
 from gateway.store.db import Store
+from tests.conftest import POSTGRES_URL
 from tests.feeds.conftest import Feeds
-from tests.support import Api
+from tests.feeds.test_cache import statements
+from tests.support import Api, new_account
 
 
 @pytest.fixture
@@ -71,3 +79,77 @@ async def test_a_change_in_one_process_is_fresh_in_the_other(
     assert "SUMMARY:Before" in (await other_process.get(path)).text
     await api.patch(f"/v1/appointments/{apt['id']}", {"title": "After"})
     assert "SUMMARY:After" in (await other_process.get(path)).text
+
+
+# --------------------------------------------------------------------------- PostgreSQL
+
+
+@pytest.fixture
+async def pg_pair(
+    pg_store: Store, settings: Settings
+) -> AsyncIterator[tuple[httpx.AsyncClient, httpx.AsyncClient, Store]]:
+    """Two apps, each with its own engine on the same PostgreSQL schema (two processes)."""
+    async with pg_store.engine.connect() as conn:
+        schema = (await conn.execute(text("SELECT current_schema()"))).scalar_one()
+    engine = create_async_engine(
+        POSTGRES_URL, connect_args={"server_settings": {"search_path": schema}}
+    )
+    other = features.install(Store(engine, settings))
+    first_app = create_app(settings, pg_store, run_ticks=False)
+    other_app = create_app(settings, other, run_ticks=False)
+    try:
+        async with (
+            httpx.AsyncClient(
+                transport=httpx.ASGITransport(app=first_app), base_url="http://a"
+            ) as a,
+            httpx.AsyncClient(
+                transport=httpx.ASGITransport(app=other_app), base_url="http://b"
+            ) as b,
+        ):
+            yield a, b, other
+    finally:
+        await other.close()
+
+
+async def _remembering(http: httpx.AsyncClient, store: Store, url: str) -> None:
+    """Fetch until the other process listens for changes and answers `url` from memory."""
+    lookups = runtime_for(store, store.settings or Settings()).postgres
+    assert lookups is not None
+    for _ in range(200):
+        assert await _get(http, url) == 200
+        if lookups.listening:
+            break
+        await asyncio.sleep(0.05)
+    assert lookups.listening, "the listener did not start"
+    assert await _get(http, url) == 200  # remembered now
+    with statements(store) as seen:
+        for _ in range(3):
+            assert await _get(http, url) == 200
+    assert [s for s in seen if "token_hash" in s] == []  # no token query on a warm fetch
+
+
+async def test_postgres_rotate_in_one_process_stops_the_old_link_in_the_other(
+    pg_store: Store, pg_pair: tuple[httpx.AsyncClient, httpx.AsyncClient, Store]
+):
+    first, second, other = pg_pair
+    api = await new_account(pg_store, first)
+    feeds = Feeds(api)
+    user = await api.user()
+    client = await api.client()
+    feed = await feeds.create(scope="user", user_id=user["id"], privacy="limited")
+    await _remembering(second, other, feed["url"])
+
+    rotated = await api.post(f"/v1/feeds/{feed['id']}/rotate")
+    assert rotated.status_code == 200, rotated.text
+    assert await _get(second, feed["url"]) == 404  # from the commit on
+    assert await _get(second, rotated.json()["url"]) == 200
+
+    day = (datetime.now(UTC) + timedelta(days=10)).strftime("%Y-%m-%d")
+    await _remembering(second, other, rotated.json()["url"])
+    await api.appointment(
+        user["id"], client["id"], start=f"{day}T10:00:00Z", end=f"{day}T11:00:00Z", title="New"
+    )
+    assert "SUMMARY:New" in (await second.get(urlsplit(rotated.json()["url"]).path)).text
+
+    assert (await api.delete(f"/v1/feeds/{feed['id']}")).status_code == 204
+    assert await _get(second, rotated.json()["url"]) == 404

@@ -33,11 +33,15 @@ N = 1000
 
 
 class CountingSink:
-    def __init__(self) -> None:
+    """An SMTP handler recording each message's Message-ID, after `delay` seconds per message
+    (a real server takes a moment: the kill lands mid-send)."""
+
+    def __init__(self, delay: float = 0.003) -> None:
         self.ids: list[str] = []
+        self.delay = delay
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-        await asyncio.sleep(0.003)  # a real server takes a moment: the kill lands mid-send
+        await asyncio.sleep(self.delay)
         head = bytes(envelope.content).split(b"\r\n\r\n", 1)[0]
         self.ids.append(str(message_from_bytes(head)["Message-ID"]))
         return "250 OK"

@@ -18,19 +18,23 @@ from pathlib import Path
 
 import httpx
 import pytest
+from aiosmtpd.controller import Controller
 from cryptography.fernet import Fernet
-from sqlalchemy import text
+from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from gateway.store import migrate
 from gateway.store.db import Store
+from gateway.store.notify_models import DeliveryAttempt
 from tests.conftest import POSTGRES_URL, postgres_unavailable
 from tests.notify.seed import seed_reminders
+from tests.notify.test_crash import CountingSink
 from tests.ops.daemon import Daemons, book, clean_env, port
-from tests.peers.smtp import SmtpServer, SmtpSink
+from tests.peers.smtp import SmtpServer, SmtpSink, free_port
 
 CALGATE = str(Path(sys.executable).parent / "calgate")
 REMINDERS = 300
+KILLED_REMINDERS = 600
 
 pytestmark = pytest.mark.postgres
 
@@ -66,16 +70,72 @@ def daemons(tmp_path: Path) -> Iterator[Daemons]:
     running.kill_all()
 
 
-async def _seed(database: str) -> list[str]:
+async def _seed(database: str, count: int = REMINDERS) -> list[str]:
     store = Store.from_url(database)
     try:
         await migrate.upgrade(store)
         now = datetime.now(UTC)
         return await seed_reminders(
-            store, [now - timedelta(seconds=1)] * REMINDERS, clients=20, message_domain="scale.test"
+            store, [now - timedelta(seconds=1)] * count, clients=20, message_domain="scale.test"
         )
     finally:
         await store.close()
+
+
+async def _in_flight(database: str) -> int:
+    """Attempts started whose outcome was never recorded (the at-least-once window)."""
+    store = Store.from_url(database)
+    try:
+        async with store.transaction() as session:
+            open_attempts = select(func.count()).where(DeliveryAttempt.outcome.is_(None))
+            return int(await session.scalar(open_attempts) or 0)
+    finally:
+        await store.close()
+
+
+def _until(predicate: object, seconds: float) -> None:
+    deadline = time.monotonic() + seconds
+    while not predicate() and time.monotonic() < deadline:  # type: ignore[operator]
+        time.sleep(0.05)
+
+
+@pytest.mark.timeout(420)
+def test_one_of_three_killed_mid_run_loses_nothing_and_duplicates_at_most_in_flight(
+    database: str, daemons: Daemons, tmp_path: Path
+):
+    ids = asyncio.run(_seed(database, KILLED_REMINDERS))
+    expected = {f"<{i}@scale.test>" for i in ids}
+    sink = CountingSink(delay=0.2)  # slow enough that the kill lands mid-run
+    controller = Controller(sink, hostname="127.0.0.1", port=free_port())
+    controller.start()
+    try:
+        env = clean_env(
+            CALGATE_DATABASE_URL=database,
+            CALGATE_DATA_DIR=str(tmp_path / "data"),
+            CALGATE_SMTP_HOST="127.0.0.1",
+            CALGATE_SMTP_PORT=str(controller.port),
+            CALGATE_SMTP_TLS="none",
+            CALGATE_NOTIFY_TICK_SECONDS="0.2",
+            CALGATE_NOTIFY_CLAIM_BATCH="25",
+            CALGATE_NOTIFY_LEASE_SECONDS="5",  # the killed process's rows come back after this
+        )
+        workers = [daemons.start(["serve", "--role", "worker"], env, ready=None) for _ in range(3)]
+        _until(lambda: len(set(sink.ids)) >= KILLED_REMINDERS // 4, 180)
+        workers[0].kill()  # SIGKILL: no shutdown, its leases are left to expire
+        workers[0].wait()
+        in_flight = asyncio.run(_in_flight(database))
+        at_kill = len(set(sink.ids))
+        assert KILLED_REMINDERS // 4 <= at_kill < KILLED_REMINDERS, "no kill mid-run"
+        daemons.start(["serve", "--role", "worker"], env, ready=None)
+        _until(lambda: set(sink.ids) >= expected, 180)
+        time.sleep(2)  # time for a duplicate to show up, if there were one
+        arrivals = Counter(sink.ids)
+        duplicates = sum(n - 1 for n in arrivals.values())
+        print(f"\nkilled after {at_kill}: {in_flight} in flight, {duplicates} duplicates")
+        assert set(arrivals) == expected
+        assert duplicates <= in_flight
+    finally:
+        controller.stop()
 
 
 @pytest.mark.timeout(420)  # three daemons starting on a shared 2-core machine
