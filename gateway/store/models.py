@@ -16,6 +16,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
 )
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from gateway.store.types import UTCDateTime, new_id, utcnow
@@ -218,4 +219,21 @@ class Job(LeaseMixin, Base):
             due_at=now,
             attempts=0,
             created_at=now,
+        )
+
+    @classmethod
+    def insert(
+        cls, dialect: str, kind: str, key: str, due_at: datetime, payload: dict[str, Any]
+    ) -> postgresql.Insert | sqlite.Insert:
+        """An INSERT of a new job in `dialect` (``postgresql`` or ``sqlite``), for the caller to
+        say what happens ON CONFLICT with a job of the same `key`."""
+        insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+        return insert(cls).values(
+            id=new_id("job"),
+            kind=kind,
+            key=key,
+            payload=payload,
+            due_at=due_at,
+            attempts=0,
+            created_at=utcnow(),
         )

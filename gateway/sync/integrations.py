@@ -24,7 +24,7 @@ from gateway.store.db import session_store
 from gateway.store.models import Account, User
 from gateway.store.sync_models import Integration, SyncCalendar, SyncLogEntry
 from gateway.store.types import utcnow
-from gateway.sync import consent, outbound, providers
+from gateway.sync import consent, outbound, providers, watch
 from gateway.sync.record import integration_counts
 from gateway.sync.run import (
     ACTIVE,
@@ -137,6 +137,7 @@ async def choose_calendars(
         integration.status = ACTIVE
         integration.due_at = utcnow()
     await session.flush()
+    await watch.start_soon(session, integration)
     return integration
 
 
@@ -178,6 +179,7 @@ async def update_password(
     integration.failures = 0
     integration.due_at = utcnow()
     await webhook_hooks.integration_status_changed(session, integration)
+    await watch.start_soon(session, integration, settings)
     return integration
 
 
@@ -187,6 +189,7 @@ async def resume(session: AsyncSession, integration: Integration) -> Integration
         integration.status = ACTIVE
         integration.due_at = utcnow()
         integration.dirty = True
+        await watch.start_soon(session, integration)
     return integration
 
 

@@ -35,6 +35,7 @@ from gateway.store.lifecycle_models import WatchChannel
 from gateway.store.sync_models import Integration, SyncCalendar
 from gateway.sync import providers, watch
 from gateway.sync.schedule import SyncTicker
+from gateway.worker import JobRunner
 from tests.conftest import make_settings
 from tests.outlook.conftest import OutlookWorld, microsoft_settings
 from tests.outlook.test_sync import END, START, ours, peer_of
@@ -128,6 +129,34 @@ def webhook(oworld: OutlookWorld) -> httpx.AsyncClient:
     peer = peer_of(oworld)
     trusted = ssl.create_default_context(cafile=peer.webhook_ca)
     return httpx.AsyncClient(base_url=oworld.settings.public_url, verify=trusted)
+
+
+async def test_connecting_subscribes_at_the_next_job_tick(
+    oworld: OutlookWorld, served: None
+) -> None:
+    """Push starts seconds after connecting (one job tick), not at the 5-minute channel tick;
+    choosing calendars later subscribes to them just as soon."""
+    peer = peer_of(oworld)
+    work = peer.add_calendar("Work")
+    jobs = JobRunner(oworld.store, oworld.settings)
+    await oworld.connect_outlook()
+    assert peer.subscriptions == {}  # the consent answers at once; the job does the rest
+    assert await jobs.tick() == 1
+    (sub,) = peer.subscriptions.values()
+    assert sub.calendar_id == oworld.calendar
+    assert [c.channel_id for c in await channel_rows(oworld)] == [sub.id]
+    assert await watch.tick(oworld.store, oworld.settings) == 0  # nothing left to start
+
+    chosen = await oworld.api.patch(
+        f"/v1/integrations/{oworld.integration_id}", {"busy_calendars": ["Work"]}
+    )
+    assert chosen.status_code == 200, chosen.text
+    assert await jobs.tick() == 1
+    # Only the chosen busy calendar is synced now (with the write calendar): one subscription
+    # each, the one that was already there kept.
+    assert {s.calendar_id for s in peer.subscriptions.values()} == {oworld.calendar, work}
+    assert sub.id in peer.subscriptions
+    assert await jobs.tick() == 0
 
 
 async def test_subscription_handshake_then_a_change_is_pulled(
