@@ -67,6 +67,8 @@ Lifecycle = Literal["renew", "recreate", "resync"]
 class Notification:
     """One push notification: which channel, its secret, and whether to pull.
 
+    `resource_id`, when the notification names what is watched (Google's resource id, Graph's
+    tenant), must equal the channel's (`WatchChannel.resource_id`) where that is not empty.
     `changed` False means acknowledge and do nothing (Google's initial ``sync`` message).
     `lifecycle` is a provider's word about the channel itself rather than the calendar:
     ``renew`` (replace the channel soon), ``recreate`` (the provider dropped it: start a new one,

@@ -107,7 +107,11 @@ async def receive(
             # One forged item refuses the whole request: nothing in it is acted on.
             log.warning("webhook refused", extra={"reason": "bad channel token"})
             return Reply(403)
-        if note.resource_id is not None and note.resource_id != channel.resource_id:
+        # Where both name what was watched (a channel stored without one has nothing to check),
+        # they agree.
+        named = note.resource_id
+        if named is not None and channel.resource_id and named != channel.resource_id:
+            log.warning("webhook refused", extra={"reason": "other resource"})
             return Reply(403)
         known.append((note, channel))
     if not known:
