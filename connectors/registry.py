@@ -149,6 +149,38 @@ def plain(connector: type[Connector], title: str) -> Provider:
     )
 
 
+def by_consent(
+    connector: type[Connector],
+    title: str,
+    build: Builder,
+    *,
+    client_id: str,
+    client_id_setting: str,
+    oauth: Callable[[SharedState], OAuth],
+    watch: Watch | None = None,
+    consent_help: str | None = None,
+) -> Provider:
+    """The `Provider` of a connector that connects by consent: listed, but unavailable, saying
+    which setting is missing, while the server has no client id registered at the provider."""
+    if not client_id:
+        return Provider(
+            connector.name,
+            build,
+            connector.capabilities,
+            title=title,
+            unavailable=f"{title} is not configured on this server ({client_id_setting})",
+        )
+    return Provider(
+        connector.name,
+        build,
+        connector.capabilities,
+        title=title,
+        oauth=oauth,
+        watch=watch,
+        consent_help=consent_help,
+    )
+
+
 class Registry:
     """The providers this daemon offers, by name."""
 

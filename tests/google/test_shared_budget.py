@@ -13,19 +13,16 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
 from cryptography.fernet import Fernet
-from sqlalchemy import text
-from sqlalchemy.ext.asyncio import create_async_engine
 
 from connectors import google
 from gateway.store import migrate
 from gateway.store.db import Store
-from tests.conftest import POSTGRES_URL, postgres_unavailable
+from tests.conftest import postgres_database
 from tests.google.conftest import CALENDAR, CLIENT_ID, google_settings
 from tests.peers.google import GooglePeer
 
@@ -41,23 +38,13 @@ pytestmark = pytest.mark.postgres
 @pytest.fixture
 async def database() -> AsyncIterator[str]:
     """A migrated PostgreSQL database of its own, dropped afterwards."""
-    reason = await postgres_unavailable()
-    if reason:
-        pytest.skip(reason)
-    name = f"t_budget_{uuid.uuid4().hex[:10]}"
-    admin = create_async_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
-    async with admin.connect() as conn:
-        await conn.execute(text(f'CREATE DATABASE "{name}"'))
-    url = POSTGRES_URL.rsplit("/", 1)[0] + f"/{name}"
-    store = Store.from_url(url)
-    try:
-        await migrate.upgrade(store)
-        await store.close()
+    async for url in postgres_database("t_budget"):
+        store = Store.from_url(url)
+        try:
+            await migrate.upgrade(store)
+        finally:
+            await store.close()
         yield url
-    finally:
-        async with admin.connect() as conn:
-            await conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        await admin.dispose()
 
 
 @pytest.fixture
