@@ -152,7 +152,9 @@ async def test_connecting_subscribes_at_the_next_job_tick(
         f"/v1/integrations/{oworld.integration_id}", {"busy_calendars": ["Work"]}
     )
     assert chosen.status_code == 200, chosen.text
-    assert await jobs.tick() == 1
+    resumed = await oworld.api.patch(f"/v1/integrations/{oworld.integration_id}", {"resume": True})
+    assert resumed.status_code == 200, resumed.text
+    assert await jobs.tick() == 1  # one job per integration however often it was asked for
     # Only the chosen busy calendar is synced now (with the write calendar): one subscription
     # each, the one that was already there kept.
     assert {s.calendar_id for s in peer.subscriptions.values()} == {oworld.calendar, work}
