@@ -184,7 +184,8 @@ class Credentials:
 
 @dataclass(frozen=True)
 class WatchChannel:
-    """A push-notification subscription: opaque to the engine, kept to stop or renew it."""
+    """A push-notification subscription: opaque to the engine, kept to stop or renew it.
+    `resource_id` is what notifications must name as watched ("": nothing to compare)."""
 
     id: str
     resource_id: str

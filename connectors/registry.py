@@ -67,6 +67,8 @@ Lifecycle = Literal["renew", "recreate", "resync"]
 class Notification:
     """One push notification: which channel, its secret, and whether to pull.
 
+    `resource_id`, when the notification names what is watched (Google's resource id, Graph's
+    tenant), must equal the channel's (`WatchChannel.resource_id`) where that is not empty.
     `changed` False means acknowledge and do nothing (Google's initial ``sync`` message).
     `lifecycle` is a provider's word about the channel itself rather than the calendar:
     ``renew`` (replace the channel soon), ``recreate`` (the provider dropped it: start a new one,
@@ -144,6 +146,38 @@ def plain(connector: type[Connector], title: str) -> Provider:
         lambda credentials, _shared: connector(credentials),
         connector.capabilities,
         title=title,
+    )
+
+
+def by_consent(
+    connector: type[Connector],
+    title: str,
+    build: Builder,
+    *,
+    client_id: str,
+    client_id_setting: str,
+    oauth: Callable[[SharedState], OAuth],
+    watch: Watch | None = None,
+    consent_help: str | None = None,
+) -> Provider:
+    """The `Provider` of a connector that connects by consent: listed, but unavailable, saying
+    which setting is missing, while the server has no client id registered at the provider."""
+    if not client_id:
+        return Provider(
+            connector.name,
+            build,
+            connector.capabilities,
+            title=title,
+            unavailable=f"{title} is not configured on this server ({client_id_setting})",
+        )
+    return Provider(
+        connector.name,
+        build,
+        connector.capabilities,
+        title=title,
+        oauth=oauth,
+        watch=watch,
+        consent_help=consent_help,
     )
 
 

@@ -18,7 +18,6 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway.config import Settings
@@ -27,7 +26,8 @@ from gateway.privacy import erasure, purge, retention
 from gateway.store import leases
 from gateway.store.db import Store
 from gateway.store.models import Job
-from gateway.store.types import new_id, utcnow
+from gateway.store.types import utcnow
+from gateway.sync import watch
 
 log = logging.getLogger("calgate.worker")
 
@@ -65,6 +65,10 @@ async def _erase(ctx: JobContext) -> datetime | None:
     return await erasure.run(ctx.store, ctx.settings, ctx.payload)
 
 
+async def _channels(ctx: JobContext) -> None:
+    await watch.run_job(ctx.store, ctx.settings, ctx.payload)
+
+
 async def _account_delete(ctx: JobContext) -> None:
     # Imported here: the deletion reaches into sync, whose delivery side imports this module.
     from gateway.privacy import account_deletion
@@ -77,6 +81,7 @@ DEFAULT_HANDLERS: dict[str, Handler] = {
     purge.JOB_KIND: _purge,
     erasure.JOB_KIND: _erase,
     account_states.DELETE_JOB: _account_delete,
+    watch.JOB_KIND: _channels,
 }
 
 
@@ -101,17 +106,7 @@ async def schedule(
     with fresh attempts: recurring work seeded at start-up (the retention sweep) must not stay
     dead for good after one bad spell.
     """
-    values = {
-        "id": new_id("job"),
-        "kind": kind,
-        "key": key,
-        "payload": payload or {},
-        "due_at": due_at,
-        "attempts": 0,
-        "created_at": utcnow(),
-    }
-    insert = postgresql.insert if store.dialect == "postgresql" else sqlite.insert
-    statement = insert(Job).values(**values)
+    statement = Job.insert(store.dialect, kind, key, due_at, payload or {})
     if revive_failed:
         statement = statement.on_conflict_do_update(
             index_elements=["key"],

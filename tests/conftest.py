@@ -101,6 +101,24 @@ async def postgres_schema_store(
         await admin.dispose()
 
 
+async def postgres_database(prefix: str) -> AsyncIterator[str]:
+    """The URL of a PostgreSQL database of its own, dropped afterwards (skips without a server),
+    for tests whose separate processes cannot be handed a per-test schema."""
+    reason = await postgres_unavailable()
+    if reason:
+        pytest.skip(reason)
+    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
+    admin = create_async_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
+    async with admin.connect() as conn:
+        await conn.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield POSTGRES_URL.rsplit("/", 1)[0] + f"/{name}"
+    finally:
+        async with admin.connect() as conn:
+            await conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        await admin.dispose()
+
+
 @pytest.fixture
 async def store(settings: Settings) -> AsyncIterator[Store]:
     """A migrated SQLite store in the test's own folder."""

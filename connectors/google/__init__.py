@@ -14,12 +14,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from connectors.base import Credentials, SharedState
 from connectors.google.connector import GoogleConnector
 from connectors.google.limits import WritesPaused, grant_key
 from connectors.google.oauth import SCOPES, GoogleApp, GoogleOAuth
 from connectors.google.wire import UID_PROPERTY, event_id, from_body, read_notification, to_body
-from connectors.registry import Provider, Watch
+from connectors.registry import Provider, Watch, by_consent
 
 if TYPE_CHECKING:
     from gateway.config import Settings
@@ -63,18 +62,6 @@ def app_from_settings(settings: Settings) -> GoogleApp:
 def provider(settings: Settings) -> Provider:
     """Google as configured in `settings` (listed, but unavailable, without a client id)."""
     app = app_from_settings(settings)
-
-    def build(credentials: Credentials, shared: SharedState) -> GoogleConnector:
-        return GoogleConnector(credentials, app, shared)
-
-    if not app.client_id:
-        return Provider(
-            GoogleConnector.name,
-            build,
-            GoogleConnector.capabilities,
-            title="Google Calendar",
-            unavailable="Google Calendar is not configured on this server (google.client_id)",
-        )
     watch = None
     if settings.google_watch:
         watch = Watch(
@@ -82,11 +69,12 @@ def provider(settings: Settings) -> Provider:
             renew_hours=settings.google_channel_renew_hours,
             poll_minutes=settings.google_push_poll_minutes,
         )
-    return Provider(
-        GoogleConnector.name,
-        build,
-        GoogleConnector.capabilities,
-        title="Google Calendar",
+    return by_consent(
+        GoogleConnector,
+        "Google Calendar",
+        lambda credentials, shared: GoogleConnector(credentials, app, shared),
+        client_id=app.client_id,
+        client_id_setting="google.client_id",
         oauth=lambda shared: GoogleOAuth(app, shared),
         watch=watch,
     )

@@ -14,12 +14,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from connectors.base import Credentials, SharedState
 from connectors.outlook.connector import OutlookConnector
 from connectors.outlook.notify import read_notification
 from connectors.outlook.oauth import REVOKE_HELP, SCOPES, MicrosoftOAuth, OutlookApp
 from connectors.outlook.wire import UID_PROPERTY, from_body, to_body
-from connectors.registry import Provider, Watch
+from connectors.registry import Provider, Watch, by_consent
 
 if TYPE_CHECKING:
     from gateway.config import Settings
@@ -59,18 +58,6 @@ def app_from_settings(settings: Settings) -> OutlookApp:
 def provider(settings: Settings) -> Provider:
     """Outlook as configured in `settings` (listed, but unavailable, without a client id)."""
     app = app_from_settings(settings)
-
-    def build(credentials: Credentials, shared: SharedState) -> OutlookConnector:
-        return OutlookConnector(credentials, app, shared)
-
-    if not app.client_id:
-        return Provider(
-            OutlookConnector.name,
-            build,
-            OutlookConnector.capabilities,
-            title=TITLE,
-            unavailable="Outlook is not configured on this server (microsoft.client_id)",
-        )
     watch = None
     if settings.microsoft_watch:
         watch = Watch(
@@ -79,11 +66,12 @@ def provider(settings: Settings) -> Provider:
             poll_minutes=settings.microsoft_push_poll_minutes,
             needs_https=True,  # Graph only posts to https notification URLs
         )
-    return Provider(
-        OutlookConnector.name,
-        build,
-        OutlookConnector.capabilities,
-        title=TITLE,
+    return by_consent(
+        OutlookConnector,
+        TITLE,
+        lambda credentials, shared: OutlookConnector(credentials, app, shared),
+        client_id=app.client_id,
+        client_id_setting="microsoft.client_id",
         oauth=lambda _shared: MicrosoftOAuth(app),
         watch=watch,
         consent_help=REVOKE_HELP,  # Graph has no per-app revoke

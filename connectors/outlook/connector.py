@@ -291,7 +291,8 @@ class OutlookConnector(Connector):
         )
         made = await self._call("starting a subscription", "POST", "/subscriptions", json=body)
         expires = datetime.fromisoformat(str(made["expirationDateTime"]).replace("Z", "+00:00"))
-        return WatchChannel(str(made["id"]), str(made.get("resource") or body["resource"]), expires)
+        # The resource id checked against each notification's is the grant's tenant.
+        return WatchChannel(str(made["id"]), notify.grant_tenant(self.account_id), expires)
 
     async def watch_stop(self, channel: WatchChannel) -> None:
         await self._call("deleting a subscription", "DELETE", f"/subscriptions/{channel.id}")

@@ -7,6 +7,11 @@
 - Creating one, Graph first POSTs ``?validationToken=...`` to the address and wants it back as
   ``200 text/plain`` within 10 seconds: answered as a `Reply`, before anything else is read.
 - Renewal PATCHes the expiration (same id, same clientState, no new handshake).
+- Each notification names the tenant it comes from (``tenantId``; some lifecycle notifications
+  say ``organizationId``). A subscription keeps its grant's tenant as the channel's resource id,
+  which the engine compares with the notification's, so one from another tenant is refused like
+  a wrong clientState. Not for personal accounts: Graph does not document which tenant their
+  notifications name, so their subscriptions keep none and only clientState is checked.
 - Notifications come in batches (``{"value": [...]}``), acknowledged with 202. A lifecycle
   notification (``lifecycleEvent``) says: ``reauthorizationRequired`` → renew,
   ``subscriptionRemoved`` → recreate (and pull), ``missed`` → list the calendar in full.
@@ -28,6 +33,24 @@ _LIFECYCLE: dict[str, Lifecycle] = {
     "subscriptionRemoved": "recreate",
     "missed": "resync",
 }
+
+
+# The tenant of every personal Microsoft account (the `tid` of their id tokens).
+PERSONAL_TENANT = "9188040d-6c67-4c5b-b112-36a304b66dad"
+
+
+def grant_tenant(home_account_id: str) -> str:
+    """The tenant a grant's notifications come from: the second half of msal's home account id
+    (``<object id>.<tenant id>``, from the token answer's client_info); "" (nothing to check)
+    for a personal account or an id without a tenant."""
+    _, dot, tenant = home_account_id.partition(".")
+    tenant = tenant.lower()
+    return "" if not dot or tenant == PERSONAL_TENANT else tenant
+
+
+def _tenant(item: dict[str, Any]) -> str | None:
+    named = item.get("tenantId") or item.get("organizationId")
+    return named.lower() if isinstance(named, str) else None
 
 
 def resource(calendar_id: str) -> str:
@@ -79,7 +102,7 @@ def read_notification(request: Incoming) -> Notification | Batch | Reply | None:
             Notification(
                 item["subscriptionId"],
                 state if isinstance(state, str) else None,
-                None,  # a notification names the changed event, not the subscribed resource
+                _tenant(item),
                 changed=event is None and bool(item.get("changeType")),
                 lifecycle=_LIFECYCLE.get(str(event)) if event is not None else None,
             )

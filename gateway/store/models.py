@@ -16,6 +16,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
 )
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from gateway.store.types import UTCDateTime, new_id, utcnow
@@ -206,16 +207,28 @@ class Job(LeaseMixin, Base):
     failed_at: Mapped[datetime | None] = mapped_column(default=None)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
+    @staticmethod
+    def _new(kind: str, key: str, due_at: datetime, payload: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "id": new_id("job"),
+            "kind": kind,
+            "key": key,
+            "payload": payload,
+            "due_at": due_at,
+            "attempts": 0,
+            "created_at": utcnow(),
+        }
+
     @classmethod
     def due_now(cls, kind: str, key: str, payload: dict[str, Any]) -> Job:
         """A new job, due at once, to add in the transaction that asks for the work."""
-        now = utcnow()
-        return cls(
-            id=new_id("job"),
-            kind=kind,
-            key=key,
-            payload=payload,
-            due_at=now,
-            attempts=0,
-            created_at=now,
-        )
+        return cls(**cls._new(kind, key, utcnow(), payload))
+
+    @classmethod
+    def insert(
+        cls, dialect: str, kind: str, key: str, due_at: datetime, payload: dict[str, Any]
+    ) -> postgresql.Insert | sqlite.Insert:
+        """An INSERT of a new job in `dialect` (``postgresql`` or ``sqlite``), for the caller to
+        say what happens ON CONFLICT with a job of the same `key`."""
+        insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+        return insert(cls).values(**cls._new(kind, key, due_at, payload))

@@ -30,7 +30,7 @@ from gateway.store.db import Store, session_store
 from gateway.store.lifecycle_models import OAuthConsent
 from gateway.store.sync_models import Integration, SyncCalendar
 from gateway.store.types import utcnow
-from gateway.sync import providers, topics
+from gateway.sync import providers, topics, watch
 from gateway.sync.run import ACTIVE, PENDING, PURGING
 
 log = logging.getLogger("calgate.sync")
@@ -169,6 +169,7 @@ async def finish(
         chosen = await _store_grant(session, settings, integration, grant.secret, found)
         if grant.username:
             integration.username = grant.username
+        await watch.start_soon(session, integration, settings)
     log.info("connected by consent", extra={"integration_id": integration_id})
     return Result(
         True,

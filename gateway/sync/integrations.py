@@ -24,7 +24,7 @@ from gateway.store.db import session_store
 from gateway.store.models import Account, User
 from gateway.store.sync_models import Integration, SyncCalendar, SyncLogEntry
 from gateway.store.types import utcnow
-from gateway.sync import consent, outbound, providers, topics
+from gateway.sync import consent, outbound, providers, topics, watch
 from gateway.sync.record import integration_counts
 from gateway.sync.run import (
     ACTIVE,
@@ -137,6 +137,7 @@ async def choose_calendars(
         integration.due_at = utcnow()
         await topics.status_set(session, integration)
     await session.flush()
+    await watch.start_soon(session, integration)
     return integration
 
 
@@ -178,6 +179,7 @@ async def update_password(
     integration.failures = 0
     integration.due_at = utcnow()
     await topics.status_set(session, integration)
+    await watch.start_soon(session, integration, settings)
     return integration
 
 
@@ -188,6 +190,7 @@ async def resume(session: AsyncSession, integration: Integration) -> Integration
         integration.due_at = utcnow()
         integration.dirty = True
         await topics.status_set(session, integration)
+        await watch.start_soon(session, integration)
     return integration
 
 

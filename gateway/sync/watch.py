@@ -17,6 +17,9 @@ more than the provider's renew margin left has its channel renewed where the pro
 calendars no longer synced are stopped. A provider that only calls https addresses gets no
 channels while public_url is http (one warning when the daemon starts; the integration is
 polled). `stop_all` runs before a disconnect purges the integration (the rows go with it).
+The tick runs every 5 minutes; so that push starts within seconds of connecting, choosing
+calendars, new credentials and resuming add a job (`start_soon`) that does the tick's work for
+that one integration at once, in whichever process runs jobs.
 """
 
 from __future__ import annotations
@@ -37,14 +40,19 @@ from connectors.base import Connector, ConnectorError, RemoteNotFound
 from connectors.registry import Batch, Incoming, Notification, Provider, Reply
 from gateway.config import Settings
 from gateway.errors import ExternalError
-from gateway.store.db import Store, session_store
+from gateway.store.db import Store, session_settings, session_store
 from gateway.store.lifecycle_models import WatchChannel
+from gateway.store.models import Job
 from gateway.store.sync_models import Integration, SyncCalendar
 from gateway.store.types import utcnow
 from gateway.sync import providers
 from gateway.sync.run import ACTIVE
 
 log = logging.getLogger("calgate.sync")
+
+# The job that starts an integration's channels as soon as its calendars are chosen (the channel
+# tick, every 5 minutes, is the backstop that renews and retries).
+JOB_KIND = "sync.watch"
 
 
 def webhook_path(provider: str) -> str:
@@ -99,7 +107,11 @@ async def receive(
             # One forged item refuses the whole request: nothing in it is acted on.
             log.warning("webhook refused", extra={"reason": "bad channel token"})
             return Reply(403)
-        if note.resource_id is not None and note.resource_id != channel.resource_id:
+        # Where both name what was watched (a channel stored without one has nothing to check),
+        # they agree.
+        named = note.resource_id
+        if named is not None and channel.resource_id and named != channel.resource_id:
+            log.warning("webhook refused", extra={"reason": "other resource"})
             return Reply(403)
         known.append((note, channel))
     if not known:
@@ -172,18 +184,46 @@ async def tick(store: Store, settings: Settings) -> int:
     return started
 
 
-async def _tick_provider(store: Store, settings: Settings, provider: Provider) -> int:
+async def start_soon(
+    session: AsyncSession, integration: Integration, settings: Settings | None = None
+) -> None:
+    """Have the integration's channels started (or moved to newly chosen calendars) within
+    seconds rather than at the next channel tick: a job due now, added in the caller's
+    transaction, so it exists exactly when the calendars chosen or the integration resumed do.
+    Nothing for a provider without channels or an integration not active. `settings` are the
+    store's where not given."""
+    store, settings = session_store(session), settings or session_settings(session)
+    found = [p for p in _watching(store, settings) if p.name == integration.provider]
+    if integration.status != ACTIVE or not found or not _reachable(found[0], settings):
+        return
+    await session.flush()  # a new integration gets its id
+    key, payload = f"{JOB_KIND}:{integration.id}", {"integration_id": integration.id}
+    # A job still waiting for the same integration will see this change too.
+    job = Job.insert(store.dialect, JOB_KIND, key, utcnow(), payload)
+    await session.execute(job.on_conflict_do_nothing(index_elements=["key"]))
+
+
+async def run_job(store: Store, settings: Settings, payload: dict[str, Any]) -> None:
+    """The job of `start_soon`: the channel tick's work for one integration (a failure is
+    logged and left to the channel tick, as in the tick)."""
+    for provider in _watching(store, settings):
+        if _reachable(provider, settings):
+            await _tick_provider(store, settings, provider, str(payload["integration_id"]))
+
+
+async def _tick_provider(
+    store: Store, settings: Settings, provider: Provider, only: str | None = None
+) -> int:
     assert provider.watch is not None
     margin = timedelta(hours=provider.watch.renew_hours)
     address = settings.public_url + webhook_path(provider.name)
+    query = select(Integration).where(
+        Integration.provider == provider.name, Integration.status == ACTIVE
+    )
+    if only is not None:
+        query = query.where(Integration.id == only)
     async with store.transaction() as session:
-        integrations = list(
-            await session.scalars(
-                select(Integration).where(
-                    Integration.provider == provider.name, Integration.status == ACTIVE
-                )
-            )
-        )
+        integrations = list(await session.scalars(query))
         work = []
         for integration in integrations:
             channels = list(

@@ -27,6 +27,7 @@ from gateway.store.lifecycle_models import WatchChannel
 from gateway.store.sync_models import Integration
 from gateway.sync import watch
 from gateway.sync.schedule import SyncTicker
+from gateway.worker import JobRunner
 from tests.conftest import make_settings
 from tests.google.conftest import CALENDAR, GoogleWorld, google_settings
 from tests.peers.google import GooglePeer
@@ -90,6 +91,22 @@ async def connected_with_channel(gworld: GoogleWorld) -> tuple[GooglePeer, dict[
     assert (await gworld.sync()).pushed == 1
     assert await watch.tick(gworld.store, gworld.settings) == 1
     return peer, apt
+
+
+async def test_connecting_starts_a_channel_at_the_next_job_tick(
+    gworld: GoogleWorld, served: None
+) -> None:
+    """As for every provider with channels: one job tick after the consent, not the 5-minute
+    channel tick."""
+    peer = gworld.peer
+    assert peer is not None
+    await gworld.connect_google()
+    assert peer.channels == {}
+    assert await JobRunner(gworld.store, gworld.settings).tick() == 1
+    (channel,) = peer.channels.values()
+    assert channel.calendar_id == CALENDAR
+    await wait_for(peer, "sync")  # Google's first message on the new channel reached us
+    assert await watch.tick(gworld.store, gworld.settings) == 0
 
 
 async def test_notification_triggers_a_pull_within_seconds(

@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import sys
 import time
-import uuid
 from collections import Counter
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
@@ -20,13 +19,12 @@ import httpx
 import pytest
 from aiosmtpd.controller import Controller
 from cryptography.fernet import Fernet
-from sqlalchemy import func, select, text
-from sqlalchemy.ext.asyncio import create_async_engine
+from sqlalchemy import func, select
 
 from gateway.store import migrate
 from gateway.store.db import Store
 from gateway.store.notify_models import DeliveryAttempt
-from tests.conftest import POSTGRES_URL, postgres_unavailable
+from tests.conftest import postgres_database
 from tests.notify.seed import seed_reminders
 from tests.notify.test_crash import CountingSink
 from tests.ops.daemon import Daemons, book, clean_env, port
@@ -41,20 +39,8 @@ pytestmark = pytest.mark.postgres
 
 @pytest.fixture
 async def database() -> AsyncIterator[str]:
-    reason = await postgres_unavailable()
-    if reason:
-        pytest.skip(reason)
-    name = f"t_scale_{uuid.uuid4().hex[:10]}"
-    admin = create_async_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
-    async with admin.connect() as conn:
-        await conn.execute(text(f'CREATE DATABASE "{name}"'))
-    url = POSTGRES_URL.rsplit("/", 1)[0] + f"/{name}"
-    try:
+    async for url in postgres_database("t_scale"):
         yield url
-    finally:
-        async with admin.connect() as conn:
-            await conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        await admin.dispose()
 
 
 @pytest.fixture

@@ -35,6 +35,7 @@ from gateway.store.lifecycle_models import WatchChannel
 from gateway.store.sync_models import Integration, SyncCalendar
 from gateway.sync import providers, watch
 from gateway.sync.schedule import SyncTicker
+from gateway.worker import JobRunner
 from tests.conftest import make_settings
 from tests.outlook.conftest import OutlookWorld, microsoft_settings
 from tests.outlook.test_sync import END, START, ours, peer_of
@@ -130,6 +131,37 @@ def webhook(oworld: OutlookWorld) -> httpx.AsyncClient:
     return httpx.AsyncClient(base_url=oworld.settings.public_url, verify=trusted)
 
 
+async def test_connecting_subscribes_at_the_next_job_tick(
+    oworld: OutlookWorld, served: None
+) -> None:
+    """Push starts seconds after connecting (one job tick), not at the 5-minute channel tick;
+    choosing calendars later subscribes to them just as soon."""
+    peer = peer_of(oworld)
+    work = peer.add_calendar("Work")
+    jobs = JobRunner(oworld.store, oworld.settings)
+    await oworld.connect_outlook()
+    assert peer.subscriptions == {}  # the consent answers at once; the job does the rest
+    assert await jobs.tick() == 1
+    (sub,) = peer.subscriptions.values()
+    assert sub.calendar_id == oworld.calendar
+    # A personal account (the stand-in's default): no tenant kept to compare.
+    assert [(c.channel_id, c.resource_id) for c in await channel_rows(oworld)] == [(sub.id, "")]
+    assert await watch.tick(oworld.store, oworld.settings) == 0  # nothing left to start
+
+    chosen = await oworld.api.patch(
+        f"/v1/integrations/{oworld.integration_id}", {"busy_calendars": ["Work"]}
+    )
+    assert chosen.status_code == 200, chosen.text
+    resumed = await oworld.api.patch(f"/v1/integrations/{oworld.integration_id}", {"resume": True})
+    assert resumed.status_code == 200, resumed.text
+    assert await jobs.tick() == 1  # one job per integration however often it was asked for
+    # Only the chosen busy calendar is synced now (with the write calendar): one subscription
+    # each, the one that was already there kept.
+    assert {s.calendar_id for s in peer.subscriptions.values()} == {oworld.calendar, work}
+    assert sub.id in peer.subscriptions
+    assert await jobs.tick() == 0
+
+
 async def test_subscription_handshake_then_a_change_is_pulled(
     oworld: OutlookWorld, served: None
 ) -> None:
@@ -211,6 +243,58 @@ async def test_forged_client_state_is_refused_and_changes_nothing(
         answer = await http.post("/webhooks/outlook", json={"value": [good]})
     assert answer.status_code == 202
     assert (await integration_row(oworld)).dirty
+
+
+ORG_TENANT = "72f988bf-86f1-41af-91ab-2d7cd011db47"  # a work account's tenant, not a personal one
+
+
+async def test_a_notification_from_another_tenant_is_refused(
+    oworld: OutlookWorld, served: None
+) -> None:
+    peer = peer_of(oworld)
+    peer.tenant_id = ORG_TENANT  # the mailbox belongs to an organisation
+    peer, apt = await subscribed(oworld)
+    (sub,) = peer.subscriptions.values()
+    (row,) = await channel_rows(oworld)
+    assert row.resource_id == ORG_TENANT  # from the grant (msal's home account id)
+    good = {
+        "subscriptionId": sub.id,
+        "changeType": "updated",
+        "resource": "Users/x/Events/y",
+        "clientState": sub.body["clientState"],
+        "tenantId": ORG_TENANT,
+    }
+    other = {**good, "tenantId": "0f2d4c1e-5b6a-4e7f-8a9b-0c1d2e3f4a5b"}
+    lifecycle = {k: v for k, v in other.items() if k not in ("changeType", "tenantId")}
+    async with webhook(oworld) as http:
+        for body in (
+            {"value": [other]},
+            {"value": [good, other]},
+            # Some lifecycle notifications name the tenant organizationId.
+            {
+                "value": [
+                    {**lifecycle, "lifecycleEvent": "missed", "organizationId": ORG_TENANT[::-1]}
+                ]
+            },
+        ):
+            answer = await http.post("/webhooks/outlook", json=body)
+            assert answer.status_code == 403, body
+    assert not (await integration_row(oworld)).dirty
+    async with oworld.store.transaction() as session:
+        assert all(await session.scalars(select(SyncCalendar.cursor)))
+    # The mailbox's own tenant, in any letter case, is accepted.
+    async with webhook(oworld) as http:
+        answer = await http.post(
+            "/webhooks/outlook", json={"value": [{**good, "tenantId": ORG_TENANT.upper()}]}
+        )
+    assert answer.status_code == 202
+    assert (await integration_row(oworld)).dirty
+    # And so are Graph's own notifications of a change made in Outlook.
+    event_id = ours(oworld)[appointment_uid(apt["id"])]["id"]
+    peer.patch_event(oworld.calendar, event_id, {"subject": "Moved"})
+    (note,) = await delivered(peer, 1)
+    assert note["payload"]["value"][0]["tenantId"] == ORG_TENANT
+    assert note["status"] == 202
 
 
 async def test_validation_token_is_echoed_as_plain_text(oworld: OutlookWorld, served: None) -> None:

@@ -11,6 +11,7 @@ from sqlalchemy import select
 
 from connectors import outlook
 from gateway.domain.uids import appointment_uid
+from gateway.store.models import Job
 from gateway.store.notify_models import OutboxMessage
 from tests.outlook.conftest import OutlookWorld
 from tests.peers.graph import GraphPeer
@@ -388,3 +389,12 @@ async def test_reconnect_adopts_our_events_without_duplicates(oworld: OutlookWor
     assert len(peer.live_events(oworld.calendar)) == 2
     assert (await oworld.integration())["counts"]["mappings"] == 2
     assert not [c for c in peer.calls[calls:] if c[0] in ("POST", "PATCH", "DELETE")]
+
+
+async def test_http_public_url_connects_without_a_channel_job(oworld: OutlookWorld) -> None:
+    """Graph only calls https: no job to start a subscription it would refuse (polled)."""
+    assert oworld.settings.public_url.startswith("http://")
+    await oworld.connect_outlook()
+    async with oworld.store.transaction() as session:
+        assert list(await session.scalars(select(Job.kind))) == []
+    assert (await oworld.integration())["status"] == "active"
