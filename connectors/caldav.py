@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -33,7 +34,8 @@ from niquests.packages.urllib3.contrib.resolver.system import (  # type: ignore[
 )
 
 from connectors import ical
-from connectors.registry import Provider, plain
+from connectors.registry import Provider
+from gateway.errors import network_words
 
 if TYPE_CHECKING:
     from gateway.config import Settings
@@ -58,6 +60,7 @@ from connectors.base import (
 )
 
 T = TypeVar("T")
+log = logging.getLogger("calgate.connectors.caldav")
 _MULTIGET_CHUNK = 100
 _MAX_PAGES = 200  # truncated sync-collection answers followed at most this often
 _TIMEOUT_SECONDS = 30
@@ -91,7 +94,7 @@ def _seconds(value: Any) -> float | None:
         return None
 
 
-def _translate(exc: Exception, what: str) -> ConnectorError:
+def _translate(exc: Exception, what: str, timeout: float | None = None) -> ConnectorError:
     """One library or network error as ours (the message never quotes server data)."""
     if isinstance(exc, ConnectorError):
         return exc
@@ -109,11 +112,25 @@ def _translate(exc: Exception, what: str) -> ConnectorError:
         if str(dav.ValidSyncToken.tag) in getattr(exc, "preconditions", []):
             return CursorExpired("the CalDAV server no longer accepts the sync token")
         return ConnectorError(f"the CalDAV server failed {what}")
-    if isinstance(exc, OSError | TimeoutError) or "Connection" in type(exc).__name__:
-        return Transient(f"could not reach the CalDAV server ({type(exc).__name__})")
-    if "Timeout" in type(exc).__name__ or "SSL" in type(exc).__name__:
-        return Transient(f"could not reach the CalDAV server ({type(exc).__name__})")
-    return ConnectorError(f"unexpected failure during {what} ({type(exc).__name__})")
+    if isinstance(exc, etree.XMLSyntaxError):
+        # A cut-off answer, or a proxy's page where XML was due: the next try may get it whole.
+        return Transient(f"the CalDAV server's answer to {what} was not readable XML (cut short?)")
+    name = type(exc).__name__
+    if isinstance(exc, OSError | TimeoutError) or any(
+        word in name for word in ("Connection", "Timeout", "SSL", "Protocol")
+    ):
+        return Transient(f"could not reach the CalDAV server: {network_words(exc, timeout)}")
+    log.warning("unexpected CalDAV failure", extra={"error": name, "during": what})
+    return ConnectorError(f"the CalDAV server's answer to {what} could not be used")
+
+
+def _not_xml(response: Any, what: str) -> ConnectorError | None:
+    """A 2xx answer that is not XML (a proxy's or captive portal's web page): unusable, and never
+    to be read as "no changes" (an empty full listing would look like every event deleted)."""
+    kind = str(response.headers.get("Content-Type") or "").lower()
+    if "xml" in kind:
+        return None
+    return Transient(f"the CalDAV server answered {what} with a web page instead of calendar data")
 
 
 def _canon(url: Any) -> str:
@@ -152,17 +169,18 @@ class CalDAVConnector(Connector):
     name = "caldav"
     capabilities = Capabilities(incremental=True, watch=False, client_ids=True, user_url=True)
 
-    def __init__(self, credentials: Credentials) -> None:
+    def __init__(self, credentials: Credentials, timeout: float = _TIMEOUT_SECONDS) -> None:
         if not credentials.server_url:
             raise ConnectorError("a CalDAV server URL is needed")
         super().__init__(credentials)
         self._zones: dict[str, tzinfo] = {}
+        self.timeout = timeout
         self.base_url = credentials.server_url
         self.client = DAVClient(
             credentials.server_url,
             username=credentials.username,
             password=credentials.secret,
-            timeout=_TIMEOUT_SECONDS,
+            timeout=timeout,  # type: ignore[arg-type]  # hinted int; niquests takes floats
             enable_rfc6764=False,
             require_tls=urlsplit(credentials.server_url).scheme == "https",
             rate_limit_handle=False,
@@ -189,7 +207,7 @@ class CalDAVConnector(Connector):
                             "the CalDAV server (or a redirect) points to an internal address; "
                             "calgate only connects there when the setting outbound_allow names it"
                         ) from None
-                    raise _translate(exc, what) from None
+                    raise _translate(exc, what, self.timeout) from None
 
         return await asyncio.to_thread(run)
 
@@ -275,6 +293,9 @@ class CalDAVConnector(Connector):
                 raise CursorExpired("the CalDAV server no longer accepts the sync token")
             if response.status not in (200, 207):
                 raise _status_error(response.status, "sync-collection", response.headers)
+            unusable = _not_xml(response, "sync-collection")
+            if unusable is not None:
+                raise unusable
             result = response.parse_sync_collection()
             for answer in result.changed:
                 href = _canon(cal.url.join(answer.href))
@@ -420,6 +441,11 @@ class CalDAVConnector(Connector):
         if not etag:
             # RFC 4791 §5.3.4: a server that changed what we sent returns no ETag: ask for it.
             head = self.client.request(href, "GET")
+            kind = str(head.headers.get("Content-Type") or "").lower()
+            if head.status != 200 or "calendar" not in kind:
+                # Not the event we wrote (a proxy's page?): unproven, so not recorded as
+                # written; the retry's If-None-Match finds it if it did land.
+                raise Transient(f"the CalDAV server did not confirm the {what} of the event")
             etag = _etag(head.headers.get("ETag"))
         return Written(href, etag)
 
@@ -447,5 +473,11 @@ class CalDAVConnector(Connector):
 
 
 def provider(settings: Settings) -> Provider:
-    """CalDAV for `connectors.load` (nothing to configure)."""
-    return plain(CalDAVConnector, "CalDAV")
+    """CalDAV for `connectors.load`: every request bounded by `caldav.timeout_seconds`."""
+    timeout = settings.caldav_timeout_seconds
+    return Provider(
+        CalDAVConnector.name,
+        lambda credentials, _shared: CalDAVConnector(credentials, timeout),
+        CalDAVConnector.capabilities,
+        title="CalDAV",
+    )

@@ -508,6 +508,11 @@ class Settings(BaseSettings):
         "product), unless the account set its own; empty: no way-back button.",
     )
 
+    # --- s19-robust ---
+    caldav_timeout_seconds: float = Field(
+        30.0, gt=0, description="Timeout of each request to a CalDAV server."
+    )
+
     @model_validator(mode="before")
     @classmethod
     def _fill_locations(cls, values: Any) -> Any:

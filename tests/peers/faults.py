@@ -1,0 +1,214 @@
+"""A fault-injecting TCP peer: a proxy on 127.0.0.1 in front of a real peer (Radicale, the Google,
+Graph and Twilio stand-ins, the SMTP sink), switched per case to misbehave the way networks and
+providers do.
+
+`fault` says what the next connections get (the switch applies to connections accepted after
+it is set; `None` forwards every byte both ways):
+
+- ``refuse``: nothing listens on the port (connection refused), until the fault is cleared;
+- ``reset``: forwarded, but the connection is reset (RST) after half of the first answer;
+- ``slow``: the request is read and never answered (past any client timeout);
+- ``reply``: `reply` is sent (after the request's head and body, or at once with `greet`, as an
+  SMTP banner is) and the connection closed: a 5xx, a 429 with Retry-After, an HTML error page,
+  a truncated JSON or XML body, a 10 MB answer; `http_reply` builds them;
+- ``tls``: the TLS handshake is made with `bad_tls` (a certificate no client trusts).
+
+With `tls` given, the proxy speaks TLS to its clients with that context (a certificate the
+client trusts) and plain bytes to the peer: that is how a TLS failure can clear again.
+`connections` counts the connections accepted (all modes), for "not retried" checks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+import ssl
+import struct
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+_HOLD_SECONDS = 120.0  # a `slow` answer is held this long at most (the test is over by then)
+
+
+def http_reply(
+    status: int,
+    body: bytes = b"",
+    content_type: str = "application/json",
+    headers: dict[str, str] | None = None,
+    length: int | None = None,
+) -> bytes:
+    """One HTTP/1.1 answer, closing the connection; `length` overrides Content-Length."""
+    reason = {200: "OK", 429: "Too Many Requests", 500: "Internal Server Error"}.get(status, "X")
+    head = [
+        f"HTTP/1.1 {status} {reason}",
+        f"Content-Type: {content_type}",
+        f"Content-Length: {len(body) if length is None else length}",
+        "Connection: close",
+        *(f"{k}: {v}" for k, v in (headers or {}).items()),
+    ]
+    return ("\r\n".join(head) + "\r\n\r\n").encode() + body
+
+
+def _abort(writer: asyncio.StreamWriter) -> None:
+    """Close with a TCP reset (SO_LINGER 0), as a crashed or cut-off peer does."""
+    sock = writer.get_extra_info("socket")
+    if sock is not None:
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    writer.transport.abort()
+
+
+async def _read_request(reader: asyncio.StreamReader) -> None:
+    """Read one HTTP request's head and its body (Content-Length); tolerate anything else."""
+    head = await reader.readuntil(b"\r\n\r\n")
+    for line in head.split(b"\r\n"):
+        name, _, value = line.partition(b":")
+        if name.strip().lower() == b"content-length" and value.strip().isdigit():
+            await reader.readexactly(int(value.strip()))
+
+
+class FaultPeer:
+    """The proxy; use `running(upstream_port)`. Attributes are the switches, set from tests."""
+
+    def __init__(self, upstream_port: int, tls: ssl.SSLContext | None = None) -> None:
+        self.upstream_port = upstream_port
+        self.tls = tls
+        self.bad_tls: ssl.SSLContext | None = None
+        self.fault: str | None = None
+        self.reply = b""
+        self.greet = False
+        self.connections = 0
+        self.port = 0
+        self._loop = asyncio.new_event_loop()
+        self._server: asyncio.Server | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    # --- switches (called from the test's thread) ----------------------------------------
+
+    def set(self, fault: str | None, reply: bytes = b"", greet: bool = False) -> None:
+        """Switch the fault for the connections accepted from now on."""
+        self.reply, self.greet = reply, greet
+        listening = self.fault != "refuse"
+        self.fault = fault
+        if fault == "refuse" and listening:
+            self._sync(self._stop())
+        elif fault != "refuse" and not listening:
+            self._sync(self._listen())
+
+    def clear(self) -> None:
+        """Forward everything again."""
+        self.set(None)
+
+    @property
+    def url(self) -> str:
+        """``http(s)://127.0.0.1:port`` of the proxy."""
+        return f"{'https' if self.tls else 'http'}://127.0.0.1:{self.port}"
+
+    # --- the loop --------------------------------------------------------------------------
+
+    def _sync(self, coro: object) -> None:
+        asyncio.run_coroutine_threadsafe(coro, self._loop).result(10)  # type: ignore[arg-type]
+
+    async def _listen(self) -> None:
+        self._server = await asyncio.start_server(
+            self._serve, "127.0.0.1", self.port, reuse_address=True
+        )
+        self.port = self._server.sockets[0].getsockname()[1]
+
+    async def _stop(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+            self._server = None
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.connections += 1
+        task = asyncio.current_task()
+        assert task is not None
+        self._tasks.add(task)
+        fault = self.fault
+        try:
+            if fault == "tls" and self.bad_tls is not None:
+                with contextlib.suppress(OSError, ssl.SSLError, TimeoutError):
+                    await asyncio.wait_for(writer.start_tls(self.bad_tls), 10)
+                return
+            if self.tls is not None:
+                await asyncio.wait_for(writer.start_tls(self.tls), 10)
+            if fault == "slow":
+                await asyncio.wait_for(reader.read(), _HOLD_SECONDS)
+            elif fault == "reply":
+                if not self.greet:
+                    await _read_request(reader)
+                writer.write(self.reply)
+                await writer.drain()
+            else:
+                await self._forward(reader, writer, reset=fault == "reset")
+        except (OSError, ssl.SSLError, asyncio.IncompleteReadError, asyncio.LimitOverrunError):
+            pass
+        except TimeoutError:
+            pass
+        finally:
+            self._tasks.discard(task)
+            with contextlib.suppress(Exception):
+                writer.close()
+
+    async def _forward(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, reset: bool
+    ) -> None:
+        up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.upstream_port)
+
+        async def pump(src: asyncio.StreamReader, dst: asyncio.StreamWriter, cut: bool) -> None:
+            try:
+                while chunk := await src.read(65536):
+                    if cut:
+                        dst.write(chunk[: max(1, len(chunk) // 2)])
+                        await dst.drain()
+                        _abort(dst)
+                        return
+                    dst.write(chunk)
+                    await dst.drain()
+            finally:
+                with contextlib.suppress(Exception):
+                    dst.close()
+
+        up = asyncio.ensure_future(pump(reader, up_writer, False))
+        down = asyncio.ensure_future(pump(up_reader, writer, reset))
+        try:
+            await asyncio.wait({up, down}, return_when=asyncio.FIRST_COMPLETED)
+            if reset:
+                up.cancel()
+            await asyncio.gather(up, down, return_exceptions=True)
+        finally:
+            up_writer.close()
+
+    def _run(self) -> None:
+        asyncio.set_event_loop(self._loop)
+        self._loop.run_forever()
+
+    def close(self) -> None:
+        """Stop listening and drop every connection."""
+
+        async def stop() -> None:
+            await self._stop()
+            for task in list(self._tasks):
+                task.cancel()
+
+        self._sync(stop())
+        self._loop.call_soon_threadsafe(self._loop.stop)
+
+
+@contextmanager
+def running(upstream_port: int, tls: ssl.SSLContext | None = None) -> Iterator[FaultPeer]:
+    """A fault peer in front of 127.0.0.1:`upstream_port`, forwarding until told otherwise."""
+    peer = FaultPeer(upstream_port, tls)
+    thread = threading.Thread(target=peer._run, name="fault-peer", daemon=True)
+    thread.start()
+    peer._sync(peer._listen())
+    try:
+        yield peer
+    finally:
+        peer.close()
+        thread.join(10)
+        peer._loop.close()
