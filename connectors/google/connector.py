@@ -64,6 +64,7 @@ from connectors.google.wire import (
     to_body,
     translate,
     uid_of,
+    unusable,
 )
 
 _PAGE = 250  # events.list maxResults (Google's default; the maximum is 2500)
@@ -148,7 +149,7 @@ class GoogleConnector(Connector):
             if wait > 0:
                 await asyncio.sleep(wait)
             try:
-                return await asyncio.to_thread(self._execute, make, headers)
+                answer = await asyncio.to_thread(self._execute, make, headers)
             except HttpError as exc:
                 error = translate(exc, what)
                 if exc.status_code == 403 and reason(exc) == "quotaExceeded":
@@ -163,10 +164,15 @@ class GoogleConnector(Connector):
                     raise error from None
                 attempt += 1
                 await asyncio.sleep(delay)
+                continue
             except Exception as exc:
                 raise translate(exc, what) from None
             finally:
                 await self._share_token()
+            problem = unusable(answer, what)
+            if problem is not None:
+                raise problem
+            return answer
 
     def _execute(self, make: Callable[[Any], Any], headers: Mapping[str, str] | None) -> Any:
         with self._lock:

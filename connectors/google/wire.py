@@ -34,6 +34,7 @@ from connectors.errors import (
     Transient,
 )
 from connectors.registry import Incoming, Notification
+from gateway.errors import network_words
 
 UID_PROPERTY = "calgateUid"  # our UID in extendedProperties.private
 RATE_REASONS = {"rateLimitExceeded", "userRateLimitExceeded"}
@@ -173,10 +174,20 @@ def translate(exc: Exception, what: str) -> ConnectorError:
             return Transient("Google's token endpoint failed")
         return AuthExpired("Google refused to refresh the access token")
     if isinstance(exc, google.auth.exceptions.TransportError):
-        return Transient(f"could not reach Google's token endpoint ({type(exc).__name__})")
+        return Transient(f"could not reach Google's token endpoint: {network_words(exc)}")
     if isinstance(exc, httplib2.HttpLib2Error | OSError | socket.timeout):
-        return Transient(f"could not reach Google ({type(exc).__name__})")
-    return ConnectorError(f"unexpected failure during {what} ({type(exc).__name__})")
+        return Transient(f"could not reach Google: {network_words(exc)}")
+    if isinstance(exc, ValueError):  # json.JSONDecodeError among them: a cut-off or HTML answer
+        return Transient(f"Google's answer to {what} was not the JSON asked for (cut short?)")
+    return ConnectorError(f"Google's answer to {what} could not be used")
+
+
+def unusable(answer: Any, what: str) -> Transient | None:
+    """An answer that is not the JSON object asked for (googleapiclient hands back the raw text
+    of a body it could not decode: a proxy's web page, a cut-off answer): a passing failure."""
+    if answer is None or answer == "" or isinstance(answer, dict):
+        return None
+    return Transient(f"Google answered {what} with something other than calendar data")
 
 
 # --- push notifications -------------------------------------------------------------------

@@ -124,7 +124,8 @@ def translate(status: int, body: dict[str, Any], what: str, headers: dict[str, s
     """Our error for a Graph error answer (the message names the step, never the data)."""
     from connectors.outlook.limits import retry_after
 
-    code = str((body.get("error") or {}).get("code", ""))
+    error = body.get("error")
+    code = str(error.get("code", "")) if isinstance(error, dict) else ""
     words = f"{what}: Graph answered {status} {code}".rstrip()
     if status == 401:
         return errors.AuthExpired(words)

@@ -11,8 +11,10 @@ clears, the appointment booked meanwhile is in the calendar exactly once.
 from __future__ import annotations
 
 import asyncio
+import ssl
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -23,13 +25,24 @@ import pytest
 from caldav.davclient import DAVClient
 from sqlalchemy import update
 
+from gateway.app import create_app
 from gateway.config import Settings
 from gateway.store.db import Store
 from gateway.store.sync_models import Integration
 from gateway.sync.schedule import SyncTicker
 from tests.conftest import make_settings
-from tests.faults.conftest import FAULTS, RETRY_AFTER, TIMEOUT, assert_words, script
-from tests.peers import faults, radicale
+from tests.faults.conftest import (
+    FAULTS,
+    RETRY_AFTER,
+    TIMEOUT,
+    Certificates,
+    assert_words,
+    script,
+)
+from tests.google import conftest as g
+from tests.outlook import conftest as o
+from tests.peers import faults, graph, radicale
+from tests.peers import google as google_peer
 from tests.peers.faults import FaultPeer, http_reply
 from tests.support import new_account
 from tests.sync.conftest import World
@@ -122,6 +135,19 @@ async def _case(rig: Rig, fault: str) -> None:
     assert await rig.remote_count() == 1
 
 
+def _port(url: str) -> int:
+    return int(url.rstrip("/").rsplit(":", 1)[1])
+
+
+@asynccontextmanager
+async def _client(settings: Settings, store: Store) -> AsyncIterator[httpx.AsyncClient]:
+    """The API in-process, for settings made after the peers started (no ticks)."""
+    app = create_app(settings, store, run_ticks=False)
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+        yield client
+
+
 def _settings(tmp_path: Path, **over: Any) -> Settings:
     return make_settings(
         tmp_path,
@@ -146,7 +172,7 @@ async def caldav_rig(
     tmp_path: Path, store: Store, client: httpx.AsyncClient, settings: Settings
 ) -> AsyncIterator[Rig]:
     with radicale.running(tmp_path / "radicale") as server:
-        port = int(server.url.rstrip("/").rsplit(":", 1)[1])
+        port = _port(server.url)
         other = DAVClient(server.url, username=server.username, password=server.password)
         work = await asyncio.to_thread(
             lambda: other.principal().make_calendar(name="Work", cal_id="work")
@@ -181,3 +207,98 @@ async def caldav_rig(
 @pytest.mark.parametrize("fault", [f for f in FAULTS if f != "tls"])
 async def test_caldav(caldav_rig: Rig, fault: str) -> None:
     await _case(caldav_rig, fault)
+
+
+# --- Google (the stand-in) ------------------------------------------------------------------
+
+
+@pytest.fixture
+async def google_rig(tmp_path: Path, store: Store) -> AsyncIterator[Rig]:
+    with google_peer.running() as peer, faults.running(_port(peer.base_url)) as proxy:
+        peer.add_client(g.CLIENT_ID, g.CLIENT_SECRET, g.REDIRECT)
+        peer.add_calendar(g.CALENDAR, "Dr Test", tz="Europe/London")
+        peer.base_url = proxy.url
+        settings = _settings(tmp_path, **g.google_settings(peer))
+        async with _client(settings, store) as client:
+            api = await new_account(store, client)
+            world = g.GoogleWorld(
+                api, store, settings, await api.user(), await api.client(), peer=peer
+            )
+            await world.connect_google()
+
+            async def count() -> int:
+                return len(peer.live_events(g.CALENDAR))
+
+            async def reconnect() -> None:
+                answer = await api.patch(
+                    f"/v1/integrations/{world.integration_id}", {"reconnect": True}
+                )
+                assert answer.status_code == 200, answer.text
+                code, state = await world.consent(answer.json()["consent_url"])
+                assert (await world.callback(code, state)).status_code == 200
+
+            refused = http_reply(
+                401,
+                b'{"error": "invalid_grant", "error_description": "Token has been expired or '
+                b'revoked."}',
+            )
+            yield Rig(world, proxy, "json", refused, count, reconnect)
+
+
+@pytest.mark.parametrize("fault", [f for f in FAULTS if f != "tls"])
+async def test_google(google_rig: Rig, fault: str) -> None:
+    await _case(google_rig, fault)
+
+
+# --- Outlook (the Graph stand-in) -----------------------------------------------------------
+
+
+@pytest.fixture
+async def graph_rig(tmp_path: Path, store: Store, certificates: Certificates) -> AsyncIterator[Rig]:
+    with graph.running() as peer:
+        upstream = ssl.create_default_context(cafile=peer.ca_pem)
+        with faults.running(_port(peer.base_url), certificates.good, upstream) as proxy:
+            proxy.bad_tls = certificates.bad
+            proxy.only_path = b"/v1.0/"  # Graph's answers; sign-in faults: test_outlook_sign_in
+            peer.add_client(o.CLIENT_ID, o.CLIENT_SECRET, o.REDIRECT)
+            peer.add_calendar("Calendar", default=True)
+            peer.base_url = proxy.url
+            peer.ca_pem = certificates.ca_pem  # what the person's browser trusts: the proxy
+            settings = _settings(tmp_path, **o.microsoft_settings(peer))
+            async with _client(settings, store) as client:
+                api = await new_account(store, client)
+                world = o.OutlookWorld(
+                    api, store, settings, await api.user(), await api.client(), peer=peer
+                )
+                await world.connect_outlook()
+
+                async def count() -> int:
+                    return len(peer.live_events(world.calendar))
+
+                async def reconnect() -> None:
+                    answer = await api.patch(
+                        f"/v1/integrations/{world.integration_id}", {"reconnect": True}
+                    )
+                    assert answer.status_code == 200, answer.text
+                    code, state = await world.consent(answer.json()["consent_url"])
+                    assert (await world.callback(code, state)).status_code == 200
+
+                refused = http_reply(
+                    401,
+                    b'{"error": "invalid_grant", "error_description": "AADSTS70000: The '
+                    b'provided grant has expired due to it being revoked."}',
+                )
+                yield Rig(world, proxy, "json", refused, count, reconnect)
+
+
+@pytest.mark.parametrize("fault", FAULTS)
+async def test_outlook(graph_rig: Rig, fault: str) -> None:
+    await _case(graph_rig, fault)
+
+
+@pytest.mark.parametrize("fault", ["5xx", "html", "truncated", "huge"])
+async def test_outlook_sign_in(graph_rig: Rig, fault: str) -> None:
+    """The same faults at Microsoft's sign-in service (msal reads its configuration at every
+    sync): a passing failure in words, never a crash."""
+    graph_rig.proxy.only_path = f"/{graph.TENANT}/".encode()
+    await _case(graph_rig, fault)

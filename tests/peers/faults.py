@@ -10,11 +10,14 @@ it is set; `None` forwards every byte both ways):
 - ``slow``: the request is read and never answered (past any client timeout);
 - ``reply``: `reply` is sent (after the request's head and body, or at once with `greet`, as an
   SMTP banner is) and the connection closed: a 5xx, a 429 with Retry-After, an HTML error page,
-  a truncated JSON or XML body, a 10 MB answer; `http_reply` builds them;
-- ``tls``: the TLS handshake is made with `bad_tls` (a certificate no client trusts).
+  a truncated JSON or XML body, a 10 MB answer; `http_reply` builds them (with `only_path`,
+  only requests under that path get it, the others are forwarded);
+- ``tls``: the TLS handshake is made with `bad_tls` (a certificate no client trusts); only
+  for a proxy speaking TLS (`tls`).
 
 With `tls` given, the proxy speaks TLS to its clients with that context (a certificate the
-client trusts) and plain bytes to the peer: that is how a TLS failure can clear again.
+client trusts), and with `upstream_tls` TLS to the peer: that is how a TLS failure can clear
+again, and how a peer that itself speaks TLS (Graph) gets HTTP faults.
 `connections` counts the connections accepted (all modes), for "not retried" checks.
 """
 
@@ -60,25 +63,33 @@ def _abort(writer: asyncio.StreamWriter) -> None:
     writer.transport.abort()
 
 
-async def _read_request(reader: asyncio.StreamReader) -> None:
-    """Read one HTTP request's head and its body (Content-Length); tolerate anything else."""
+async def _read_request(reader: asyncio.StreamReader) -> bytes:
+    """Read one HTTP request's head and its body (Content-Length): its bytes."""
     head = await reader.readuntil(b"\r\n\r\n")
     for line in head.split(b"\r\n"):
         name, _, value = line.partition(b":")
         if name.strip().lower() == b"content-length" and value.strip().isdigit():
-            await reader.readexactly(int(value.strip()))
+            return head + await reader.readexactly(int(value.strip()))
+    return head
 
 
 class FaultPeer:
     """The proxy; use `running(upstream_port)`. Attributes are the switches, set from tests."""
 
-    def __init__(self, upstream_port: int, tls: ssl.SSLContext | None = None) -> None:
+    def __init__(
+        self,
+        upstream_port: int,
+        tls: ssl.SSLContext | None = None,
+        upstream_tls: ssl.SSLContext | None = None,
+    ) -> None:
         self.upstream_port = upstream_port
         self.tls = tls
+        self.upstream_tls = upstream_tls
         self.bad_tls: ssl.SSLContext | None = None
         self.fault: str | None = None
         self.reply = b""
         self.greet = False
+        self.only_path: bytes | None = None  # `reply` only to requests under this path
         self.connections = 0
         self.port = 0
         self._loop = asyncio.new_event_loop()
@@ -111,9 +122,16 @@ class FaultPeer:
     def _sync(self, coro: object) -> None:
         asyncio.run_coroutine_threadsafe(coro, self._loop).result(10)  # type: ignore[arg-type]
 
+    def _choose_certificate(self, sock: ssl.SSLObject, _name: str | None, _ctx: object) -> None:
+        # Called at every ClientHello (with no name: clients send none for an IP address).
+        if self.fault == "tls" and self.bad_tls is not None:
+            sock.context = self.bad_tls
+
     async def _listen(self) -> None:
+        if self.tls is not None:
+            self.tls.sni_callback = self._choose_certificate  # type: ignore[assignment]
         self._server = await asyncio.start_server(
-            self._serve, "127.0.0.1", self.port, reuse_address=True
+            self._serve, "127.0.0.1", self.port, reuse_address=True, ssl=self.tls
         )
         self.port = self._server.sockets[0].getsockname()[1]
 
@@ -130,17 +148,14 @@ class FaultPeer:
         self._tasks.add(task)
         fault = self.fault
         try:
-            if fault == "tls" and self.bad_tls is not None:
-                with contextlib.suppress(OSError, ssl.SSLError, TimeoutError):
-                    await asyncio.wait_for(writer.start_tls(self.bad_tls), 10)
-                return
-            if self.tls is not None:
-                await asyncio.wait_for(writer.start_tls(self.tls), 10)
             if fault == "slow":
                 await asyncio.wait_for(reader.read(), _HOLD_SECONDS)
             elif fault == "reply":
-                if not self.greet:
-                    await _read_request(reader)
+                request = b"" if self.greet else await _read_request(reader)
+                path = request.split(b" ", 2)[1] if request.count(b" ") >= 2 else b""
+                if self.only_path and not path.startswith(self.only_path):
+                    await self._forward(reader, writer, reset=False, sent=request)
+                    return
                 writer.write(self.reply)
                 await writer.drain()
             else:
@@ -155,9 +170,19 @@ class FaultPeer:
                 writer.close()
 
     async def _forward(
-        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, reset: bool
+        self,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        reset: bool,
+        sent: bytes = b"",
     ) -> None:
-        up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.upstream_port)
+        up_reader, up_writer = await asyncio.open_connection(
+            "127.0.0.1",
+            self.upstream_port,
+            ssl=self.upstream_tls,
+            server_hostname="127.0.0.1" if self.upstream_tls else None,
+        )
+        up_writer.write(sent)  # what was read already to choose the fault
 
         async def pump(src: asyncio.StreamReader, dst: asyncio.StreamWriter, cut: bool) -> None:
             try:
@@ -181,6 +206,9 @@ class FaultPeer:
                 up.cancel()
             await asyncio.gather(up, down, return_exceptions=True)
         finally:
+            up.cancel()
+            down.cancel()
+            await asyncio.gather(up, down, return_exceptions=True)
             up_writer.close()
 
     def _run(self) -> None:
@@ -192,17 +220,24 @@ class FaultPeer:
 
         async def stop() -> None:
             await self._stop()
-            for task in list(self._tasks):
+            tasks = list(self._tasks)
+            for task in tasks:
                 task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
 
         self._sync(stop())
         self._loop.call_soon_threadsafe(self._loop.stop)
 
 
 @contextmanager
-def running(upstream_port: int, tls: ssl.SSLContext | None = None) -> Iterator[FaultPeer]:
-    """A fault peer in front of 127.0.0.1:`upstream_port`, forwarding until told otherwise."""
-    peer = FaultPeer(upstream_port, tls)
+def running(
+    upstream_port: int,
+    tls: ssl.SSLContext | None = None,
+    upstream_tls: ssl.SSLContext | None = None,
+) -> Iterator[FaultPeer]:
+    """A fault peer in front of 127.0.0.1:`upstream_port` (over TLS with `upstream_tls`),
+    forwarding until told otherwise."""
+    peer = FaultPeer(upstream_port, tls, upstream_tls)
     thread = threading.Thread(target=peer._run, name="fault-peer", daemon=True)
     thread.start()
     peer._sync(peer._listen())
