@@ -31,7 +31,7 @@ RETRY_AFTER = 30  # seconds; longer than any inline wait, so the engine's backof
 TIMEOUT = 1.0  # each client's request timeout in these tests (a `slow` answer waits past it)
 HUGE = 10 * 1024 * 1024
 HTML = b"<!DOCTYPE html><html><body><h1>502 Bad Gateway</h1><p>nginx</p></body></html>"
-_CLASS_NAME = re.compile(r"\b[A-Z][A-Za-z0-9]*(Error|Exception|Timeout|Refused|Reset)\b")
+CLASS_NAME = re.compile(r"\b[A-Z][A-Za-z0-9]*(Error|Exception|Timeout|Refused|Reset)\b")
 
 
 def script(fault: str, body: str, permanent: bytes) -> tuple[str, bytes]:
@@ -65,7 +65,7 @@ def assert_words(text: str | None) -> None:
     assert text, "no words for the failure"
     assert len(text) < 300, text
     assert "\n" not in text and "Traceback" not in text, text
-    assert not _CLASS_NAME.search(text), f"a class name in the words: {text!r}"
+    assert not CLASS_NAME.search(text), f"a class name in the words: {text!r}"
     assert "<" not in text and "{" not in text, f"the answer's own body quoted: {text!r}"
 
 
