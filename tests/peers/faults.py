@@ -12,6 +12,9 @@ it is set; `None` forwards every byte both ways):
   SMTP banner is) and the connection closed: a 5xx, a 429 with Retry-After, an HTML error page,
   a truncated JSON or XML body, a 10 MB answer; `http_reply` builds them (with `only_path`,
   only requests under that path get it, the others are forwarded);
+- ``hold``: one request per connection; a request with method `hold_method` is done at the
+  peer but its answer never reaches the client (`held` says when): a process killed then has
+  made a remote change it never learnt of;
 - ``tls``: the TLS handshake is made with `bad_tls` (a certificate no client trusts); only
   for a proxy speaking TLS (`tls`).
 
@@ -73,6 +76,14 @@ async def _read_request(reader: asyncio.StreamReader) -> bytes:
     return head
 
 
+def _closing(message: bytes) -> bytes:
+    """An HTTP message with ``Connection: close``: the other side opens a new connection for
+    its next request (and sees each one)."""
+    head, _, body = message.partition(b"\r\n\r\n")
+    lines = [ln for ln in head.split(b"\r\n") if not ln.lower().startswith(b"connection:")]
+    return b"\r\n".join([*lines, b"Connection: close"]) + b"\r\n\r\n" + body
+
+
 class FaultPeer:
     """The proxy; use `running(upstream_port)`. Attributes are the switches, set from tests."""
 
@@ -90,6 +101,8 @@ class FaultPeer:
         self.reply = b""
         self.greet = False
         self.only_path: bytes | None = None  # `reply` only to requests under this path
+        self.hold_method = b"PUT"  # `hold`: the method whose answer is held
+        self.held = threading.Event()  # `hold`: a request was done and its answer held
         self.connections = 0
         self.port = 0
         self._loop = asyncio.new_event_loop()
@@ -150,6 +163,8 @@ class FaultPeer:
         try:
             if fault == "slow":
                 await asyncio.wait_for(reader.read(), _HOLD_SECONDS)
+            elif fault == "hold":
+                await self._one_request(reader, writer)
             elif fault == "reply":
                 request = b"" if self.greet else await _read_request(reader)
                 path = request.split(b" ", 2)[1] if request.count(b" ") >= 2 else b""
@@ -168,6 +183,27 @@ class FaultPeer:
             self._tasks.discard(task)
             with contextlib.suppress(Exception):
                 writer.close()
+
+    async def _one_request(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        """One request per connection (``Connection: close`` both ways, so each is seen): a
+        request whose method is `hold_method` reaches the peer, and its answer is kept from the
+        client (`held` is set) until the connection is dropped; others go through."""
+        request = _closing(await _read_request(reader))
+        up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.upstream_port)
+        try:
+            up_writer.write(request)
+            await up_writer.drain()
+            answer = await asyncio.wait_for(up_reader.read(), _HOLD_SECONDS)
+        finally:
+            up_writer.close()
+        if request.split(b" ", 1)[0] == self.hold_method:
+            self.held.set()  # done at the peer, unknown to the client
+            await asyncio.sleep(_HOLD_SECONDS)
+            return
+        writer.write(_closing(answer))
+        await writer.drain()
 
     async def _forward(
         self,
