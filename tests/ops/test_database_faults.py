@@ -1,9 +1,10 @@
-"""Database faults (issue 14): a private PostgreSQL (initdb and pg_ctl on a free port in the
-test's folder, never the shared server) is stopped and started again under a real `calgate
-serve` that is booking appointments and delivering their confirmations. The daemon keeps
-running and reconnects; `/readyz` says ``database: down`` while it is down; every booking that
-was acknowledged (201) is there afterwards and its confirmation arrives (claimed work resumes
-once its lease expires); bookings refused meanwhile got a 503 and Retry-After, not half-done."""
+"""Database faults (issue 14): a private PostgreSQL (initdb and pg_ctl on a free port in a
+temporary folder, never the shared server) is stopped and started again under a real `calgate
+serve` that is booking appointments, delivering their confirmations and syncing them to a
+Radicale calendar. The daemon keeps running and reconnects; `/readyz` says ``database: down``
+while it is down; every booking that was acknowledged (201) is there afterwards, in the
+calendar once, and its confirmation arrives (claimed work resumes once its lease expires);
+bookings refused meanwhile got a 503 and Retry-After, not half-done."""
 
 from __future__ import annotations
 
@@ -17,11 +18,15 @@ from collections import Counter
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
+from caldav.davclient import DAVClient
 
+from gateway.domain.uids import appointment_uid
 from tests.ops.daemon import Daemons, clean_env, port
+from tests.peers import radicale
 from tests.peers.smtp import SmtpServer, SmtpSink
 
 CALGATE = str(Path(sys.executable).parent / "calgate")
@@ -92,9 +97,20 @@ def smtp() -> Iterator[SmtpSink]:
         yield sink
 
 
+@pytest.fixture
+def calendar(tmp_path: Path) -> Iterator[tuple[radicale.RadicaleServer, Any]]:
+    with radicale.running(tmp_path / "radicale") as server:
+        dav = DAVClient(server.url, username=server.username, password=server.password)
+        yield server, dav.principal().make_calendar(name="Work", cal_id="work")
+        dav.close()
+
+
 @pytest.mark.timeout(400)
 def test_postgres_restart_under_load(
-    postgres: PrivatePostgres, smtp: SmtpSink, tmp_path: Path
+    postgres: PrivatePostgres,
+    smtp: SmtpSink,
+    calendar: tuple[radicale.RadicaleServer, Any],
+    tmp_path: Path,
 ) -> None:
     base = f"http://127.0.0.1:{port()}"
     env = clean_env(
@@ -106,6 +122,8 @@ def test_postgres_restart_under_load(
         CALGATE_SMTP_TLS="none",
         CALGATE_NOTIFY_TICK_SECONDS="0.3",
         CALGATE_SCHEDULER_LEASE_SECONDS="5",
+        CALGATE_SYNC_TICK_SECONDS="0.5",
+        CALGATE_OUTBOUND_ALLOW="127.0.0.1",
     )
     daemons = Daemons(CALGATE, tmp_path)
     try:
@@ -117,6 +135,19 @@ def test_postgres_restart_under_load(
         proc = daemons.start(["serve"], env, ready=f"{base}/readyz", cwd=tmp_path)
         api = httpx.Client(base_url=base, headers={"Authorization": f"Bearer {key}"}, timeout=15)
         user = api.post("/v1/users", json={"name": "Dr Db", "timezone": "UTC"}).json()
+        server, work = calendar
+        connected = api.post(
+            "/v1/integrations",
+            json={
+                "user_id": user["id"],
+                "provider": "caldav",
+                "server_url": server.url,
+                "username": server.username,
+                "password": server.password,
+                "write_calendar": "Work",
+            },
+        )
+        assert connected.status_code == 201, connected.text
 
         acknowledged: dict[str, str] = {}  # appointment id → its client's address
         refused: list[int] = []
@@ -193,6 +224,16 @@ def test_postgres_restart_under_load(
         while not wanted <= _received(smtp):
             assert time.monotonic() < deadline, wanted - _received(smtp)
             time.sleep(0.5)
+        # ... and is in the practitioner's calendar, once (the syncs went on too).
+        wanted_uids = {appointment_uid(a) for a in acknowledged}
+
+        def uids() -> list[str]:
+            return [str(o.icalendar_component["UID"]) for o in work.events()]
+
+        while not wanted_uids <= set(uids()):
+            assert time.monotonic() < deadline, len(wanted_uids - set(uids()))
+            time.sleep(0.5)
+        assert sorted(uids()) == sorted(wanted_uids)
         assert proc.poll() is None
         print(
             f"database faults: {len(acknowledged)} bookings acknowledged, refused while down: "
