@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -32,7 +33,7 @@ from lxml import etree  # type: ignore[import-untyped]
 
 from connectors import caldav_wire as wire
 from connectors import ical
-from connectors.registry import Provider, plain
+from connectors.registry import Provider
 
 if TYPE_CHECKING:
     from gateway.config import Settings
@@ -56,6 +57,7 @@ from connectors.base import (
 )
 
 T = TypeVar("T")
+log = logging.getLogger("calgate.connectors.caldav")
 _MULTIGET_CHUNK = 100
 _MAX_PAGES = 200  # truncated sync-collection answers followed at most this often
 _TIMEOUT_SECONDS = 30
@@ -73,17 +75,18 @@ class CalDAVConnector(Connector):
     name = "caldav"
     capabilities = Capabilities(incremental=True, watch=False, client_ids=True, user_url=True)
 
-    def __init__(self, credentials: Credentials) -> None:
+    def __init__(self, credentials: Credentials, timeout: float = _TIMEOUT_SECONDS) -> None:
         if not credentials.server_url:
             raise ConnectorError("a CalDAV server URL is needed")
         super().__init__(credentials)
         self._zones: dict[str, tzinfo] = {}
+        self.timeout = timeout
         self.base_url = credentials.server_url
         self.client = DAVClient(
             credentials.server_url,
             username=credentials.username,
             password=credentials.secret,
-            timeout=_TIMEOUT_SECONDS,
+            timeout=timeout,  # type: ignore[arg-type]  # hinted int; niquests takes floats
             enable_rfc6764=False,
             require_tls=urlsplit(credentials.server_url).scheme == "https",
             rate_limit_handle=False,
@@ -107,7 +110,7 @@ class CalDAVConnector(Connector):
                 except Exception as exc:
                     if self._refusals:
                         raise ConnectorError(wire.REFUSED) from None
-                    raise wire.translate(exc, what) from None
+                    raise wire.translate(exc, what, self.timeout) from None
 
         return await asyncio.to_thread(run)
 
@@ -193,6 +196,9 @@ class CalDAVConnector(Connector):
                 raise CursorExpired("the CalDAV server no longer accepts the sync token")
             if response.status not in (200, 207):
                 raise wire.status_error(response.status, "sync-collection", response.headers)
+            unusable = wire.not_xml(response, "sync-collection")
+            if unusable is not None:
+                raise unusable
             result = response.parse_sync_collection()
             for answer in result.changed:
                 href = wire.canon(cal.url.join(answer.href))
@@ -332,6 +338,11 @@ class CalDAVConnector(Connector):
         if not etag:
             # RFC 4791 §5.3.4: a server that changed what we sent returns no ETag: ask for it.
             head = self.client.request(href, "GET")
+            kind = str(head.headers.get("Content-Type") or "").lower()
+            if head.status != 200 or "calendar" not in kind:
+                # Not the event we wrote (a proxy's page?): unproven, so not recorded as
+                # written; the retry's If-None-Match finds it if it did land.
+                raise Transient(f"the CalDAV server did not confirm the {what} of the event")
             etag = wire.etag_of(head.headers.get("ETag"))
         return Written(href, etag)
 
@@ -359,5 +370,11 @@ class CalDAVConnector(Connector):
 
 
 def provider(settings: Settings) -> Provider:
-    """CalDAV for `connectors.load` (nothing to configure)."""
-    return plain(CalDAVConnector, "CalDAV")
+    """CalDAV for `connectors.load`: every request bounded by `caldav.timeout_seconds`."""
+    timeout = settings.caldav_timeout_seconds
+    return Provider(
+        CalDAVConnector.name,
+        lambda credentials, _shared: CalDAVConnector(credentials, timeout),
+        CalDAVConnector.capabilities,
+        title="CalDAV",
+    )

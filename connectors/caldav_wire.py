@@ -6,12 +6,14 @@ Used by `connectors/caldav.py` only; the messages never quote server data.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from typing import Any
 from urllib.parse import quote, unquote, urlsplit
 
 from caldav.elements import dav
 from caldav.lib import error as dav_error
+from lxml import etree  # type: ignore[import-untyped]
 from niquests.packages.urllib3.contrib.resolver.system import (  # type: ignore[import-not-found]
     SystemResolver,
 )
@@ -25,6 +27,9 @@ from connectors.errors import (
     Transient,
     retry_after_seconds,
 )
+from gateway.errors import network_words
+
+log = logging.getLogger("calgate.connectors.caldav")
 
 REFUSED = (
     "the CalDAV server (or a redirect) points to an internal address; "
@@ -47,7 +52,7 @@ def status_error(status: int, what: str, headers: Any = None) -> ConnectorError:
     return ConnectorError(f"the CalDAV server answered {status} to {what}")
 
 
-def translate(exc: Exception, what: str) -> ConnectorError:
+def translate(exc: Exception, what: str, timeout: float | None = None) -> ConnectorError:
     """One library or network error as ours (the message never quotes server data)."""
     if isinstance(exc, ConnectorError):
         return exc
@@ -67,11 +72,25 @@ def translate(exc: Exception, what: str) -> ConnectorError:
         if str(dav.ValidSyncToken.tag) in getattr(exc, "preconditions", []):
             return CursorExpired("the CalDAV server no longer accepts the sync token")
         return ConnectorError(f"the CalDAV server failed {what}")
-    if isinstance(exc, OSError | TimeoutError) or "Connection" in type(exc).__name__:
-        return Transient(f"could not reach the CalDAV server ({type(exc).__name__})")
-    if "Timeout" in type(exc).__name__ or "SSL" in type(exc).__name__:
-        return Transient(f"could not reach the CalDAV server ({type(exc).__name__})")
-    return ConnectorError(f"unexpected failure during {what} ({type(exc).__name__})")
+    if isinstance(exc, etree.XMLSyntaxError):
+        # A cut-off answer, or a proxy's page where XML was due: the next try may get it whole.
+        return Transient(f"the CalDAV server's answer to {what} was not readable XML (cut short?)")
+    name = type(exc).__name__
+    if isinstance(exc, OSError | TimeoutError) or any(
+        word in name for word in ("Connection", "Timeout", "SSL", "Protocol")
+    ):
+        return Transient(f"could not reach the CalDAV server: {network_words(exc, timeout)}")
+    log.warning("unexpected CalDAV failure", extra={"error": name, "during": what})
+    return ConnectorError(f"the CalDAV server's answer to {what} could not be used")
+
+
+def not_xml(response: Any, what: str) -> ConnectorError | None:
+    """A 2xx answer that is not XML (a proxy's or captive portal's web page): unusable, and never
+    to be read as "no changes" (an empty full listing would look like every event deleted)."""
+    kind = str(response.headers.get("Content-Type") or "").lower()
+    if "xml" in kind:
+        return None
+    return Transient(f"the CalDAV server answered {what} with a web page instead of calendar data")
 
 
 def canon(url: Any) -> str:

@@ -6,6 +6,7 @@ another (gateway/cli.py); nothing below the API raises HTTP exceptions.
 
 from __future__ import annotations
 
+import ssl
 from dataclasses import dataclass
 from typing import Literal
 
@@ -136,3 +137,47 @@ def describe(exc: ExternalError) -> Trouble:
     if exc.action == "retry":
         return Trouble(exc.code, exc.action, "active", words, exc.retry_after)
     return Trouble(exc.code, exc.action, "active", words, None)
+
+
+def _chain(exc: BaseException) -> list[BaseException]:
+    """`exc` and the errors it was raised from or wrapped (args too: some libraries keep the
+    cause there), each once."""
+    seen: list[BaseException] = []
+    todo = [exc]
+    while todo and len(seen) < 20:
+        current = todo.pop(0)
+        if any(current is s for s in seen):
+            continue
+        seen.append(current)
+        todo.extend(e for e in (current.__cause__, current.__context__) if e is not None)
+        todo.extend(a for a in current.args if isinstance(a, BaseException))
+        reason = getattr(current, "reason", None)
+        if isinstance(reason, BaseException):
+            todo.append(reason)
+    return seen
+
+
+def network_words(exc: BaseException, timeout: float | None = None) -> str:
+    """What went wrong on the way to a server, in words a person reads (never a class name):
+    refused, cut off, too slow, a TLS certificate or handshake problem, or simply unreachable.
+    Every HTTP and mail library raises its own classes for these; the standard library's are
+    found among their causes, and the others by the words of their names and messages."""
+    chain = _chain(exc)
+    text = " ".join(f"{type(e).__name__} {e}" for e in chain).lower()
+    if any(isinstance(e, ssl.SSLCertVerificationError) for e in chain) or (
+        "certificate verify failed" in text
+    ):
+        return "its TLS certificate is not trusted (certificate verify failed)"
+    if any(isinstance(e, ssl.SSLError) for e in chain) or "ssl" in text or "tls" in text:
+        return "the TLS handshake failed"
+    if any(isinstance(e, ConnectionRefusedError) for e in chain) or "refused" in text:
+        return "the connection was refused (is the server running?)"
+    if any(isinstance(e, TimeoutError) for e in chain) or "timeout" in text or "timed out" in text:
+        within = f" within {timeout:g} s" if timeout else " in time"
+        return f"the server did not answer{within}"
+    if any(isinstance(e, ConnectionResetError | BrokenPipeError) for e in chain) or any(
+        word in text
+        for word in ("reset", "disconnected", "incomplete", "closed", "aborted", "eof", "broken")
+    ):
+        return "the connection was cut before the answer was complete"
+    return "the server could not be reached"

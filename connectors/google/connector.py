@@ -29,6 +29,7 @@ import httplib2
 from googleapiclient.discovery import build as build_service
 from googleapiclient.errors import HttpError
 
+from connectors import ical
 from connectors.base import (
     CalendarInfo,
     Capabilities,
@@ -39,6 +40,7 @@ from connectors.base import (
     LocalState,
     RemoteItem,
     SharedState,
+    Skipped,
     WatchChannel,
     Window,
     Written,
@@ -56,6 +58,7 @@ from connectors.google.oauth import SCOPES, GoogleApp, GoogleOAuth
 from connectors.google.wire import (
     RATE_REASONS,
     UID_PROPERTY,
+    Unreadable,
     event_id,
     from_body,
     reason,
@@ -64,6 +67,7 @@ from connectors.google.wire import (
     to_body,
     translate,
     uid_of,
+    unusable,
 )
 
 _PAGE = 250  # events.list maxResults (Google's default; the maximum is 2500)
@@ -148,7 +152,7 @@ class GoogleConnector(Connector):
             if wait > 0:
                 await asyncio.sleep(wait)
             try:
-                return await asyncio.to_thread(self._execute, make, headers)
+                answer = await asyncio.to_thread(self._execute, make, headers)
             except HttpError as exc:
                 error = translate(exc, what)
                 if exc.status_code == 403 and reason(exc) == "quotaExceeded":
@@ -163,10 +167,15 @@ class GoogleConnector(Connector):
                     raise error from None
                 attempt += 1
                 await asyncio.sleep(delay)
+                continue
             except Exception as exc:
                 raise translate(exc, what) from None
             finally:
                 await self._share_token()
+            problem = unusable(answer, what)
+            if problem is not None:
+                raise problem
+            return answer
 
     def _execute(self, make: Callable[[Any], Any], headers: Mapping[str, str] | None) -> Any:
         with self._lock:
@@ -177,15 +186,18 @@ class GoogleConnector(Connector):
             return request.execute()
 
     async def _pages(
-        self, what: str, make: Callable[[Any, str | None], Any]
+        self, what: str, make: Callable[[Any, str | None], Any], limit: int | None = None
     ) -> tuple[list[dict[str, Any]], str | None]:
-        """Every item of a paged listing, and the nextSyncToken of its last page."""
+        """Every item of a paged listing (the first `limit`), and the nextSyncToken of its
+        last page."""
         items: list[dict[str, Any]] = []
         token: str | None = None
         while True:
             page = await self._call(what, lambda s, t=token: make(s, t))  # type: ignore[misc]
-            items.extend(page.get("items", []))
+            items.extend(i for i in page.get("items", []) if isinstance(i, dict))
             token = page.get("nextPageToken")
+            if limit is not None and len(items) >= limit:
+                return items[:limit], None
             if not token:
                 return items, page.get("nextSyncToken")
 
@@ -222,6 +234,8 @@ class GoogleConnector(Connector):
                 maxResults=_PAGE,
                 pageToken=t,
             ),
+            # A rule firing every hour to 2200 must not flood the busy time or stall the sync.
+            limit=ical.MAX_OCCURRENCES,
         )
         occurrences = tuple(from_body(e) for e in instances if e.get("status") != "cancelled")
         return RemoteItem(
@@ -264,31 +278,46 @@ class GoogleConnector(Connector):
             raise ConnectorError("Google's listing ended without a sync token")
         changed: dict[str, RemoteItem] = {}
         deleted: list[str] = []
+        skipped: list[Skipped] = []
         series: set[str] = set()  # masters whose occurrences changed
         for resource in items:
             parent = resource.get("recurringEventId")
             if parent:
                 series.add(str(parent))
                 continue
+            if "id" not in resource:
+                continue  # nothing to name it by: not an event we can follow
             href = str(resource["id"])
             if resource.get("status") == "cancelled":
                 deleted.append(href)
-            else:
-                changed[href] = await self._item(calendar_id, resource, window)
-        for href in sorted(series - set(changed) - set(deleted)):
+                continue
             try:
-                changed[href] = await self.get(calendar_id, href, window)
-            except RemoteNotFound:
+                changed[href] = await self._item(calendar_id, resource, window)
+            except Unreadable as exc:  # skipped in words; unreadable is not gone
+                skipped.append(Skipped(href, str(exc)))
+        for href in sorted(series - set(changed) - set(deleted) - {s.href for s in skipped}):
+            try:
+                changed[href] = await self._get(calendar_id, href, window)
+            except RemoteNotFound:  # an occurrence whose series is gone (or never shared)
                 if cursor is not None:
                     deleted.append(href)
+            except Unreadable as exc:
+                skipped.append(Skipped(href, str(exc)))
         return ChangeSet(
             sync,
             tuple(changed.values()),
             () if cursor is None else tuple(deleted),
             full=cursor is None,
+            skipped=tuple(skipped),
         )
 
     async def get(self, calendar_id: str, href: str, window: Window) -> RemoteItem:
+        try:
+            return await self._get(calendar_id, href, window)
+        except Unreadable as exc:
+            raise ConnectorError(f"an event at Google cannot be read: {exc}") from None
+
+    async def _get(self, calendar_id: str, href: str, window: Window) -> RemoteItem:
         resource = await self._call(
             "reading an event", lambda s: s.events().get(calendarId=calendar_id, eventId=href)
         )
@@ -308,7 +337,10 @@ class GoogleConnector(Connector):
             )
             for resource in items:
                 if resource.get("status") != "cancelled" and not resource.get("recurringEventId"):
-                    return await self._item(calendar_id, resource, window)
+                    try:
+                        return await self._item(calendar_id, resource, window)
+                    except Unreadable:
+                        continue  # not ours to adopt (ours are always readable)
         return None
 
     # writing

@@ -15,9 +15,9 @@ import base64
 import hashlib
 import socket
 from collections.abc import Mapping
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
-from zoneinfo import ZoneInfo
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import google.auth.exceptions
 import httplib2
@@ -35,6 +35,7 @@ from connectors.errors import (
     retry_after_seconds,
 )
 from connectors.registry import Incoming, Notification
+from gateway.errors import network_words
 
 UID_PROPERTY = "calgateUid"  # our UID in extendedProperties.private
 RATE_REASONS = {"rateLimitExceeded", "userRateLimitExceeded"}
@@ -76,12 +77,34 @@ def to_body(event: Event) -> dict[str, Any]:
     return body
 
 
-def _parse_when(value: Mapping[str, Any]) -> datetime | date:
-    if "date" in value:
-        return date.fromisoformat(value["date"])
-    moment = datetime.fromisoformat(str(value["dateTime"]).replace("Z", "+00:00"))
-    if moment.tzinfo is None:  # Google always sends an offset; be safe anyway
-        moment = moment.replace(tzinfo=ZoneInfo(value.get("timeZone") or "UTC"))
+class Unreadable(ValueError):
+    """An event resource that cannot be read as an event; the message says why, in words."""
+
+
+def _zone_or_none(name: Any) -> str | None:
+    """`name` when it is an IANA zone this machine knows (Google also passes on what calendar
+    files imported into it said: Windows names, made-up zones), else None."""
+    if not isinstance(name, str) or not name:
+        return None
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        return None
+    return name
+
+
+def _parse_when(value: Any) -> datetime | date:
+    if not isinstance(value, Mapping):
+        raise Unreadable("its start or end is not a date or time")
+    try:
+        if "date" in value:
+            return date.fromisoformat(str(value["date"]))
+        moment = datetime.fromisoformat(str(value["dateTime"]).replace("Z", "+00:00"))
+        if moment.tzinfo is None:  # Google always sends an offset; be safe anyway
+            moment = moment.replace(tzinfo=ZoneInfo(_zone_or_none(value.get("timeZone")) or "UTC"))
+        moment.astimezone(UTC)  # out of range fails here, not later
+    except (KeyError, ValueError, TypeError, OverflowError):
+        raise Unreadable("its start or end cannot be read as a date or time") from None
     return moment
 
 
@@ -92,17 +115,36 @@ def uid_of(resource: Mapping[str, Any]) -> str:
 
 
 def from_body(resource: Mapping[str, Any]) -> Event:
-    """A neutral event from a Google event resource (an instance keeps its original start)."""
+    """A neutral event from a Google event resource (an instance keeps its original start).
+
+    Raises Unreadable (in words) for what cannot be an event. A missing end is read as RFC 5545
+    reads a missing DTEND (a day for an all-day event, no length for a timed one), as Google's
+    ``endTimeUnspecified`` means; a zone this machine does not know is left out (the times
+    carry their offsets).
+    """
+    if "start" not in resource:
+        raise Unreadable("it has no start")
     start = _parse_when(resource["start"])
-    end = _parse_when(resource["end"])
+    if resource.get("end") is None:
+        end: datetime | date = start if isinstance(start, datetime) else start + timedelta(days=1)
+    else:
+        end = _parse_when(resource["end"])
+    if isinstance(start, datetime) != isinstance(end, datetime):
+        raise Unreadable("its start and end mix an all-day date with a time")
+    if end < start:
+        raise Unreadable("its end is before its start")
     original = resource.get("originalStartTime")
     updated = resource.get("updated")
     status = resource.get("status", "confirmed")
+    try:
+        modified = datetime.fromisoformat(updated.replace("Z", "+00:00")) if updated else None
+    except (AttributeError, ValueError):
+        modified = None
     return Event(
         uid=uid_of(resource),
         start=start,
         end=end,
-        timezone=resource["start"].get("timeZone"),
+        timezone=_zone_or_none(resource["start"].get("timeZone")),
         title=resource.get("summary", ""),
         location=resource.get("location"),
         description=resource.get("description"),
@@ -110,7 +152,7 @@ def from_body(resource: Mapping[str, Any]) -> Event:
         transparency="transparent" if resource.get("transparency") == "transparent" else "opaque",
         recurrence_id=_parse_when(original) if original else None,
         etag=resource.get("etag"),
-        last_modified=(datetime.fromisoformat(updated.replace("Z", "+00:00")) if updated else None),
+        last_modified=modified,
     )
 
 
@@ -170,10 +212,20 @@ def translate(exc: Exception, what: str) -> ConnectorError:
             return Transient("Google's token endpoint failed")
         return AuthExpired("Google refused to refresh the access token")
     if isinstance(exc, google.auth.exceptions.TransportError):
-        return Transient(f"could not reach Google's token endpoint ({type(exc).__name__})")
+        return Transient(f"could not reach Google's token endpoint: {network_words(exc)}")
     if isinstance(exc, httplib2.HttpLib2Error | OSError | socket.timeout):
-        return Transient(f"could not reach Google ({type(exc).__name__})")
-    return ConnectorError(f"unexpected failure during {what} ({type(exc).__name__})")
+        return Transient(f"could not reach Google: {network_words(exc)}")
+    if isinstance(exc, ValueError):  # json.JSONDecodeError among them: a cut-off or HTML answer
+        return Transient(f"Google's answer to {what} was not the JSON asked for (cut short?)")
+    return ConnectorError(f"Google's answer to {what} could not be used")
+
+
+def unusable(answer: Any, what: str) -> Transient | None:
+    """An answer that is not the JSON object asked for (googleapiclient hands back the raw text
+    of a body it could not decode: a proxy's web page, a cut-off answer): a passing failure."""
+    if answer is None or answer == "" or isinstance(answer, dict):
+        return None
+    return Transient(f"Google answered {what} with something other than calendar data")
 
 
 # --- push notifications -------------------------------------------------------------------

@@ -50,6 +50,7 @@ from connectors.outlook.wire import (
     translate,
     uid_of,
 )
+from gateway.errors import network_words
 
 _PAGE = 200  # Prefer: odata.maxpagesize for delta pages (fewer round trips on a first pull)
 
@@ -105,7 +106,9 @@ class OutlookConnector(Connector):
         try:
             return await asyncio.to_thread(self._token_now)
         except requests.RequestException as exc:
-            raise Transient(f"could not reach Microsoft ({type(exc).__name__})") from None
+            raise Transient(f"could not reach Microsoft: {network_words(exc)}") from None
+        except ValueError:  # msal: the sign-in service's configuration answer was unusable
+            raise Transient("Microsoft's sign-in service gave an unusable answer") from None
 
     async def _call(
         self,
@@ -135,12 +138,18 @@ class OutlookConnector(Connector):
                         headers={"Authorization": f"Bearer {token}", **(headers or {})},
                     )
                 except httpx.HTTPError as exc:
-                    raise Transient(f"{what}: {type(exc).__name__}") from None
-            if answer.status_code < 400:
-                return answer.json() if answer.content else None
+                    raise Transient(f"{what}: {network_words(exc)}") from None
             try:
-                body = answer.json()
-            except ValueError:
+                body = answer.json() if answer.content else None
+            except ValueError:  # a cut-off answer or a proxy's web page
+                body = unreadable = True
+            else:
+                unreadable = not isinstance(body, dict | None)
+            if answer.status_code < 400:
+                if unreadable:
+                    raise Transient(f"{what}: Graph's answer was not the JSON asked for")
+                return body
+            if unreadable or body is None:
                 body = {}
             error = translate(answer.status_code, body, what, dict(answer.headers))
             throttled = answer.status_code in (429, 503)

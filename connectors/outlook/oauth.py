@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import functools
 import hashlib
 import hmac
 import ssl
@@ -28,6 +29,7 @@ import requests
 
 from connectors.errors import AuthExpired, ConnectorError, Transient
 from connectors.registry import Grant
+from gateway.errors import network_words
 
 # Graph scopes calgate asks for; msal adds openid and profile (and refuses them here).
 SCOPES = ("Calendars.ReadWrite", "User.Read")
@@ -102,6 +104,9 @@ def client(
     session = requests.Session()
     session.trust_env = False  # no proxies and no REQUESTS_CA_BUNDLE overriding `verify`
     session.verify = app.verify
+    # msal applies its `timeout` only to a session it makes itself: bound every request here,
+    # or a sign-in service that never answers holds the sync forever.
+    session.request = functools.partial(session.request, timeout=app.timeout_seconds)  # type: ignore[method-assign]
     return msal.ConfidentialClientApplication(
         app.client_id,
         client_credential=app.client_secret,
@@ -157,7 +162,7 @@ class MicrosoftOAuth:
         try:
             result, serialised = await asyncio.to_thread(exchange)
         except requests.RequestException as exc:
-            raise Transient(f"could not reach Microsoft ({type(exc).__name__})") from None
+            raise Transient(f"could not reach Microsoft: {network_words(exc)}") from None
         except ValueError as exc:  # msal: a state or nonce that does not match the flow
             raise AuthExpired(f"Microsoft's answer did not match the consent ({exc})") from None
         if refused(result):

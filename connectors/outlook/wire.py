@@ -122,7 +122,8 @@ def to_body(event: Event) -> dict[str, Any]:
 
 def translate(status: int, body: dict[str, Any], what: str, headers: dict[str, str]) -> Exception:
     """Our error for a Graph error answer (the message names the step, never the data)."""
-    code = str((body.get("error") or {}).get("code", ""))
+    error = body.get("error")
+    code = str(error.get("code", "")) if isinstance(error, dict) else ""
     words = f"{what}: Graph answered {status} {code}".rstrip()
     if status == 401:
         return errors.AuthExpired(words)

@@ -64,7 +64,11 @@ EXTRA: dict[tuple[str, str], tuple[int, ...]] = {
 # /readyz answers its own shape, also when not ready.
 _READINESS = {
     "type": "object",
-    "properties": {"status": {"type": "string"}, "database": {"type": "string"}},
+    "properties": {
+        "status": {"type": "string"},
+        "database": {"type": "string", "description": "ok, down, or what is pending"},
+        "detail": {"type": "string"},
+    },
     "required": ["status", "database"],
 }
 

@@ -11,6 +11,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy import exc as sa_exc
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
@@ -104,9 +105,41 @@ def _unexpected(_request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse(error_body("internal_error", "internal error"), status_code=500)
 
 
+def _database_down(exc: BaseException) -> bool:
+    """True for the failures of a database that does not answer (stopped, restarting, network
+    gone): the driver's connection errors, as SQLAlchemy wraps them or as they come raw from
+    the driver's connect."""
+    if isinstance(exc, sa_exc.DBAPIError) and exc.connection_invalidated:
+        return True
+    if isinstance(exc, sa_exc.OperationalError | sa_exc.InterfaceError):
+        return True
+    if isinstance(exc, OSError):
+        tb = exc.__traceback__
+        while tb is not None:
+            if tb.tb_frame.f_globals.get("__name__", "").startswith(("sqlalchemy", "asyncpg")):
+                return True
+            tb = tb.tb_next
+    return False
+
+
+def _connection(request: Request, exc: Exception) -> JSONResponse:
+    """The database does not answer: 503 and a Retry-After, not a 500 (nothing was done; the
+    daemon reconnects by itself). Other OS errors are unexpected."""
+    if not _database_down(exc):
+        return _unexpected(request, exc)
+    log.warning("database unavailable: %s", type(exc).__name__)
+    return JSONResponse(
+        error_body("database_unavailable", "the database does not answer: try again shortly"),
+        status_code=503,
+        headers={"Retry-After": "5"},
+    )
+
+
 def install(app: FastAPI) -> None:
     """Register the handlers on `app`."""
     app.add_exception_handler(RequestValidationError, _validation)
     app.add_exception_handler(CalgateError, _calgate)
     app.add_exception_handler(StarletteHTTPException, _http)
+    for kind in (sa_exc.DBAPIError, sa_exc.InterfaceError, OSError):
+        app.add_exception_handler(kind, _connection)
     app.add_exception_handler(Exception, _unexpected)

@@ -26,9 +26,13 @@ async def readyz(request: Request) -> JSONResponse:
         async with store.engine.connect() as conn:
             await conn.execute(text("SELECT 1"))
         current = await is_current(store)
-    except Exception as exc:  # any driver error means "not ready"; say which kind
+    except Exception:  # any driver error means "not ready"
         return JSONResponse(
-            {"status": "unavailable", "database": f"unreachable ({type(exc).__name__})"},
+            {
+                "status": "unavailable",
+                "database": "down",
+                "detail": "the database does not answer; calgate reconnects when it is back",
+            },
             status_code=503,
         )
     if not current:

@@ -203,9 +203,10 @@ class Dispatcher(leases.ClaimLoop[Claimed]):
             await self.outcomes.record(item.attempt, None, exc)
         except asyncio.CancelledError:
             raise  # shutdown: the lease expires and the row is sent again
-        except Exception as exc:  # a bug must not lose the row: record it as a retry
+        except Exception:  # a bug must not lose the row: record it as a retry
             log.exception("notification send crashed", extra={"outbox_id": item.attempt.row_id})
-            error = ChannelError(type(exc).__name__, permanent=False)
+            reason = "an unexpected error stopped the send; it will be retried (see the log)"
+            error = ChannelError("send crashed", permanent=False, reason=reason)
             await self.outcomes.record(item.attempt, None, error)
         else:
             await self.outcomes.record(item.attempt, receipt, None)

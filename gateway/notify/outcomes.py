@@ -17,7 +17,7 @@ import contextlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, cast
 
 from sqlalchemy import Table, bindparam, case, select, update
@@ -224,6 +224,8 @@ def settle(
         row.status = FAILED
         return "failed"
     next_due = now + backoff(row.attempts)
+    if error.retry_after is not None:  # the provider said when (Retry-After): not sooner
+        next_due = max(next_due, now + timedelta(seconds=error.retry_after))
     if next_due >= row.deadline_at:
         row.status = FAILED
         row.last_error = f"gave up before the deadline: {error.code}"[:200]

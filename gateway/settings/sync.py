@@ -52,3 +52,6 @@ class SyncSettings(BaseSettings):
         description="Calendar providers offered, as comma-separated Python modules, each with a "
         "provider(settings) function (connectors/registry.py).",
     )
+    caldav_timeout_seconds: float = Field(
+        30.0, gt=0, description="Timeout of each request to a CalDAV server."
+    )

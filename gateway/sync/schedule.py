@@ -20,12 +20,15 @@ from gateway.config import Settings
 from gateway.domain import account_states
 from gateway.store import leases
 from gateway.store.db import Store
-from gateway.store.sync_models import Integration
+from gateway.store.sync_models import Integration, SyncLogEntry
 from gateway.store.types import utcnow
 from gateway.sync import watch
 from gateway.sync.run import ACTIVE, Outcome, sync_integration
 
 log = logging.getLogger("calgate.sync")
+CRASHED = (
+    "the sync stopped on an unexpected error and will be retried (details in the daemon's log)"
+)
 
 
 def next_due(settings: Settings, outcome: Outcome, failures: int, now: datetime) -> datetime:
@@ -88,15 +91,23 @@ class SyncTicker(leases.ClaimLoop[str]):
             async with self.store.transaction() as session:
                 await leases.release(session, Integration, [integration_id], owner=self.owner)
             raise
-        except Exception as exc:  # a bug must not stop the other integrations' syncs
+        except Exception:  # a bug must not stop the other integrations' syncs
             log.exception("sync crashed", extra={"integration_id": integration_id})
-            outcome = Outcome(error=type(exc).__name__)
+            outcome = Outcome(error=CRASHED)
         finally:
             keeper.cancel()
         async with self.store.transaction() as session:
             row = await session.get(Integration, integration_id)
             if row is None:
                 return
+            if outcome.error == CRASHED and row.status == ACTIVE:
+                # Nothing of the run was committed: say so in words, and back off like any
+                # failure (the traceback is in the daemon's log, not shown to the person).
+                row.last_error = CRASHED
+                row.failures += 1
+                session.add(
+                    SyncLogEntry(integration_id=integration_id, kind="error", detail=CRASHED)
+                )
             metrics.sync_run(row.provider, outcome)
             now = utcnow()
             due = now if row.dirty and outcome.error is None else None

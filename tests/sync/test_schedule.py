@@ -6,7 +6,7 @@ import asyncio
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import event
+from sqlalchemy import event, update
 
 from connectors.base import AuthExpired, Transient
 from connectors.memory import MemoryServer
@@ -194,3 +194,30 @@ async def test_stop_past_the_grace_releases_the_lease_at_once(
     assert row.due_at <= utcnow()  # still due: another process runs it now
     server.latency = 0.0
     assert await SyncTicker(world.store, world.settings).tick() == 1
+
+
+async def test_a_crashed_sync_says_so_in_words_and_is_retried(world: World, memory) -> None:
+    """A bug in a sync run (here: an error no connector should raise) is told in words in the
+    status and the log, never as a class name, and the run is retried after a backoff."""
+    server = await _connect(world, memory)
+    ticker = SyncTicker(world.store, world.settings)
+    await ticker.tick()
+    await world.book("2027-01-12T09:00:00Z", "2027-01-12T10:00:00Z")
+    server.fail_next.append(KeyError("start"))  # type: ignore[arg-type]
+    assert await ticker.tick() == 1
+    row = await _row(world)
+    assert row.status == "active" and row.failures == 1
+    assert row.last_error is not None and "unexpected error" in row.last_error
+    assert "KeyError" not in row.last_error
+    assert row.due_at > utcnow()  # backed off
+    log = (await world.api.get(f"/v1/integrations/{world.integration_id}/log")).json()["data"]
+    assert log[0]["kind"] == "error" and log[0]["detail"] == row.last_error
+    async with world.store.transaction() as session:
+        await session.execute(
+            update(Integration)
+            .where(Integration.id == world.integration_id)
+            .values(due_at=utcnow() - timedelta(seconds=1))
+        )
+    assert await ticker.tick() == 1
+    assert len(server.calendars["work"]) == 1  # nothing lost
+    assert (await _row(world)).last_error is None

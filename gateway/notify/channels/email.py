@@ -32,7 +32,7 @@ import aiosmtplib
 
 from gateway.config import Settings
 from gateway.domain.contacts import ascii_email
-from gateway.errors import ConfigError
+from gateway.errors import ConfigError, network_words
 from gateway.notify.channels.base import ChannelError, Outgoing, Receipt
 from gateway.notify.rendering import Rendered, one_line
 
@@ -192,8 +192,8 @@ def _classify(exc: Exception, where: str) -> ChannelError:
             f"smtp {exc.code} authentication failed", permanent=False, reason=reason, **said
         )
     if isinstance(exc, aiosmtplib.SMTPResponseException):
-        kind = type(exc).__name__.removeprefix("SMTP")
         permanent = exc.code >= 500
+        kind = "refused" if permanent else "deferred"
         reason = (
             "the mail server refused the message"
             if permanent
@@ -211,9 +211,10 @@ def _classify(exc: Exception, where: str) -> ChannelError:
         return ChannelError("smtp tls failed", permanent=False, reason=reason, **said)
     if isinstance(exc, ConnectionRefusedError) or isinstance(exc.__cause__, ConnectionRefusedError):
         reason = f"connection refused at {where}: is the mail server running?"
-        return ChannelError(f"smtp {type(exc).__name__}", permanent=False, reason=reason, **said)
-    reason = f"the mail server at {where} could not be reached: it will be retried"
-    return ChannelError(f"smtp {type(exc).__name__}", permanent=False, reason=reason, **said)
+        return ChannelError("smtp connection refused", permanent=False, reason=reason, **said)
+    words = network_words(exc)
+    reason = f"the mail server at {where} could not be reached ({words}): it will be retried"
+    return ChannelError("smtp unreachable", permanent=False, reason=reason, **said)
 
 
 def _unusable(exc: OSError) -> str:

@@ -32,6 +32,7 @@ from twilio.http.response import Response
 from twilio.rest import Client
 
 from gateway.config import Settings
+from gateway.errors import network_words
 from gateway.notify.channels.base import ChannelError, Outgoing, Receipt
 from gateway.notify.channels.senders import (
     choose_sender,
@@ -100,6 +101,7 @@ class _RebasedHttpClient(TwilioHttpClient):  # type: ignore[misc]
     def __init__(self, base: str, timeout: float) -> None:
         super().__init__(pool_connections=True, timeout=timeout, logger=_library_log)
         self._base = urlsplit(base)
+        self.last_headers: dict[str, str] = {}
 
     def request(
         self,
@@ -118,7 +120,11 @@ class _RebasedHttpClient(TwilioHttpClient):  # type: ignore[misc]
         token = _token.get()
         if token:
             headers["I-Twilio-Idempotency-Token"] = token
-        return super().request(method, url, params, data, headers, auth, timeout, allow_redirects)
+        answer: Response = super().request(
+            method, url, params, data, headers, auth, timeout, allow_redirects
+        )
+        self.last_headers = dict(answer.headers or {})  # for Retry-After on a refusal
+        return answer
 
 
 # The sentence a practitioner reads for each Twilio error we know (Twilio's error dictionary,
@@ -169,6 +175,14 @@ def status_failure(error_code: str) -> dict[str, str]:
     return out
 
 
+def _seconds(value: Any) -> float | None:
+    """Retry-After in seconds (the delta form; a date is left to the backoff)."""
+    try:
+        return max(0.0, float(value)) if value is not None else None
+    except (TypeError, ValueError):
+        return None
+
+
 # The library puts its own words before Twilio's ("Unable to create record: ...").
 _LIBRARY_PREFIX = re.compile(r"^Unable to \w+ record: ")
 
@@ -177,8 +191,9 @@ def _more_info(code: int | None) -> str | None:
     return f"https://www.twilio.com/docs/errors/{code}" if code else None
 
 
-def _classify(exc: Exception) -> ChannelError:
-    """Twilio's refusal as our error: permanent or not, with Twilio's words and ours."""
+def _classify(exc: Exception, retry_after: float | None = None) -> ChannelError:
+    """Twilio's refusal as our error: permanent or not, with Twilio's words and ours;
+    `retry_after` is the answer's Retry-After, honoured by the retry."""
     if isinstance(exc, TwilioRestException):
         code = exc.code
         said = {
@@ -187,11 +202,15 @@ def _classify(exc: Exception) -> ChannelError:
             "more_info": _more_info(code),
         }
         short = f"twilio {exc.status} {code or ''}".strip()
-        if exc.status == 429 or code == 20429:
-            return ChannelError(short, permanent=False, reason=_REASONS[20429], **said)
-        if exc.status >= 500:
-            reason = "Twilio had a temporary problem: the message will be retried"
-            return ChannelError(short, permanent=False, reason=reason, **said)
+        if exc.status == 429 or code == 20429 or exc.status >= 500:
+            reason = (
+                "Twilio had a temporary problem: the message will be retried"
+                if exc.status >= 500
+                else _REASONS[20429]
+            )
+            error = ChannelError(short, permanent=False, reason=reason, **said)
+            error.retry_after = retry_after  # the retry waits at least this long
+            return error
         if code in PERMANENT_CODES:
             return ChannelError(f"twilio {code}", permanent=True, reason=_REASONS.get(code), **said)
         if exc.status in (401, 403):  # our credentials: a configuration problem, keep trying
@@ -199,8 +218,13 @@ def _classify(exc: Exception) -> ChannelError:
             return ChannelError(short, permanent=False, reason=reason, **said)
         reason = _REASONS.get(code or 0, f"Twilio refused the message (HTTP {exc.status})")
         return ChannelError(short, permanent=True, reason=reason, **said)
-    reason = "Twilio could not be reached: the message will be retried"
-    return ChannelError(f"twilio {type(exc).__name__}", permanent=False, reason=reason)
+    if isinstance(exc, ValueError | TwilioException) and not isinstance(exc, TwilioRestException):
+        # The library could not read the answer (a proxy's page, a cut-off body): whether
+        # Twilio took the message is unknown, so it is sent again (with the same token).
+        reason = "Twilio's answer could not be read: the message will be retried"
+        return ChannelError("twilio unreadable answer", permanent=False, reason=reason)
+    reason = f"Twilio could not be reached: {network_words(exc)}; the message will be retried"
+    return ChannelError("twilio unreachable", permanent=False, reason=reason)
 
 
 class TwilioChannel:
@@ -247,9 +271,16 @@ class TwilioChannel:
         return client
 
     def _create(self, to: str, body: str, status_callback: str, sender: str) -> Any:
-        return self._client().messages.create(
-            to=to, body=body, status_callback=status_callback, **twilio_sender_params(sender)
-        )
+        client = self._client()
+        try:
+            return client.messages.create(
+                to=to, body=body, status_callback=status_callback, **twilio_sender_params(sender)
+            )
+        except TwilioRestException as exc:
+            # The answer's headers are only on this thread's HTTP client.
+            headers = getattr(client.http_client, "last_headers", {})
+            hinted = next((v for k, v in headers.items() if k.lower() == "retry-after"), None)
+            raise _classify(exc, _seconds(hinted)) from None
 
     async def send(self, message: Outgoing) -> Receipt:
         """Create one message from its sender (None: the daemon's); raises ChannelError
@@ -263,7 +294,7 @@ class TwilioChannel:
             _token.set(message.token)
             try:
                 created = await asyncio.to_thread(self._create, to, body, callback, chosen)
-            except (TwilioException, RequestException, OSError) as exc:
+            except (TwilioException, RequestException, OSError, ValueError) as exc:
                 raise _classify(exc) from None
         return Receipt(provider_id=str(created.sid), segments=segments.count)
 
