@@ -4,7 +4,8 @@ FastAPI documents the success answer and its own 422 shape; calgate answers erro
 of its own (`ErrorOut` below) with codes that follow from what an operation is: a /v1 operation
 needs a key (401), an active account (402, 403) and validates its input (422); one with an id
 in its path can miss (404), as can a report filtered by an id; one with a body can be too
-large (413) or not JSON (415); a POST can reuse an Idempotency-Key (409). `EXTRA` lists the
+large (413) or not JSON (415); a POST can reuse an Idempotency-Key (409); any of them answers 503
+with Retry-After while the database does not answer. `EXTRA` lists the
 codes particular to one operation. The schema fuzzer (tests/fuzz) checks that no answer falls
 outside this list.
 """
@@ -49,8 +50,9 @@ DESCRIPTIONS = {
     413: "The body is larger than api.max_body_bytes",
     415: "The body is not JSON",
     422: "Malformed input: the fields list names each field and its problem",
-    503: "Not ready: the database is unreachable or migrations are pending",
+    503: "The database does not answer: try again after Retry-After",
 }
+_NOT_READY = "Not ready: the database is unreachable or migrations are pending"
 
 # Codes particular to one operation, beyond those that follow from its shape.
 EXTRA: dict[tuple[str, str], tuple[int, ...]] = {
@@ -76,7 +78,7 @@ _READINESS = {
 def _codes(method: str, path: str, operation: dict[str, Any]) -> set[int]:
     codes = set(EXTRA.get((method, path), ()))
     if path.startswith("/v1/"):
-        codes |= {401, 402, 403, 422}
+        codes |= {401, 402, 403, 422, 503}
         if "{" in path or path.startswith("/v1/reports/"):
             codes.add(404)
         if "requestBody" in operation:
@@ -118,9 +120,10 @@ def document(app: FastAPI) -> None:
                 responses = operation.setdefault("responses", {})
                 responses.pop("422", None)
                 for code in sorted(_codes(method, path, operation)):
-                    body = _READINESS if code == 503 else {"$ref": "#/components/schemas/ErrorOut"}
+                    readiness = path == "/readyz" and code == 503
+                    body = _READINESS if readiness else {"$ref": "#/components/schemas/ErrorOut"}
                     responses[str(code)] = {
-                        "description": DESCRIPTIONS[code],
+                        "description": _NOT_READY if readiness else DESCRIPTIONS[code],
                         "content": {"application/json": {"schema": body}},
                     }
         app.openapi_schema = schema

@@ -215,6 +215,11 @@ def test_postgres_restart_under_load(
         assert refused, "the database outage went unnoticed by the API"
         # 503 with Retry-After while the database is away (not a 500: nothing broke in here).
         assert set(refused) <= {0, 503}, Counter(refused)
+        # ... and the API description says so, in the error shape it answers.
+        documented = api.get("/openapi.json").json()["paths"]["/v1/appointments"]["post"]
+        assert documented["responses"]["503"]["content"]["application/json"]["schema"] == {
+            "$ref": "#/components/schemas/ErrorOut"
+        }
 
         # Nothing acknowledged is lost: every booking is there, and its confirmation arrives.
         for apt_id in acknowledged:
