@@ -21,6 +21,7 @@ import zoneinfo
 
 from icalendar.parser.content_line import NEWLINE, UFOLD
 from icalendar.prop import vText
+from icalendar.timezone.windows_to_olson import WINDOWS_TO_OLSON
 
 MARK = "~calgate-"
 _TZID_PARAM = re.compile(r'(;TZID=)("[^"]*"|[^;:,"]*)', re.IGNORECASE)
@@ -83,8 +84,13 @@ class ZoneNames:
 
     def pending(self, line: str) -> bool:
         """Whether `line` names a zone that only a VTIMEZONE of this body can define, and none
-        has been met yet (RFC 5545 lets it come later)."""
-        return any(own_zone(n) and n not in self.names for n in _tzid_params(line))
+        has been met yet (RFC 5545 lets it come later). A Windows name is not waited for: it
+        reads as its IANA zone until its VTIMEZONE comes, as before, so an Outlook export
+        without VTIMEZONEs still streams."""
+        return any(
+            own_zone(n) and n.strip("/") not in WINDOWS_TO_OLSON and n not in self.names
+            for n in _tzid_params(line)
+        )
 
     def rename(self, line: str) -> str:
         """`line` with its TZID parameters naming this body's private zones."""

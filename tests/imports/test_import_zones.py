@@ -61,3 +61,17 @@ async def test_same_zone_name_with_other_rules_in_another_account(
     assert await _import(two, _ics(tzid, second, "b")) == [f"2030-04-12T{second_utc}:00Z"]
     # The first account's file again, after the second: still its own rules.
     assert await _import(one, _ics(tzid, first, "c")) == [f"2030-04-12T{first_utc}:00Z"]
+
+
+async def test_a_windows_name_without_its_vtimezone_is_its_iana_zone(
+    store: Store, client: httpx.AsyncClient
+) -> None:
+    """Another account's file defining "W. Europe Standard Time" with its own rules does not
+    change what the name means in a file that leaves the definition out (Europe/Berlin)."""
+    one = await new_account(store, client, name="First Clinic")
+    two = await new_account(store, client, name="Second Clinic")
+    tzid = "W. Europe Standard Time"
+    assert await _import(one, _ics(tzid, "+0300", "w1")) == ["2030-04-12T07:00:00Z"]
+    bare = _ics(tzid, "+0300", "w2")
+    bare = bare[: bare.index("BEGIN:VTIMEZONE")] + bare[bare.index("BEGIN:VEVENT") :]
+    assert await _import(two, bare) == ["2030-04-12T08:00:00Z"]  # CEST
