@@ -18,6 +18,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import icalendar
 import recurring_ical_events
 
+from connectors import ical_zones
 from connectors.base import Event, EventStatus, RemoteItem, Skipped, Transparency, Window
 
 PRODID = "-//calgate//sync//EN"
@@ -150,7 +151,9 @@ def _parse_item(
 ) -> RemoteItem:
     if isinstance(data, bytes):
         data = data.decode("utf-8")
-    calendar = icalendar.Calendar.from_ical(data)
+    # Zones the body defines get private names first: icalendar keeps definitions by TZID for
+    # the whole process, and another account's "Custom/Zone" must not give this one its rules.
+    calendar = icalendar.Calendar.from_ical(ical_zones.isolate(data))
     _check_zone_rules(calendar)
     vevents = [c for c in calendar.walk("VEVENT")]
     if not vevents:
@@ -209,7 +212,7 @@ def calendar_zone(vtimezone: str) -> ZoneInfo | None:
     """The zone a CALDAV:calendar-timezone property (a VCALENDAR holding one VTIMEZONE) names,
     when it is an IANA zone this machine knows; None otherwise."""
     try:
-        calendar = icalendar.Calendar.from_ical(vtimezone)
+        calendar = icalendar.Calendar.from_ical(ical_zones.isolate(vtimezone))
         found = [str(c.get("TZID", "")) for c in calendar.walk("VTIMEZONE")]
     except Exception:  # an unreadable property is no zone
         return None

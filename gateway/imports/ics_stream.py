@@ -3,9 +3,11 @@
 
 The stream's lines are unfolded (RFC 5545 §3.1) and cut at the BEGIN / END lines of the
 VCALENDAR's children; each child (VEVENT, VTIMEZONE, ...) is then parsed on its own by
-`icalendar`. Parsing a VTIMEZONE registers its zone with `icalendar` (by TZID), so the events
-after it read their TZID times on its rules. An event naming a TZID not known yet (its
-VTIMEZONE comes later in the file, which RFC 5545 allows) is held back and read at the end.
+`icalendar`. Parsing a VTIMEZONE registers its zone with `icalendar`, so the events after it
+read their TZID times on its rules; a zone the file defines under a non-IANA name gets a private
+name first (`connectors/ical_zones.py`), so another import's zone of the same name never lends
+its rules. An event naming such a zone not defined yet (its VTIMEZONE comes later in the file,
+which RFC 5545 allows) is held back and read at the end.
 """
 
 from __future__ import annotations
@@ -14,8 +16,8 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 from icalendar import Component
-from icalendar.timezone import tzp
 
+from connectors.ical_zones import ZoneNames
 from gateway.errors import ValidationFailed
 
 # One component larger than this is refused (a real appointment is a few kilobytes).
@@ -66,15 +68,6 @@ def _parse(name: str, text: str) -> Piece:
     return Piece(name, component)
 
 
-def _unknown_zone(component: Component) -> bool:
-    for prop in ("DTSTART", "DTEND"):
-        value = component.get(prop)
-        tzid = value.params.get("TZID") if value is not None and hasattr(value, "params") else None
-        if tzid and tzp.timezone(str(tzid)) is None:
-            return True
-    return False
-
-
 async def components(lines: AsyncIterator[str]) -> AsyncIterator[Piece]:
     """The VCALENDAR's children, in order (events naming a later VTIMEZONE at the end);
     422 when the stream is not a calendar."""
@@ -84,7 +77,8 @@ async def components(lines: AsyncIterator[str]) -> AsyncIterator[Piece]:
         first = await anext(logical, None)
     if first is None or _begin(first) != "VCALENDAR":
         raise ValidationFailed.one("file", "is not an iCalendar file (RFC 5545)")
-    held: list[tuple[str, str]] = []
+    zones = ZoneNames()  # this file's own zones, by their names in the file
+    held: list[tuple[str, list[str]]] = []
     stack: list[str] = []
     body: list[str] = []
     size = 0
@@ -108,13 +102,18 @@ async def components(lines: AsyncIterator[str]) -> AsyncIterator[Piece]:
             if size > MAX_COMPONENT_CHARS:
                 yield Piece(name, None, "is over a million characters")
                 continue
-            text = "\r\n".join(body) + "\r\n"
-            piece = _parse(name, text)
-            if piece.component is not None and name == "VEVENT" and _unknown_zone(piece.component):
-                held.append((name, text))  # its VTIMEZONE may come later
+            if name == "VTIMEZONE":
+                body = zones.define(body)
+            elif name == "VEVENT" and any(zones.pending(line) for line in body):
+                held.append((name, body))  # its VTIMEZONE may come later
                 continue
-            yield piece
+            yield _parse(name, _text(zones, body))
     if stack:
         raise ValidationFailed.one("file", "ends in the middle of a component (cut short?)")
-    for name, text in held:
-        yield _parse(name, text)
+    for name, body in held:
+        yield _parse(name, _text(zones, body))
+
+
+def _text(zones: ZoneNames, body: list[str]) -> str:
+    """A component's lines as iCalendar text, its TZIDs naming the file's own zones."""
+    return "\r\n".join(zones.rename(line) for line in body) + "\r\n"
