@@ -103,13 +103,14 @@ class Dispatcher(leases.ClaimLoop[Item]):
         # SQLite has one writer: our claims and outcome writes take turns here instead of
         # meeting in SQLite's busy handler, which sleeps whole milliseconds between tries.
         self._write_turn = asyncio.Lock() if store.dialect == "sqlite" else None
-        self._writer = outcomes.Writer(store, settings, self.owner, self._write_turn)
+        self._writer = outcomes.Writer(self._store_group)
         self.claim_batch = settings.webhooks_claim_batch  # pipelined ticks (leases.ClaimLoop)
         cap = settings.webhooks_endpoint_concurrency
         self._slots: dict[str, asyncio.Semaphore] = defaultdict(lambda: asyncio.Semaphore(cap))
         self._held: Counter[str] = Counter()  # endpoint -> deliveries we hold (queued or sent)
         self._refills: set[asyncio.Task[None]] = set()
-        self._refill_due = False  # a refill claim is scheduled
+        self._want_refill = False  # an endpoint has room for a round: the next group claims
+        self._timer: asyncio.TimerHandle | None = None  # a claim of its own if no group comes
         self._last_claim = 0.0  # loop time the last claim started
 
     # -- the loop --------------------------------------------------------------------------
@@ -140,11 +141,11 @@ class Dispatcher(leases.ClaimLoop[Item]):
         caused is running or due; returns how many deliveries started. For tests and
         benchmarks."""
         started = await self.tick()
-        while self._running or self._refills or self._refill_due:
+        while self._running or self._refills or self._timer or self._writer.busy:
             if self._running or self._refills:
                 await asyncio.gather(*self._running, *self._refills, return_exceptions=True)
             else:
-                await asyncio.sleep(REFILL_GAP)  # a refill claim is about to start
+                await asyncio.sleep(REFILL_GAP)  # a group or a refill claim is about to end
         return started
 
     async def stop(self, grace: float) -> None:
@@ -153,22 +154,34 @@ class Dispatcher(leases.ClaimLoop[Item]):
         await self._writer.flush()
         await self.http.aclose()
 
+    async def _start(self, items: list[Item]) -> list[asyncio.Task[None]]:
+        for item in items:
+            self._held[item.endpoint_id] += 1
+        return await super()._start(items)
+
     def _finished(self, endpoint_id: str) -> None:
+        """A delivery of `endpoint_id` no longer needs a slot (sent, or handed back)."""
         self._held[endpoint_id] -= 1
         cap = self.settings.webhooks_endpoint_concurrency
-        if self._stopping or self._held[endpoint_id] > cap * (PREFETCH - 1) or self._refill_due:
+        if self._stopping or self._held[endpoint_id] > cap * (PREFETCH - 1):
             return
-        # One refill claim at a time, at most every REFILL_GAP: a claim per finished send
-        # cost more transactions than the sends themselves, most of them claiming nothing.
-        self._refill_due = True
-        loop = asyncio.get_running_loop()
-        wait = max(0.0, self._last_claim + REFILL_GAP - loop.time())
-        loop.call_later(wait, self._refill)
+        # The claim rides in the transaction that records the next group of attempts (whose
+        # leases it frees first); a claim of its own follows only when no group is coming.
+        # A claim per finished send cost more transactions than the sends themselves.
+        self._want_refill = True
+        if self._timer is None:
+            loop = asyncio.get_running_loop()
+            wait = max(REFILL_GAP, self._last_claim + REFILL_GAP - loop.time())
+            self._timer = loop.call_later(wait, self._refill)
 
     def _refill(self) -> None:
-        self._refill_due = False
-        if self._stopping:
+        self._timer = None
+        if self._stopping or not self._want_refill:
             return
+        if self._writer.busy:  # its transaction will claim
+            self._timer = asyncio.get_running_loop().call_later(REFILL_GAP, self._refill)
+            return
+        self._want_refill = False
         task = asyncio.create_task(self._claim_quietly())
         self._refills.add(task)
         task.add_done_callback(self._refills.discard)
@@ -201,12 +214,14 @@ class Dispatcher(leases.ClaimLoop[Item]):
         )
         candidates = (
             await session.execute(
-                select(WebhookEndpoint.id, held).where(WebhookEndpoint.enabled, has_due)
+                select(WebhookEndpoint, held).where(WebhookEndpoint.enabled, has_due)
             )
         ).all()
+        endpoints = {endpoint.id: endpoint for endpoint, _ in candidates}
         budget = self.settings.webhooks_claim_batch
         rows: list[Any] = []
-        for endpoint_id, leased in candidates:
+        for endpoint, leased in candidates:
+            endpoint_id = endpoint.id
             room = cap * PREFETCH - int(leased)
             if room < cap and leased:
                 continue  # a round's worth at a time: fewer, larger claims
@@ -229,22 +244,17 @@ class Dispatcher(leases.ClaimLoop[Item]):
             )
             if len(rows) >= budget:
                 break
-        items = await self._items(session, rows) if rows else []
-        for item in items:
-            self._held[item.endpoint_id] += 1
-        return items
+        return await self._items(session, rows, endpoints) if rows else []
 
-    async def _items(self, session: AsyncSession, rows: list[Any]) -> list[Item]:
+    async def _items(
+        self, session: AsyncSession, rows: list[Any], endpoints: dict[str, WebhookEndpoint]
+    ) -> list[Item]:
         events = {
             e.id: e
-            for e in await session.scalars(
-                select(WebhookEvent).where(WebhookEvent.id.in_({r.event_id for r in rows}))
-            )
-        }
-        endpoints = {
-            e.id: e
-            for e in await session.scalars(
-                select(WebhookEndpoint).where(WebhookEndpoint.id.in_({r.endpoint_id for r in rows}))
+            for e in await session.execute(
+                select(
+                    WebhookEvent.id, WebhookEvent.type, WebhookEvent.created_at, WebhookEvent.data
+                ).where(WebhookEvent.id.in_({r.event_id for r in rows}))
             )
         }
         now = utcnow()
@@ -286,27 +296,45 @@ class Dispatcher(leases.ClaimLoop[Item]):
 
     # -- sending ---------------------------------------------------------------------------
 
+    async def _store_group(self, group: list[Attempt]) -> None:
+        """One transaction records `group` and, when an endpoint has room, claims the next
+        deliveries (after the group's leases are freed, so the claim counts that room). The
+        claimed deliveries start before the group's senders hear their attempts are stored."""
+        claim = self._want_refill and not self._stopping and not self._claiming.locked()
+        async with self._claiming if claim else contextlib.nullcontext():
+            if claim:
+                self._want_refill = False
+                self._last_claim = asyncio.get_running_loop().time()
+            async with self._turn(), self.store.transaction() as session:
+                await outcomes.store_group(session, self.settings, self.owner, group)
+                items = await self._claim(session) if claim else []
+            await self._start(items)
+
     async def _run(self, item: Item) -> None:
+        sent = False
         try:
             async with self._slots[item.endpoint_id]:
                 if time.monotonic() > item.lease_until:
                     # Waited so long for a slot that another process may own it now: give it
                     # back rather than risk sending it twice at once.
-                    async with self.store.transaction() as session:
+                    async with self._turn(), self.store.transaction() as session:
                         ids = [item.delivery_id]
                         await leases.release(session, WebhookDelivery, ids, owner=self.owner)
                     return
                 attempt = await self._send(item)
+            sent = True
+            self._finished(item.endpoint_id)  # its room counts for the group's claim
             await self._writer.record(attempt)
         except asyncio.CancelledError:
             # Shutdown ran out of grace: hand the delivery back at once for the next process.
-            async with self.store.transaction() as session:
+            async with self._turn(), self.store.transaction() as session:
                 await leases.release(session, WebhookDelivery, [item.delivery_id], owner=self.owner)
             raise
         except Exception:  # a bug or a database outage must not lose it: the lease expires
             log.exception("webhook delivery not recorded", extra={"delivery_id": item.delivery_id})
         finally:
-            self._finished(item.endpoint_id)
+            if not sent:
+                self._finished(item.endpoint_id)
 
     async def _send(self, item: Item) -> Attempt:
         started_at = utcnow()
