@@ -1,18 +1,20 @@
 """Delivery: claim due deliveries with leases, sign and post them, record every attempt.
 
-Per endpoint with due work, a claim takes up to PREFETCH rounds of
-`webhooks_endpoint_concurrency` deliveries (minus those already leased by any process), and
-only the first pending delivery of each appointment (lowest version), so an appointment's events
-arrive in order. At most `webhooks_endpoint_concurrency` requests per endpoint are on the wire
-at once in a process (a semaphore per endpoint), so one slow receiver cannot hold up the others:
-its claims wait for its own slots while the other endpoints' go out. Across processes the cap is
-not shared: since every claim counts the leases of all processes, at most PREFETCH rounds of one
-endpoint are leased at once, so P processes have at most min(P, PREFETCH) x the cap in flight to
-it. Sends run outside any transaction and do not wait for each other; when an endpoint has room
-for a whole round again, a claim follows within REFILL_GAP (not at the next tick). The scheduler
-calls `claim_due`, which never waits for sends; `tick` (tests, benchmarks) is the pipelined
-`leases.ClaimLoop` tick. Outcomes are stored by group commit, naming our lease. A delivery that
-waited for a slot until its lease was nearly out is handed back unsent.
+Per endpoint with due work, a claim takes up to a few rounds of `webhooks_endpoint_concurrency`
+deliveries (4 for an endpoint this process has not timed yet, up to PREFETCH for a fast one,
+fewer for a slow one), minus those leased by any process and still in flight, and only the first
+pending delivery of each appointment (lowest version), so an appointment's events arrive in
+order. At most `webhooks_endpoint_concurrency` requests per endpoint are on the wire at once in a
+process (a semaphore per endpoint), so one slow receiver cannot hold up the others: its claims
+wait for its own slots while the other endpoints' go out. Across processes the cap is not
+shared: since every claim counts the leases of all processes, at most PREFETCH rounds of one
+endpoint are in flight at once, so P processes have at most min(P, PREFETCH) x the cap in flight
+to it. Sends run outside any transaction and do not wait for each other. Outcomes are stored by
+group commit, naming our lease, and the same transaction claims the next deliveries when an
+endpoint has room for a round (a claim of its own follows within REFILL_GAP only when no group
+is being written). The scheduler calls `claim_due`, which never waits for sends; `tick` (tests,
+benchmarks) is the pipelined `leases.ClaimLoop` tick. A delivery that waited for a slot until its
+lease was nearly out is handed back unsent.
 
 At least once: a crash between the receiver's answer and our record leaves the delivery leased;
 when the lease expires it is sent again, with the same `webhook-id`.
@@ -46,9 +48,13 @@ from gateway.webhooks.outcomes import Attempt
 
 log = logging.getLogger("calgate.webhooks")
 
-# Deliveries claimed per endpoint: up to this many rounds of `webhooks_endpoint_concurrency`,
-# so each claim takes a round's worth while the previous round is still on the wire.
-PREFETCH = 4
+# Deliveries claimed per endpoint: up to `_rounds` rounds of `webhooks_endpoint_concurrency`,
+# so the endpoint's slots never wait for a claim (claims ride on the outcome transactions, which
+# take tens of milliseconds on a busy machine). A fast receiver gets up to PREFETCH rounds; a
+# slow one fewer, so a claimed delivery does not wait for a slot until its lease is nearly out.
+PREFETCH = 16
+PREFETCH_UNKNOWN = 4  # rounds for an endpoint not yet timed by this process
+_PACE_WEIGHT = 0.1  # weight of each new attempt in an endpoint's running mean duration
 # Least time between two refill claims caused by finished sends (the scheduler's tick and a
 # tick in progress claim regardless).
 REFILL_GAP = 0.01
@@ -108,6 +114,9 @@ class Dispatcher(leases.ClaimLoop[Item]):
         cap = settings.webhooks_endpoint_concurrency
         self._slots: dict[str, asyncio.Semaphore] = defaultdict(lambda: asyncio.Semaphore(cap))
         self._held: Counter[str] = Counter()  # endpoint -> deliveries we hold (queued or sent)
+        # endpoint -> attempts answered but not yet stored: still leased, no longer in flight
+        self._unrecorded: Counter[str] = Counter()
+        self._pace: dict[str, float] = {}  # endpoint -> running mean seconds per attempt
         self._refills: set[asyncio.Task[None]] = set()
         self._want_refill = False  # an endpoint has room for a round: the next group claims
         self._timer: asyncio.TimerHandle | None = None  # a claim of its own if no group comes
@@ -163,7 +172,7 @@ class Dispatcher(leases.ClaimLoop[Item]):
         """A delivery of `endpoint_id` no longer needs a slot (sent, or handed back)."""
         self._held[endpoint_id] -= 1
         cap = self.settings.webhooks_endpoint_concurrency
-        if self._stopping or self._held[endpoint_id] > cap * (PREFETCH - 1):
+        if self._stopping or self._held[endpoint_id] > cap * (self._rounds(endpoint_id) - 1):
             return
         # The claim rides in the transaction that records the next group of attempts (whose
         # leases it frees first); a claim of its own follows only when no group is coming.
@@ -173,6 +182,19 @@ class Dispatcher(leases.ClaimLoop[Item]):
             loop = asyncio.get_running_loop()
             wait = max(REFILL_GAP, self._last_claim + REFILL_GAP - loop.time())
             self._timer = loop.call_later(wait, self._refill)
+
+    def _rounds(self, endpoint_id: str) -> int:
+        """Rounds of the cap to keep claimed for `endpoint_id`: the last of them waits about
+        rounds x its mean duration for a slot, kept under 40% of the lease."""
+        pace = self._pace.get(endpoint_id)
+        if pace is None:
+            return PREFETCH_UNKNOWN
+        fits = int(self.lease.total_seconds() * 0.4 / max(pace, 1e-3))
+        return max(1, min(PREFETCH, fits))
+
+    def _timed(self, endpoint_id: str, seconds: float) -> None:
+        pace = self._pace.get(endpoint_id, seconds)
+        self._pace[endpoint_id] = pace + _PACE_WEIGHT * (seconds - pace)
 
     def _refill(self) -> None:
         self._timer = None
@@ -194,7 +216,12 @@ class Dispatcher(leases.ClaimLoop[Item]):
 
     # -- claiming --------------------------------------------------------------------------
 
-    async def _claim(self, session: AsyncSession) -> list[Item]:
+    async def _claim(self, session: AsyncSession, stored: Counter[str] | None = None) -> list[Item]:
+        """Claim for each endpoint with room (`stored`: attempts this transaction has stored,
+        whose leases it freed)."""
+        # Leases of ours whose attempt was answered and waits to be stored are not in flight:
+        # they take no room (the cap bounds requests on the wire, not the writer's queue).
+        idle = self._unrecorded - (stored or Counter())
         now = utcnow()
         cap = self.settings.webhooks_endpoint_concurrency
         # Index seeks per enabled endpoint, not a scan of the queue (which may be long).
@@ -222,7 +249,7 @@ class Dispatcher(leases.ClaimLoop[Item]):
         rows: list[Any] = []
         for endpoint, leased in candidates:
             endpoint_id = endpoint.id
-            room = cap * PREFETCH - int(leased)
+            room = cap * self._rounds(endpoint_id) - max(0, int(leased) - idle[endpoint_id])
             if room < cap and leased:
                 continue  # a round's worth at a time: fewer, larger claims
             free = min(room, budget - len(rows))
@@ -307,7 +334,8 @@ class Dispatcher(leases.ClaimLoop[Item]):
                 self._last_claim = asyncio.get_running_loop().time()
             async with self._turn(), self.store.transaction() as session:
                 await outcomes.store_group(session, self.settings, self.owner, group)
-                items = await self._claim(session) if claim else []
+                stored = Counter(a.item.endpoint_id for a in group)
+                items = await self._claim(session, stored) if claim else []
             await self._start(items)
 
     async def _run(self, item: Item) -> None:
@@ -323,8 +351,13 @@ class Dispatcher(leases.ClaimLoop[Item]):
                     return
                 attempt = await self._send(item)
             sent = True
+            self._timed(item.endpoint_id, attempt.duration_ms / 1000.0)
             self._finished(item.endpoint_id)  # its room counts for the group's claim
-            await self._writer.record(attempt)
+            self._unrecorded[item.endpoint_id] += 1
+            try:
+                await self._writer.record(attempt)
+            finally:
+                self._unrecorded[item.endpoint_id] -= 1
         except asyncio.CancelledError:
             # Shutdown ran out of grace: hand the delivery back at once for the next process.
             async with self._turn(), self.store.transaction() as session:
