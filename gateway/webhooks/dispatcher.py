@@ -31,7 +31,6 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-import httpx
 from sqlalchemy import and_, exists, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
@@ -42,7 +41,7 @@ from gateway.store import leases
 from gateway.store.db import Store
 from gateway.store.types import utcnow
 from gateway.store.webhook_models import PENDING, WebhookDelivery, WebhookEndpoint, WebhookEvent
-from gateway.webhooks import http, outcomes, signing
+from gateway.webhooks import http, outcomes
 from gateway.webhooks.events import body_of
 from gateway.webhooks.outcomes import Attempt
 
@@ -349,7 +348,7 @@ class Dispatcher(leases.ClaimLoop[Item]):
                         ids = [item.delivery_id]
                         await leases.release(session, WebhookDelivery, ids, owner=self.owner)
                     return
-                attempt = await self._send(item)
+                attempt = await http.attempt(self.http, item, self.settings.webhooks_response_bytes)
             sent = True
             self._timed(item.endpoint_id, attempt.duration_ms / 1000.0)
             self._finished(item.endpoint_id)  # its room counts for the group's claim
@@ -368,58 +367,6 @@ class Dispatcher(leases.ClaimLoop[Item]):
         finally:
             if not sent:
                 self._finished(item.endpoint_id)
-
-    async def _send(self, item: Item) -> Attempt:
-        started_at = utcnow()
-        clock = time.perf_counter()
-        status: int | None = None
-        error: str | None = None
-        answer = b""
-        retry_after: str | None = None
-        try:
-            headers = signing.headers(item.signing_secrets, item.event_id, item.body, started_at)
-            request = self.http.build_request("POST", item.url, content=item.body, headers=headers)
-            response = await self.http.send(request, stream=True)
-            try:
-                status = response.status_code
-                retry_after = response.headers.get("retry-after")
-                answer = await _first_bytes(response, self.settings.webhooks_response_bytes)
-            finally:
-                await response.aclose()
-        except httpx.TimeoutException:
-            error = "timeout"
-        except httpx.TransportError as exc:
-            error = _words(exc)
-        return Attempt(
-            item=item,
-            started_at=started_at,
-            duration_ms=(time.perf_counter() - clock) * 1000.0,
-            status=status,
-            error=error,
-            answer=answer.decode("utf-8", "replace"),
-            retry_after=retry_after,
-        )
-
-
-async def _first_bytes(response: httpx.Response, limit: int) -> bytes:
-    """Up to `limit` bytes of the answer; the rest is not read (a huge answer costs nothing)."""
-    kept = b""
-    if limit <= 0:
-        return kept
-    async for chunk in response.aiter_raw():
-        kept += chunk
-        if len(kept) >= limit:
-            break
-    return kept[:limit]
-
-
-def _words(exc: httpx.TransportError) -> str:
-    text = str(exc) or type(exc).__name__
-    if http.REFUSED in text:
-        return http.REFUSED
-    if isinstance(exc, httpx.ConnectError):
-        return f"connection failed: {text}"[:200]
-    return f"{type(exc).__name__}: {text}"[:200]
 
 
 def install(scheduler: Any, store: Store, settings: Settings) -> Dispatcher | None:
