@@ -1,20 +1,20 @@
 """Delivery: claim due deliveries with leases, sign and post them, record every attempt.
 
 Per endpoint with due work, a claim takes up to a few rounds of `webhooks_endpoint_concurrency`
-deliveries (4 for an endpoint this process has not timed yet, up to PREFETCH for a fast one,
-fewer for a slow one), minus those leased by any process and still in flight, and only the first
-pending delivery of each appointment (lowest version), so an appointment's events arrive in
-order. At most `webhooks_endpoint_concurrency` requests per endpoint are on the wire at once in a
-process (a semaphore per endpoint), so one slow receiver cannot hold up the others: its claims
-wait for its own slots while the other endpoints' go out. Across processes the cap is not
-shared: since every claim counts the leases of all processes, at most PREFETCH rounds of one
-endpoint are in flight at once, so P processes have at most min(P, PREFETCH) x the cap in flight
-to it. Sends run outside any transaction and do not wait for each other. Outcomes are stored by
-group commit, naming our lease, and the same transaction claims the next deliveries when an
-endpoint has room for a round (a claim of its own follows within REFILL_GAP only when no group
-is being written). The scheduler calls `claim_due`, which never waits for sends; `tick` (tests,
-benchmarks) is the pipelined `leases.ClaimLoop` tick. A delivery that waited for a slot until its
-lease was nearly out is handed back unsent.
+deliveries (`senders.Senders.rounds`: 4 for an endpoint this process has not timed yet, up to 16
+for a fast one, fewer for a slow one), minus those leased by any process and still in flight,
+and only the first pending delivery of each appointment (lowest version), so an appointment's
+events arrive in order. At most `webhooks_endpoint_concurrency` requests per endpoint are on the
+wire at once in a process (at most that many senders per endpoint, `senders.py`), so one slow
+receiver cannot hold up the others: its claims wait for its own senders while the other
+endpoints' go out. Across processes the cap is not shared: since every claim counts the leases
+of all processes, at most 16 rounds of one endpoint are in flight at once, so P processes have
+at most min(P, 16) x the cap in flight to it. Sends run outside any transaction and do not wait
+for each other. Outcomes are stored by group commit, naming our lease, and the same transaction
+claims the next deliveries when an endpoint has room for a round (a claim of its own follows
+within REFILL_GAP only when no group is being written). The scheduler calls `claim_due`, which
+never waits for sends; `tick` (tests, benchmarks) is the pipelined `leases.ClaimLoop` tick. A
+delivery that waited for a sender until its lease was nearly out is handed back unsent.
 
 At least once: a crash between the receiver's answer and our record leaves the delivery leased;
 when the lease expires it is sent again, with the same `webhook-id`.
@@ -26,7 +26,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections import Counter, defaultdict
+from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -41,19 +41,12 @@ from gateway.store import leases
 from gateway.store.db import Store
 from gateway.store.types import utcnow
 from gateway.store.webhook_models import PENDING, WebhookDelivery, WebhookEndpoint, WebhookEvent
-from gateway.webhooks import http, outcomes
+from gateway.webhooks import http, outcomes, senders
 from gateway.webhooks.events import body_of
 from gateway.webhooks.outcomes import Attempt
 
 log = logging.getLogger("calgate.webhooks")
 
-# Deliveries claimed per endpoint: up to `_rounds` rounds of `webhooks_endpoint_concurrency`,
-# so the endpoint's slots never wait for a claim (claims ride on the outcome transactions, which
-# take tens of milliseconds on a busy machine). A fast receiver gets up to PREFETCH rounds; a
-# slow one fewer, so a claimed delivery does not wait for a slot until its lease is nearly out.
-PREFETCH = 16
-PREFETCH_UNKNOWN = 4  # rounds for an endpoint not yet timed by this process
-_PACE_WEIGHT = 0.1  # weight of each new attempt in an endpoint's running mean duration
 # Least time between two refill claims caused by finished sends (the scheduler's tick and a
 # tick in progress claim regardless).
 REFILL_GAP = 0.01
@@ -110,12 +103,12 @@ class Dispatcher(leases.ClaimLoop[Item]):
         self._write_turn = asyncio.Lock() if store.dialect == "sqlite" else None
         self._writer = outcomes.Writer(self._store_group)
         self.claim_batch = settings.webhooks_claim_batch  # pipelined ticks (leases.ClaimLoop)
-        cap = settings.webhooks_endpoint_concurrency
-        self._slots: dict[str, asyncio.Semaphore] = defaultdict(lambda: asyncio.Semaphore(cap))
+        self._senders = senders.Senders(
+            self.http, settings.webhooks_endpoint_concurrency, settings.webhooks_response_bytes
+        )
         self._held: Counter[str] = Counter()  # endpoint -> deliveries we hold (queued or sent)
         # endpoint -> attempts answered but not yet stored: still leased, no longer in flight
         self._unrecorded: Counter[str] = Counter()
-        self._pace: dict[str, float] = {}  # endpoint -> running mean seconds per attempt
         self._refills: set[asyncio.Task[None]] = set()
         self._want_refill = False  # an endpoint has room for a round: the next group claims
         self._timer: asyncio.TimerHandle | None = None  # a claim of its own if no group comes
@@ -159,6 +152,7 @@ class Dispatcher(leases.ClaimLoop[Item]):
     async def stop(self, grace: float) -> None:
         """Stop claiming, let sends in flight finish within `grace`, then close the client."""
         await super().stop(grace)
+        await self._senders.cancel()  # their deliveries' tasks were cancelled, handed back
         await self._writer.flush()
         await self.http.aclose()
 
@@ -168,7 +162,7 @@ class Dispatcher(leases.ClaimLoop[Item]):
         return await super()._start(items)
 
     def _finished(self, endpoint_id: str) -> None:
-        """A delivery of `endpoint_id` no longer needs a slot (sent, or handed back)."""
+        """A delivery of `endpoint_id` no longer waits for a sender (sent, or handed back)."""
         self._held[endpoint_id] -= 1
         cap = self.settings.webhooks_endpoint_concurrency
         if self._stopping or self._held[endpoint_id] > cap * (self._rounds(endpoint_id) - 1):
@@ -183,17 +177,7 @@ class Dispatcher(leases.ClaimLoop[Item]):
             self._timer = loop.call_later(wait, self._refill)
 
     def _rounds(self, endpoint_id: str) -> int:
-        """Rounds of the cap to keep claimed for `endpoint_id`: the last of them waits about
-        rounds x its mean duration for a slot, kept under 40% of the lease."""
-        pace = self._pace.get(endpoint_id)
-        if pace is None:
-            return PREFETCH_UNKNOWN
-        fits = int(self.lease.total_seconds() * 0.4 / max(pace, 1e-3))
-        return max(1, min(PREFETCH, fits))
-
-    def _timed(self, endpoint_id: str, seconds: float) -> None:
-        pace = self._pace.get(endpoint_id, seconds)
-        self._pace[endpoint_id] = pace + _PACE_WEIGHT * (seconds - pace)
+        return self._senders.rounds(endpoint_id, self.lease.total_seconds())
 
     def _refill(self) -> None:
         self._timer = None
@@ -339,24 +323,23 @@ class Dispatcher(leases.ClaimLoop[Item]):
 
     async def _run(self, item: Item) -> None:
         sent = False
+        endpoint_id = item.endpoint_id
         try:
-            async with self._slots[item.endpoint_id]:
-                if time.monotonic() > item.lease_until:
-                    # Waited so long for a slot that another process may own it now: give it
-                    # back rather than risk sending it twice at once.
-                    async with self._turn(), self.store.transaction() as session:
-                        ids = [item.delivery_id]
-                        await leases.release(session, WebhookDelivery, ids, owner=self.owner)
-                    return
-                attempt = await http.attempt(self.http, item, self.settings.webhooks_response_bytes)
+            attempt = await self._senders.submit(item)
+            if attempt is None:
+                # Waited so long for a sender that another process may own it now: give it
+                # back rather than risk sending it twice at once.
+                async with self._turn(), self.store.transaction() as session:
+                    ids = [item.delivery_id]
+                    await leases.release(session, WebhookDelivery, ids, owner=self.owner)
+                return
             sent = True
-            self._timed(item.endpoint_id, attempt.duration_ms / 1000.0)
-            self._finished(item.endpoint_id)  # its room counts for the group's claim
-            self._unrecorded[item.endpoint_id] += 1
+            self._finished(endpoint_id)  # its room counts for the group's claim
+            self._unrecorded[endpoint_id] += 1
             try:
                 await self._writer.record(attempt)
             finally:
-                self._unrecorded[item.endpoint_id] -= 1
+                self._unrecorded[endpoint_id] -= 1
         except asyncio.CancelledError:
             # Shutdown ran out of grace: hand the delivery back at once for the next process.
             async with self._turn(), self.store.transaction() as session:
@@ -366,7 +349,7 @@ class Dispatcher(leases.ClaimLoop[Item]):
             log.exception("webhook delivery not recorded", extra={"delivery_id": item.delivery_id})
         finally:
             if not sent:
-                self._finished(item.endpoint_id)
+                self._finished(endpoint_id)
 
 
 def install(scheduler: Any, store: Store, settings: Settings) -> Dispatcher | None:
