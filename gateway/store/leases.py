@@ -291,20 +291,25 @@ class ClaimLoop(abc.ABC, Generic[Item]):
                 return []
             async with self._turn(), self.store.transaction() as session:
                 items = await self._claim(session)
-            if self._stopping and items:
-                # stop() came while we were claiming: hand them back instead of starting them.
-                async with self._turn(), self.store.transaction() as session:
-                    ids = [self._item_id(i) for i in items]
-                    await release(session, self.model, ids, owner=self.owner)
-                return []
-            tasks = []
-            for item in items:
-                task = asyncio.create_task(self._run(item))
-                self._running.add(task)
-                task.add_done_callback(self._running.discard)
-                tasks.append(task)
-                # Let the items already started go on before starting the next one.
-                await asyncio.sleep(0)
+            return await self._start(items)
+
+    async def _start(self, items: list[Item]) -> list[asyncio.Task[None]]:
+        """Start running `items`, claimed by a transaction that has committed (the caller
+        holds `_claiming`); returns the tasks."""
+        if self._stopping and items:
+            # stop() came while we were claiming: hand them back instead of starting them.
+            async with self._turn(), self.store.transaction() as session:
+                ids = [self._item_id(i) for i in items]
+                await release(session, self.model, ids, owner=self.owner)
+            return []
+        tasks = []
+        for item in items:
+            task = asyncio.create_task(self._run(item))
+            self._running.add(task)
+            task.add_done_callback(self._running.discard)
+            tasks.append(task)
+            # Let the items already started go on before starting the next one.
+            await asyncio.sleep(0)
         return tasks
 
     async def stop(self, grace: float) -> None:

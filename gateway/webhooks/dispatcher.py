@@ -1,18 +1,20 @@
 """Delivery: claim due deliveries with leases, sign and post them, record every attempt.
 
-Per endpoint with due work, a claim takes up to PREFETCH rounds of
-`webhooks_endpoint_concurrency` deliveries (minus those already leased by any process), and
-only the first pending delivery of each appointment (lowest version), so an appointment's events
-arrive in order. At most `webhooks_endpoint_concurrency` requests per endpoint are on the wire
-at once in a process (a semaphore per endpoint), so one slow receiver cannot hold up the others:
-its claims wait for its own slots while the other endpoints' go out. Across processes the cap is
-not shared: since every claim counts the leases of all processes, at most PREFETCH rounds of one
-endpoint are leased at once, so P processes have at most min(P, PREFETCH) x the cap in flight to
-it. Sends run outside any transaction and do not wait for each other; when an endpoint has room
-for a whole round again, a claim follows within REFILL_GAP (not at the next tick). The scheduler
-calls `claim_due`, which never waits for sends; `tick` (tests, benchmarks) is the pipelined
-`leases.ClaimLoop` tick. Outcomes are stored by group commit, naming our lease. A delivery that
-waited for a slot until its lease was nearly out is handed back unsent.
+Per endpoint with due work, a claim takes up to a few rounds of `webhooks_endpoint_concurrency`
+deliveries (`senders.Senders.rounds`: 4 for an endpoint this process has not timed yet, up to 16
+for a fast one, fewer for a slow one), minus those leased by any process and still in flight,
+and only the first pending delivery of each appointment (lowest version), so an appointment's
+events arrive in order. At most `webhooks_endpoint_concurrency` requests per endpoint are on the
+wire at once in a process (at most that many senders per endpoint, `senders.py`), so one slow
+receiver cannot hold up the others: its claims wait for its own senders while the other
+endpoints' go out. Across processes the cap is not shared: since every claim counts the leases
+of all processes, at most 16 rounds of one endpoint are in flight at once, so P processes have
+at most min(P, 16) x the cap in flight to it. Sends run outside any transaction and do not wait
+for each other. Outcomes are stored by group commit, naming our lease, and the same transaction
+claims the next deliveries when an endpoint has room for a round (a claim of its own follows
+within REFILL_GAP only when no group is being written). The scheduler calls `claim_due`, which
+never waits for sends; `tick` (tests, benchmarks) is the pipelined `leases.ClaimLoop` tick. A
+delivery that waited for a sender until its lease was nearly out is handed back unsent.
 
 At least once: a crash between the receiver's answer and our record leaves the delivery leased;
 when the lease expires it is sent again, with the same `webhook-id`.
@@ -24,12 +26,11 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections import Counter, defaultdict
+from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-import httpx
 from sqlalchemy import and_, exists, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
@@ -40,15 +41,12 @@ from gateway.store import leases
 from gateway.store.db import Store
 from gateway.store.types import utcnow
 from gateway.store.webhook_models import PENDING, WebhookDelivery, WebhookEndpoint, WebhookEvent
-from gateway.webhooks import http, outcomes, signing
+from gateway.webhooks import http, outcomes, senders
 from gateway.webhooks.events import body_of
 from gateway.webhooks.outcomes import Attempt
 
 log = logging.getLogger("calgate.webhooks")
 
-# Deliveries claimed per endpoint: up to this many rounds of `webhooks_endpoint_concurrency`,
-# so each claim takes a round's worth while the previous round is still on the wire.
-PREFETCH = 4
 # Least time between two refill claims caused by finished sends (the scheduler's tick and a
 # tick in progress claim regardless).
 REFILL_GAP = 0.01
@@ -103,13 +101,17 @@ class Dispatcher(leases.ClaimLoop[Item]):
         # SQLite has one writer: our claims and outcome writes take turns here instead of
         # meeting in SQLite's busy handler, which sleeps whole milliseconds between tries.
         self._write_turn = asyncio.Lock() if store.dialect == "sqlite" else None
-        self._writer = outcomes.Writer(store, settings, self.owner, self._write_turn)
+        self._writer = outcomes.Writer(self._store_group)
         self.claim_batch = settings.webhooks_claim_batch  # pipelined ticks (leases.ClaimLoop)
-        cap = settings.webhooks_endpoint_concurrency
-        self._slots: dict[str, asyncio.Semaphore] = defaultdict(lambda: asyncio.Semaphore(cap))
+        self._senders = senders.Senders(
+            self.http, settings.webhooks_endpoint_concurrency, settings.webhooks_response_bytes
+        )
         self._held: Counter[str] = Counter()  # endpoint -> deliveries we hold (queued or sent)
+        # endpoint -> attempts answered but not yet stored: still leased, no longer in flight
+        self._unrecorded: Counter[str] = Counter()
         self._refills: set[asyncio.Task[None]] = set()
-        self._refill_due = False  # a refill claim is scheduled
+        self._want_refill = False  # an endpoint has room for a round: the next group claims
+        self._timer: asyncio.TimerHandle | None = None  # a claim of its own if no group comes
         self._last_claim = 0.0  # loop time the last claim started
 
     # -- the loop --------------------------------------------------------------------------
@@ -140,35 +142,51 @@ class Dispatcher(leases.ClaimLoop[Item]):
         caused is running or due; returns how many deliveries started. For tests and
         benchmarks."""
         started = await self.tick()
-        while self._running or self._refills or self._refill_due:
+        while self._running or self._refills or self._timer or self._writer.busy:
             if self._running or self._refills:
                 await asyncio.gather(*self._running, *self._refills, return_exceptions=True)
             else:
-                await asyncio.sleep(REFILL_GAP)  # a refill claim is about to start
+                await asyncio.sleep(REFILL_GAP)  # a group or a refill claim is about to end
         return started
 
     async def stop(self, grace: float) -> None:
         """Stop claiming, let sends in flight finish within `grace`, then close the client."""
         await super().stop(grace)
+        await self._senders.cancel()  # their deliveries' tasks were cancelled, handed back
         await self._writer.flush()
         await self.http.aclose()
 
+    async def _start(self, items: list[Item]) -> list[asyncio.Task[None]]:
+        for item in items:
+            self._held[item.endpoint_id] += 1
+        return await super()._start(items)
+
     def _finished(self, endpoint_id: str) -> None:
+        """A delivery of `endpoint_id` no longer waits for a sender (sent, or handed back)."""
         self._held[endpoint_id] -= 1
         cap = self.settings.webhooks_endpoint_concurrency
-        if self._stopping or self._held[endpoint_id] > cap * (PREFETCH - 1) or self._refill_due:
+        if self._stopping or self._held[endpoint_id] > cap * (self._rounds(endpoint_id) - 1):
             return
-        # One refill claim at a time, at most every REFILL_GAP: a claim per finished send
-        # cost more transactions than the sends themselves, most of them claiming nothing.
-        self._refill_due = True
-        loop = asyncio.get_running_loop()
-        wait = max(0.0, self._last_claim + REFILL_GAP - loop.time())
-        loop.call_later(wait, self._refill)
+        # The claim rides in the transaction that records the next group of attempts (whose
+        # leases it frees first); a claim of its own follows only when no group is coming.
+        # A claim per finished send cost more transactions than the sends themselves.
+        self._want_refill = True
+        if self._timer is None:
+            loop = asyncio.get_running_loop()
+            wait = max(REFILL_GAP, self._last_claim + REFILL_GAP - loop.time())
+            self._timer = loop.call_later(wait, self._refill)
+
+    def _rounds(self, endpoint_id: str) -> int:
+        return self._senders.rounds(endpoint_id, self.lease.total_seconds())
 
     def _refill(self) -> None:
-        self._refill_due = False
-        if self._stopping:
+        self._timer = None
+        if self._stopping or not self._want_refill:
             return
+        if self._writer.busy:  # its transaction will claim
+            self._timer = asyncio.get_running_loop().call_later(REFILL_GAP, self._refill)
+            return
+        self._want_refill = False
         task = asyncio.create_task(self._claim_quietly())
         self._refills.add(task)
         task.add_done_callback(self._refills.discard)
@@ -181,7 +199,12 @@ class Dispatcher(leases.ClaimLoop[Item]):
 
     # -- claiming --------------------------------------------------------------------------
 
-    async def _claim(self, session: AsyncSession) -> list[Item]:
+    async def _claim(self, session: AsyncSession, stored: Counter[str] | None = None) -> list[Item]:
+        """Claim for each endpoint with room (`stored`: attempts this transaction has stored,
+        whose leases it freed)."""
+        # Leases of ours whose attempt was answered and waits to be stored are not in flight:
+        # they take no room (the cap bounds requests on the wire, not the writer's queue).
+        idle = self._unrecorded - (stored or Counter())
         now = utcnow()
         cap = self.settings.webhooks_endpoint_concurrency
         # Index seeks per enabled endpoint, not a scan of the queue (which may be long).
@@ -201,13 +224,15 @@ class Dispatcher(leases.ClaimLoop[Item]):
         )
         candidates = (
             await session.execute(
-                select(WebhookEndpoint.id, held).where(WebhookEndpoint.enabled, has_due)
+                select(WebhookEndpoint, held).where(WebhookEndpoint.enabled, has_due)
             )
         ).all()
+        endpoints = {endpoint.id: endpoint for endpoint, _ in candidates}
         budget = self.settings.webhooks_claim_batch
         rows: list[Any] = []
-        for endpoint_id, leased in candidates:
-            room = cap * PREFETCH - int(leased)
+        for endpoint, leased in candidates:
+            endpoint_id = endpoint.id
+            room = cap * self._rounds(endpoint_id) - max(0, int(leased) - idle[endpoint_id])
             if room < cap and leased:
                 continue  # a round's worth at a time: fewer, larger claims
             free = min(room, budget - len(rows))
@@ -229,22 +254,17 @@ class Dispatcher(leases.ClaimLoop[Item]):
             )
             if len(rows) >= budget:
                 break
-        items = await self._items(session, rows) if rows else []
-        for item in items:
-            self._held[item.endpoint_id] += 1
-        return items
+        return await self._items(session, rows, endpoints) if rows else []
 
-    async def _items(self, session: AsyncSession, rows: list[Any]) -> list[Item]:
+    async def _items(
+        self, session: AsyncSession, rows: list[Any], endpoints: dict[str, WebhookEndpoint]
+    ) -> list[Item]:
         events = {
             e.id: e
-            for e in await session.scalars(
-                select(WebhookEvent).where(WebhookEvent.id.in_({r.event_id for r in rows}))
-            )
-        }
-        endpoints = {
-            e.id: e
-            for e in await session.scalars(
-                select(WebhookEndpoint).where(WebhookEndpoint.id.in_({r.endpoint_id for r in rows}))
+            for e in await session.execute(
+                select(
+                    WebhookEvent.id, WebhookEvent.type, WebhookEvent.created_at, WebhookEvent.data
+                ).where(WebhookEvent.id.in_({r.event_id for r in rows}))
             )
         }
         now = utcnow()
@@ -286,79 +306,50 @@ class Dispatcher(leases.ClaimLoop[Item]):
 
     # -- sending ---------------------------------------------------------------------------
 
+    async def _store_group(self, group: list[Attempt]) -> None:
+        """One transaction records `group` and, when an endpoint has room, claims the next
+        deliveries (after the group's leases are freed, so the claim counts that room). The
+        claimed deliveries start before the group's senders hear their attempts are stored."""
+        claim = self._want_refill and not self._stopping and not self._claiming.locked()
+        async with self._claiming if claim else contextlib.nullcontext():
+            if claim:
+                self._want_refill = False
+                self._last_claim = asyncio.get_running_loop().time()
+            async with self._turn(), self.store.transaction() as session:
+                await outcomes.store_group(session, self.settings, self.owner, group)
+                stored = Counter(a.item.endpoint_id for a in group)
+                items = await self._claim(session, stored) if claim else []
+            await self._start(items)
+
     async def _run(self, item: Item) -> None:
+        sent = False
+        endpoint_id = item.endpoint_id
         try:
-            async with self._slots[item.endpoint_id]:
-                if time.monotonic() > item.lease_until:
-                    # Waited so long for a slot that another process may own it now: give it
-                    # back rather than risk sending it twice at once.
-                    async with self.store.transaction() as session:
-                        ids = [item.delivery_id]
-                        await leases.release(session, WebhookDelivery, ids, owner=self.owner)
-                    return
-                attempt = await self._send(item)
-            await self._writer.record(attempt)
+            attempt = await self._senders.submit(item)
+            if attempt is None:
+                # Waited so long for a sender that another process may own it now: give it
+                # back rather than risk sending it twice at once.
+                async with self._turn(), self.store.transaction() as session:
+                    ids = [item.delivery_id]
+                    await leases.release(session, WebhookDelivery, ids, owner=self.owner)
+                return
+            sent = True
+            self._finished(endpoint_id)  # its room counts for the group's claim
+            self._unrecorded[endpoint_id] += 1
+            try:
+                await self._writer.record(attempt)
+            finally:
+                self._unrecorded[endpoint_id] -= 1
         except asyncio.CancelledError:
             # Shutdown ran out of grace: hand the delivery back at once for the next process.
-            async with self.store.transaction() as session:
+            async with self._turn(), self.store.transaction() as session:
                 await leases.release(session, WebhookDelivery, [item.delivery_id], owner=self.owner)
             raise
         except Exception:  # a bug or a database outage must not lose it: the lease expires
             log.exception("webhook delivery not recorded", extra={"delivery_id": item.delivery_id})
         finally:
-            self._finished(item.endpoint_id)
-
-    async def _send(self, item: Item) -> Attempt:
-        started_at = utcnow()
-        clock = time.perf_counter()
-        status: int | None = None
-        error: str | None = None
-        answer = b""
-        retry_after: str | None = None
-        try:
-            headers = signing.headers(item.signing_secrets, item.event_id, item.body, started_at)
-            request = self.http.build_request("POST", item.url, content=item.body, headers=headers)
-            response = await self.http.send(request, stream=True)
-            try:
-                status = response.status_code
-                retry_after = response.headers.get("retry-after")
-                answer = await _first_bytes(response, self.settings.webhooks_response_bytes)
-            finally:
-                await response.aclose()
-        except httpx.TimeoutException:
-            error = "timeout"
-        except httpx.TransportError as exc:
-            error = _words(exc)
-        return Attempt(
-            item=item,
-            started_at=started_at,
-            duration_ms=(time.perf_counter() - clock) * 1000.0,
-            status=status,
-            error=error,
-            answer=answer.decode("utf-8", "replace"),
-            retry_after=retry_after,
-        )
-
-
-async def _first_bytes(response: httpx.Response, limit: int) -> bytes:
-    """Up to `limit` bytes of the answer; the rest is not read (a huge answer costs nothing)."""
-    kept = b""
-    if limit <= 0:
-        return kept
-    async for chunk in response.aiter_raw():
-        kept += chunk
-        if len(kept) >= limit:
-            break
-    return kept[:limit]
-
-
-def _words(exc: httpx.TransportError) -> str:
-    text = str(exc) or type(exc).__name__
-    if http.REFUSED in text:
-        return http.REFUSED
-    if isinstance(exc, httpx.ConnectError):
-        return f"connection failed: {text}"[:200]
-    return f"{type(exc).__name__}: {text}"[:200]
+            if not sent:
+                self._finished(endpoint_id)
 
 
 def install(scheduler: Any, store: Store, settings: Settings) -> Dispatcher | None:

@@ -1,4 +1,5 @@
-"""The HTTP client deliveries go through: every connection checked by the outbound guard.
+"""The HTTP client deliveries go through (every connection checked by the outbound guard), and
+one signed attempt at a delivery through it.
 
 The endpoint URL was checked when it was saved, but a name can resolve elsewhere later (DNS
 rebinding). So the client resolves each host itself, keeps only the addresses the guard
@@ -10,14 +11,21 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import time
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpcore
 import httpx
 
 from gateway.config import Settings
+from gateway.store.types import utcnow
 from gateway.sync import outbound
+from gateway.webhooks import signing
+from gateway.webhooks.outcomes import Attempt
+
+if TYPE_CHECKING:
+    from gateway.webhooks.dispatcher import Item
 
 REFUSED = "refused: the endpoint's address is internal (see outbound.allow)"
 
@@ -87,3 +95,58 @@ def client(settings: Settings) -> httpx.AsyncClient:
         timeout=settings.webhooks_timeout_seconds,
         headers={"user-agent": "calgate-webhooks/0.1"},
     )
+
+
+async def attempt(client: httpx.AsyncClient, item: Item, response_bytes: int) -> Attempt:
+    """Sign and post `item` once; what happened, as an Attempt (never raises for the
+    receiver's failures: a timeout or connection error is part of the outcome)."""
+    started_at = utcnow()
+    clock = time.perf_counter()
+    status: int | None = None
+    error: str | None = None
+    answer = b""
+    retry_after: str | None = None
+    try:
+        headers = signing.headers(item.signing_secrets, item.event_id, item.body, started_at)
+        request = client.build_request("POST", item.url, content=item.body, headers=headers)
+        response = await client.send(request, stream=True)
+        try:
+            status = response.status_code
+            retry_after = response.headers.get("retry-after")
+            answer = await _first_bytes(response, response_bytes)
+        finally:
+            await response.aclose()
+    except httpx.TimeoutException:
+        error = "timeout"
+    except httpx.TransportError as exc:
+        error = _words(exc)
+    return Attempt(
+        item=item,
+        started_at=started_at,
+        duration_ms=(time.perf_counter() - clock) * 1000.0,
+        status=status,
+        error=error,
+        answer=answer.decode("utf-8", "replace"),
+        retry_after=retry_after,
+    )
+
+
+async def _first_bytes(response: httpx.Response, limit: int) -> bytes:
+    """Up to `limit` bytes of the answer; the rest is not read (a huge answer costs nothing)."""
+    kept = b""
+    if limit <= 0:
+        return kept
+    async for chunk in response.aiter_raw():
+        kept += chunk
+        if len(kept) >= limit:
+            break
+    return kept[:limit]
+
+
+def _words(exc: httpx.TransportError) -> str:
+    text = str(exc) or type(exc).__name__
+    if REFUSED in text:
+        return REFUSED
+    if isinstance(exc, httpx.ConnectError):
+        return f"connection failed: {text}"[:200]
+    return f"{type(exc).__name__}: {text}"[:200]

@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, cast
@@ -27,7 +28,6 @@ from sqlalchemy import Table, bindparam, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway.config import Settings
-from gateway.store.db import Store
 from gateway.store.types import new_id, utcnow
 from gateway.store.webhook_models import (
     DELIVERED,
@@ -85,18 +85,19 @@ class _Pending:
 
 
 class Writer:
-    """Stores attempts in groups; `record` returns once its attempt is stored."""
+    """Stores attempts in groups through `write` (one transaction per group); `record` returns
+    once its attempt is stored."""
 
-    def __init__(
-        self, store: Store, settings: Settings, owner: str, turn: asyncio.Lock | None
-    ) -> None:
-        self.store = store
-        self.settings = settings
-        self.owner = owner
-        self._turn = turn
+    def __init__(self, write: Callable[[list[Attempt]], Awaitable[None]]) -> None:
+        self._write = write
         self._queue: list[_Pending] = []
         self._task: asyncio.Task[None] | None = None
         self._full = asyncio.Event()  # set when the queue holds a group's worth
+
+    @property
+    def busy(self) -> bool:
+        """A group is waiting or being written (a transaction will follow shortly)."""
+        return self._task is not None and not self._task.done()
 
     async def record(self, attempt: Attempt) -> None:
         """Queue `attempt` for the next group and wait until it is stored."""
@@ -122,13 +123,7 @@ class Writer:
                     await asyncio.wait_for(self._full.wait(), _GROUP_WAIT)
             group, self._queue = self._queue, []
             try:
-                async with (
-                    self._turn or contextlib.nullcontext(),
-                    self.store.transaction() as session,
-                ):
-                    await store_group(
-                        session, self.settings, self.owner, [p.attempt for p in group]
-                    )
+                await self._write([p.attempt for p in group])
             except Exception as exc:
                 for p in group:
                     if not p.done.done():
