@@ -20,6 +20,7 @@ import recurring_ical_events
 
 from connectors import ical_zones
 from connectors.base import Event, EventStatus, RemoteItem, Skipped, Transparency, Window
+from gateway.timezones import vtimezone
 
 PRODID = "-//calgate//sync//EN"
 _STATUSES: dict[str, EventStatus] = {
@@ -268,7 +269,10 @@ def event_to_ics(event: Event, stamp: datetime) -> str:
     vevent.add("TRANSP", event.transparency.upper())
     if event.last_modified is not None:
         vevent.add("LAST-MODIFIED", event.last_modified.astimezone(UTC))
+    zoned = [v for v in (event.start, event.end) if isinstance(v, datetime)]
+    key = getattr(zone, "key", None)
+    if key and any(written_time(v, zone).tzinfo not in (UTC, None) for v in zoned):
+        years = [v.astimezone(zone).year for v in zoned]
+        calendar.add_component(vtimezone(key, min(years) - 1, max(years) + 1))
     calendar.add_component(vevent)
-    if zone is not None:
-        calendar.add_missing_timezones()  # only for the zones still used
     return cast(bytes, calendar.to_ical()).decode("utf-8")

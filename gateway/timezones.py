@@ -1,4 +1,5 @@
-"""IANA time zone validation: the only way a zone name enters calgate.
+"""IANA time zones: validation (the only way a zone name enters calgate) and the VTIMEZONE that
+every ICS calgate writes carries for a zone.
 
 Zones are accepted only by their canonical IANA key (``Europe/London``), never as an offset or a
 path, so that a stored zone always loads and DST rules always apply.
@@ -7,8 +8,11 @@ path, so that a stored zone always loads and DST rules always apply.
 from __future__ import annotations
 
 import zoneinfo
+from datetime import date
 from functools import lru_cache
 from zoneinfo import ZoneInfo
+
+from icalendar import Timezone
 
 # Files in the zone database that are not zones a person lives in: "localtime" is whatever the
 # server's clock says (so a record would change meaning with the host), "Factory" has no offset
@@ -43,3 +47,17 @@ def check_zone(name: str) -> str:
 def zone(name: str) -> ZoneInfo:
     """The ZoneInfo for a validated zone name (cached: zones are immutable)."""
     return ZoneInfo(check_zone(name))
+
+
+@lru_cache(maxsize=256)
+def vtimezone(tzid: str, first_year: int, last_year: int) -> Timezone:
+    """The VTIMEZONE of `tzid` for whole years (cached: rules do not change while we run).
+
+    Bounded to the years the events need (a year of margin each side: parsers may look at the
+    previous transition) rather than icalendar's default 1970-2038: that one starts with odd
+    historical periods (London's all-year BST of 1968-71) that some parsers (vobject, which
+    Radicale, khal and vdirsyncer use) carry forward, reading every later time an hour off.
+    """
+    return Timezone.from_tzid(
+        tzid, first_date=date(first_year, 1, 1), last_date=date(last_year + 1, 1, 1)
+    )

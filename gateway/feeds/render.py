@@ -17,14 +17,14 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 
 from icalendar import Calendar, Event, Timezone
 from icalendar.prop import vDuration, vText
 
 from gateway.domain.uids import appointment_uid
-from gateway.timezones import zone
+from gateway.timezones import vtimezone, zone
 
 PRODID = "-//calgate//calgate feeds 1.0//EN"
 BUSY_SUMMARY = "Busy"
@@ -125,14 +125,6 @@ def _vevent(event: EventData, privacy: str) -> Event:
     return vevent
 
 
-@lru_cache(maxsize=256)
-def vtimezone(tzid: str, first_year: int, last_year: int) -> Timezone:
-    """The VTIMEZONE of `tzid` for whole years (cached: rules do not change while we run)."""
-    return Timezone.from_tzid(
-        tzid, first_date=date(first_year, 1, 1), last_date=date(last_year + 1, 1, 1)
-    )
-
-
 def _timezones(events: list[tuple[datetime, datetime]]) -> list[Timezone]:
     spans: dict[str, tuple[int, int]] = {}
     for start, end in events:
@@ -140,7 +132,6 @@ def _timezones(events: list[tuple[datetime, datetime]]) -> list[Timezone]:
             key = getattr(moment.tzinfo, "key", None)
             if key is None or moment.tzinfo is UTC:
                 continue
-            # One year of margin on each side: parsers may look at the previous transition.
             low, high = spans.get(key, (moment.year - 1, moment.year + 1))
             spans[key] = (min(low, moment.year - 1), max(high, moment.year + 1))
     return [vtimezone(tzid, *spans[tzid]) for tzid in sorted(spans)]

@@ -146,3 +146,57 @@ async def test_repeated_hour_round_trips_through_xandikos(tmp_path: Path) -> Non
         finally:
             dav.close()
             connector.client.close()
+
+
+# vobject (the parser of Radicale, khal and vdirsyncer) keeps the first VTIMEZONE per TZID for the
+# process's life, so each body is read in a fresh interpreter, as a client meeting it would.
+_READ_WITH_VOBJECT = """
+import sys
+from datetime import UTC
+import vobject
+print(vobject.readOne(sys.stdin.read()).vevent.dtstart.value.astimezone(UTC).isoformat())
+"""
+
+
+def _ordinary_days() -> list[tuple[str, datetime]]:
+    """Each zone of the matrix: a winter and a summer morning, and the day after each
+    transition of 2026-2027 (the days a wrong VTIMEZONE shows first)."""
+    cases = []
+    for zone in ZONES:
+        tz = ZoneInfo(zone)
+        cases += [
+            (zone, datetime(2026, 12, 10, 9, tzinfo=tz)),
+            (zone, datetime(2027, 7, 1, 9, tzinfo=tz)),
+        ]
+        moment = WINDOW.start
+        while moment < WINDOW.end:
+            if (moment + timedelta(days=1)).astimezone(tz).utcoffset() != moment.astimezone(
+                tz
+            ).utcoffset():
+                day_after = (moment + timedelta(days=2)).astimezone(tz).date()
+                cases.append(
+                    (zone, datetime.combine(day_after, datetime.min.time(), tz).replace(hour=9))
+                )
+            moment += timedelta(days=1)
+    return cases
+
+
+@pytest.mark.parametrize(("zone", "start"), _ordinary_days(), ids=str)
+def test_what_we_write_reads_the_same_in_vobject(zone: str, start: datetime) -> None:
+    """The VTIMEZONE we write for a zone says that zone's offsets to vobject too: icalendar's
+    default 1970-2038 definition begins with London's all-year BST of 1968-71, and vobject read
+    every later London time an hour early from it."""
+    import subprocess
+    import sys
+
+    event = Event("u@calgate", start, start + timedelta(hours=1), zone, "Check-up")
+    body = ical.event_to_ics(event, datetime(2026, 11, 30, tzinfo=UTC))
+    done = subprocess.run(
+        [sys.executable, "-c", _READ_WITH_VOBJECT],
+        input=body,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    assert datetime.fromisoformat(done.stdout.strip()) == start.astimezone(UTC), body

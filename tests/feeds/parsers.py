@@ -3,17 +3,21 @@
 - icalendar (what we build with), ical (Home Assistant's strict parser), vobject (builds its
   zones from the feed's own VTIMEZONEs), and ical.js run by node (Thunderbird's parser, with
   the feed's VTIMEZONEs registered).
+
+vobject keeps the first VTIMEZONE it meets for each TZID for the life of the process (Radicale,
+which other tests run in this process, parses with it too), so it runs in a fresh interpreter:
+it reads what a client meeting this text first would read, whatever the tests before did.
 """
 
 from __future__ import annotations
 
 import json
 import subprocess
+import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
 import icalendar
-import vobject
 from ical.calendar_stream import IcsCalendarStream
 
 from tests.node import NODE_DIR, npm_install
@@ -46,11 +50,33 @@ def with_ical(text: str) -> Instants:
     return out
 
 
+_VOBJECT = """
+import json, sys
+from datetime import UTC
+import vobject
+calendar = vobject.readOne(sys.stdin.read())
+out = {}
+for e in getattr(calendar, "vevent_list", []):
+    start, end = e.dtstart.value, e.dtend.value
+    assert start.tzinfo is not None and end.tzinfo is not None, f"floating time {start}"
+    out[e.uid.value] = [start.astimezone(UTC).isoformat(), end.astimezone(UTC).isoformat()]
+print(json.dumps(out))
+"""
+
+
 def with_vobject(text: str) -> Instants:
-    calendar = vobject.readOne(text)
+    done = subprocess.run(
+        [sys.executable, "-c", _VOBJECT],
+        input=text,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
     return {
-        e.uid.value: (_utc(e.dtstart.value), _utc(e.dtend.value))
-        for e in getattr(calendar, "vevent_list", [])
+        uid: (datetime.fromisoformat(start), datetime.fromisoformat(end))
+        for uid, (start, end) in json.loads(done.stdout).items()
     }
 
 
