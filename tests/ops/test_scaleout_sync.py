@@ -80,7 +80,8 @@ def test_three_processes_sync_each_calendar_once_with_changes_on_both_sides(
             booking = scene.in_background(lambda: scene.book(range(3, 5)))
             scene.change_remote()
             booking.join(240)
-            assert not booking.is_alive() and booking.failures == []  # type: ignore[attr-defined]
+            assert not booking.is_alive(), "the bookings did not finish"
+            assert booking.failures == []  # type: ignore[attr-defined]
             tally = _settle(scene, 240)
             time.sleep(3)  # time for a late duplicate to show up, if there were one
             tally = scene.check(everyone=True)
