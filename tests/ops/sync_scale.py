@@ -2,7 +2,7 @@
 database, with changes on both sides: the scene of tests/ops/test_scaleout_sync.py and
 bench/scaleout_sync.py.
 
-One Radicale server, one user (`p0`, `p1`, …) with one calendar per practitioner. Everything
+One Radicale server with a user (`p0`, `p1`, …) and a calendar per practitioner. Everything
 calgate is asked goes through the API of the processes in turn; the calendar changes go to
 Radicale directly, as a practitioner's phone would. `check` says what is wrong in counts;
 `overlapping_runs` reads the daemons' "sync run" log lines (gateway/sync/schedule.py).
