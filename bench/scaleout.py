@@ -49,7 +49,8 @@ POSTGRES = os.environ.get(
 CALGATE = str(Path(sys.executable).parent / "calgate")
 
 
-async def _database(name: str, create: bool) -> None:
+async def database(name: str, create: bool) -> None:
+    """Create (or, `create=False`, drop) the database `name` on the tests' PostgreSQL server."""
     admin = create_async_engine(POSTGRES, isolation_level="AUTOCOMMIT")
     async with admin.connect() as conn:
         if create:
@@ -96,7 +97,7 @@ def run(
     kill."""
     name = f"bench_scale_{uuid.uuid4().hex[:8]}"
     url = POSTGRES.rsplit("/", 1)[0] + f"/{name}"
-    asyncio.run(_database(name, create=True))
+    asyncio.run(database(name, create=True))
     procs: list[subprocess.Popen[bytes]] = []
     try:
         domain = f"{name}.bench"
@@ -148,7 +149,7 @@ def run(
                 proc.terminate()
         for proc in procs:
             proc.wait(60)
-        asyncio.run(_database(name, create=False))
+        asyncio.run(database(name, create=False))
 
 
 def main(args: argparse.Namespace) -> None:

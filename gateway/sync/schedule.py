@@ -83,6 +83,7 @@ class SyncTicker(leases.ClaimLoop[str]):
                 extra={"integration_id": integration_id},
             )
         )
+        started = utcnow()
         try:
             outcome = await sync_integration(self.store, self.settings, integration_id)
         except asyncio.CancelledError:
@@ -96,6 +97,9 @@ class SyncTicker(leases.ClaimLoop[str]):
             outcome = Outcome(error=CRASHED)
         finally:
             keeper.cancel()
+        # Stamped before the release commits: a process that claims the integration next starts
+        # after it, so two runs of one integration overlapping in these stamps ran at once.
+        finished = utcnow()
         async with self.store.transaction() as session:
             row = await session.get(Integration, integration_id)
             if row is None:
@@ -120,6 +124,18 @@ class SyncTicker(leases.ClaimLoop[str]):
             await leases.release(
                 session, Integration, [integration_id], owner=self.owner, due_at=due
             )
+        # One line per run, ids and times only: who ran which integration when (the scale-out
+        # test reads these to prove no integration is synced by two processes at once).
+        log.info(
+            "sync run",
+            extra={
+                "integration_id": integration_id,
+                "lease_owner": self.owner,
+                "started": started.isoformat(),
+                "finished": finished.isoformat(),
+                "failed": outcome.error is not None,
+            },
+        )
 
 
 def install(scheduler: Any, store: Store, settings: Settings) -> SyncTicker:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,14 +33,23 @@ class RadicaleServer:
     folder: Path
 
 
+def _users_file(folder: Path, users: Mapping[str, str]) -> Path:
+    path = folder / "users"
+    path.write_text("".join(f"{u}:{p}\n" for u, p in users.items()), encoding="utf-8")
+    return path
+
+
 @contextmanager
 def running(
-    folder: Path, username: str = "alice", password: str = "pw-Radicale-1"
+    folder: Path,
+    username: str = "alice",
+    password: str = "pw-Radicale-1",
+    more_users: Mapping[str, str] | None = None,
 ) -> Iterator[RadicaleServer]:
-    """Start Radicale storing under `folder`; stop it on exit."""
+    """Start Radicale storing under `folder`; stop it on exit. `more_users` (name → password)
+    may sign in too, each owning their own collections."""
     folder.mkdir(parents=True, exist_ok=True)
-    users = folder / "users"
-    users.write_text(f"{username}:{password}\n", encoding="utf-8")
+    users = _users_file(folder, {username: password, **(more_users or {})})
     config = radicale.config.load()
     config.update(
         {
@@ -73,7 +82,10 @@ def running(
 
 @contextmanager
 def running_process(
-    folder: Path, username: str = "alice", password: str = "pw-Radicale-1"
+    folder: Path,
+    username: str = "alice",
+    password: str = "pw-Radicale-1",
+    more_users: Mapping[str, str] | None = None,
 ) -> Iterator[RadicaleServer]:
     """The same server as a separate process (`python -m radicale`), so that a benchmark's
     client does not share the interpreter (and its lock) with the server."""
@@ -85,8 +97,7 @@ def running_process(
     import urllib.request
 
     folder.mkdir(parents=True, exist_ok=True)
-    users = folder / "users"
-    users.write_text(f"{username}:{password}\n", encoding="utf-8")
+    users = _users_file(folder, {username: password, **(more_users or {})})
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = int(s.getsockname()[1])
