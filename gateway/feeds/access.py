@@ -13,6 +13,7 @@ one person's devices), then cleared by the retention sweep; rows leave after the
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import re
 from collections import defaultdict
@@ -50,6 +51,7 @@ _FAMILIES: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
 )
 
 
+@functools.lru_cache(maxsize=512)  # runs on every fetch; calendar apps send few distinct values
 def agent_family(user_agent: str | None) -> str:
     """A short family name for a User-Agent header (the header itself is never stored)."""
     if not user_agent or not user_agent.strip():

@@ -18,6 +18,7 @@ caches out.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import sqlite3
 import weakref
@@ -83,6 +84,7 @@ class _SqliteLookup:
         self.sql = sql
         self.trace: Callable[[str], None] | None = None  # tests count statements with it
         self._conn: sqlite3.Connection | None = None
+        self._cursor: sqlite3.Cursor | None = None  # kept: cheaper than one per fetch
         self._seen = -1
         self._known: dict[str, Found | None] = {}
 
@@ -93,9 +95,12 @@ class _SqliteLookup:
             # Never hold the loop long: a locked database falls back to the async path.
             conn.execute("PRAGMA busy_timeout=50")
             self._conn = conn
+            self._cursor = conn.cursor()
             weakref.finalize(self, conn.close)  # closed with the runtime, not left to GC
+        assert self._cursor is not None
         self._conn.set_trace_callback(self.trace)
-        changed = self._conn.execute("PRAGMA data_version").fetchall()[0][0]
+        # fetchone reads the pragma's only row, which ends (and resets) the statement.
+        changed = self._cursor.execute("PRAGMA data_version").fetchone()[0]
         if changed != self._seen or len(self._known) >= _KNOWN_MAX:
             # Unknown digests are remembered too (a guessing client): bounded, then forgotten.
             self._known.clear()
@@ -103,7 +108,7 @@ class _SqliteLookup:
         elif digest in self._known:
             return self._known[digest]
         # fetchall: the statement runs to its end, so no read transaction stays open.
-        rows = self._conn.execute(self.sql, (digest,)).fetchall()
+        rows = self._cursor.execute(self.sql, (digest,)).fetchall()
         found = Found(str(rows[0][0]), int(rows[0][1]), rows[0][2] == ACTIVE) if rows else None
         self._known[digest] = found
         return found
@@ -112,6 +117,7 @@ class _SqliteLookup:
         if self._conn is not None:
             self._conn.close()
             self._conn = None
+            self._cursor = None
         self._known.clear()
         self._seen = -1
 
@@ -177,6 +183,7 @@ def runtime_for(store: Store, settings: Settings) -> FeedRuntime:
     return runtime
 
 
+@functools.lru_cache(maxsize=512)  # runs on every fetch; clients send few distinct values
 def accepts_gzip(header: str) -> bool:
     """True when an Accept-Encoding value allows gzip (q=0 refuses it; ``*`` counts)."""
     star = False
@@ -232,6 +239,34 @@ async def _send(
     await send({"type": "http.response.body", "body": content})
 
 
+_WANTED = frozenset((b"if-none-match", b"if-modified-since", b"accept-encoding", b"user-agent"))
+_Headers = tuple[tuple[bytes, bytes], ...]
+
+
+def _headers(body: Body, gzipped: bool) -> tuple[_Headers, _Headers]:
+    """The headers of a 304 and of a 200 for `body` in one representation, built once per body
+    (they depend on nothing else) and kept with it."""
+    cached = body.derived.get(("headers", gzipped))
+    if cached is not None:
+        return cached  # type: ignore[return-value]
+    etag = body.gzip_etag if gzipped else body.etag
+    validators = (
+        *_COMMON,
+        (b"etag", etag.encode()),
+        (b"last-modified", body.last_modified_http.encode()),
+    )
+    length = len(body.gzipped if gzipped else body.identity)
+    full = (
+        *validators,
+        (b"content-type", b"text/calendar; charset=utf-8"),
+        (b"content-length", str(length).encode()),
+        (b"content-disposition", b'inline; filename="calendar.ics"'),
+        *([(b"content-encoding", b"gzip")] if gzipped else []),
+    )
+    body.derived["headers", gzipped] = (validators, full)
+    return validators, full
+
+
 # The subscription page of a found feed: (scope, receive, send, token, feed id).
 FeedPageHandler = Callable[[Scope, Receive, Send, str, str], Awaitable[None]]
 
@@ -243,9 +278,12 @@ class FeedEndpoint:
         self.store = store
         self.settings = settings
         self.page = page
+        self._runtime: FeedRuntime | None = None  # found on the first request
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        runtime = runtime_for(self.store, self.settings)
+        runtime = self._runtime
+        if runtime is None:
+            runtime = self._runtime = runtime_for(self.store, self.settings)
         name = str(scope.get("path_params", {}).get("name", ""))
         is_page = not name.endswith(SUFFIX) and self.page is not None
         token = name if is_page else (name[: -len(SUFFIX)] if name.endswith(SUFFIX) else "")
@@ -264,39 +302,27 @@ class FeedEndpoint:
             else:
                 await self.page(scope, receive, send, token, found.feed_id)
             return
-        body = await runtime.bodies.get(found.feed_id, found.version) if found else None
+        now = utcnow()
+        body = await runtime.bodies.get(found.feed_id, found.version, now) if found else None
         if body is None:
             await self._miss(runtime, address, send)
             return
         wanted: dict[bytes, str] = {}
         for key, value in scope["headers"]:
-            if key in (b"if-none-match", b"if-modified-since", b"accept-encoding", b"user-agent"):
+            if key in _WANTED:
                 wanted[key] = value.decode("latin-1")
-        now = utcnow()
         runtime.recorder.record(body.feed_id, wanted.get(b"user-agent"), address, now)
         gzipped = accepts_gzip(wanted.get(b"accept-encoding", ""))
-        etag = body.gzip_etag if gzipped else body.etag
-        headers = [
-            *_COMMON,
-            (b"etag", etag.encode()),
-            (b"last-modified", body.last_modified_http.encode()),
-        ]
+        validators, full = _headers(body, gzipped)
         inm = wanted.get(b"if-none-match")
         ims = wanted.get(b"if-modified-since")
         if (inm is not None and etag_matches(inm, body)) or (
             inm is None and ims is not None and not_modified_since(ims, body, now)
         ):
-            await _send(send, 304, headers, b"")
+            await _send(send, 304, list(validators), b"")
             return
-        content = body.gzipped if gzipped else body.identity
-        headers += [
-            (b"content-type", b"text/calendar; charset=utf-8"),
-            (b"content-length", str(len(content)).encode()),
-            (b"content-disposition", b'inline; filename="calendar.ics"'),
-        ]
-        if gzipped:
-            headers.append((b"content-encoding", b"gzip"))
-        await _send(send, 200, headers, b"" if scope["method"] == "HEAD" else content)
+        content = b"" if scope["method"] == "HEAD" else body.gzipped if gzipped else body.identity
+        await _send(send, 200, list(full), content)
 
     async def _miss(self, runtime: FeedRuntime, address: str, send: Send) -> None:
         verdict = runtime.guard.miss(address)
