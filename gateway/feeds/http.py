@@ -76,19 +76,33 @@ class _SqliteLookup:
     Answers are remembered while ``PRAGMA data_version`` stays the same: SQLite changes it on
     this connection whenever any other connection, in this process or another, commits. So a
     rotated or revoked token, or a bumped version, is seen from the commit on, in every process,
-    for the price of that one pragma per fetch instead of the query.
+    for the price of that one pragma per fetch instead of the query. Answers are remembered by
+    token, so that a warm fetch does not hash it again; malformed tokens still run the query
+    with the decoy hash, as a miss of any shape costs the same.
     """
 
     def __init__(self, path: str, sql: str) -> None:
         self.path = path
         self.sql = sql
-        self.trace: Callable[[str], None] | None = None  # tests count statements with it
+        self._trace: Callable[[str], None] | None = None
         self._conn: sqlite3.Connection | None = None
         self._cursor: sqlite3.Cursor | None = None  # kept: cheaper than one per fetch
         self._seen = -1
         self._known: dict[str, Found | None] = {}
 
-    def __call__(self, digest: str) -> Found | None:
+    @property
+    def trace(self) -> Callable[[str], None] | None:
+        """A callback given every statement run (tests count statements with it)."""
+        return self._trace
+
+    @trace.setter
+    def trace(self, callback: Callable[[str], None] | None) -> None:
+        self._trace = callback
+        if self._conn is not None:
+            self._conn.set_trace_callback(callback)
+
+    def __call__(self, token: str) -> Found | None:
+        """The feed of `token` (None for a malformed one)."""
         if self._conn is None:
             conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
             conn.execute("PRAGMA query_only=ON")
@@ -96,21 +110,25 @@ class _SqliteLookup:
             conn.execute("PRAGMA busy_timeout=50")
             self._conn = conn
             self._cursor = conn.cursor()
+            conn.set_trace_callback(self._trace)
             weakref.finalize(self, conn.close)  # closed with the runtime, not left to GC
         assert self._cursor is not None
-        self._conn.set_trace_callback(self.trace)
         # fetchone reads the pragma's only row, which ends (and resets) the statement.
         changed = self._cursor.execute("PRAGMA data_version").fetchone()[0]
         if changed != self._seen or len(self._known) >= _KNOWN_MAX:
-            # Unknown digests are remembered too (a guessing client): bounded, then forgotten.
+            # Unknown tokens are remembered too (a guessing client): bounded, then forgotten.
             self._known.clear()
             self._seen = changed
-        elif digest in self._known:
-            return self._known[digest]
+        elif token in self._known:
+            return self._known[token]
         # fetchall: the statement runs to its end, so no read transaction stays open.
-        rows = self._cursor.execute(self.sql, (digest,)).fetchall()
-        found = Found(str(rows[0][0]), int(rows[0][1]), rows[0][2] == ACTIVE) if rows else None
-        self._known[digest] = found
+        rows = self._cursor.execute(self.sql, (tokens.lookup_hash(token),)).fetchall()
+        found = (
+            Found(str(rows[0][0]), int(rows[0][1]), rows[0][2] == ACTIVE)
+            if rows and tokens.is_well_formed(token)
+            else None
+        )
+        self._known[token] = found
         return found
 
     def close(self) -> None:
@@ -152,14 +170,15 @@ class FeedRuntime:
 
     async def lookup(self, token: str) -> Found | None:
         """The feed of `token`, or None (malformed tokens cost the same)."""
+        if self.sqlite is not None:
+            try:
+                return self.sqlite(token)
+            except sqlite3.Error:
+                self.sqlite.close()
         digest = tokens.lookup_hash(token)
         found: Found | None
         if self.sqlite is not None:
-            try:
-                found = self.sqlite(digest)
-            except sqlite3.Error:
-                self.sqlite.close()
-                found = await self._lookup_async(digest)
+            found = await self._lookup_async(digest)
         elif self.postgres is not None:
             found = await self.postgres(digest)
         else:
@@ -353,10 +372,13 @@ class FeedEndpoint:
 
 
 class FeedsFirst:
-    """Middleware that hands feed fetches to the endpoint before the API's middleware stack.
+    """The outermost layer of the app: hands feed fetches to the endpoint before the middleware
+    stack (FastAPI's error, telemetry and body-limit layers and the API's own).
 
     Feed fetches are the hot path and carry no API key: the request log, usage record and body
-    checks of the API would cost more than serving the cached bytes. What a fetch leaves behind
+    checks of the API, and even the await of each pure ASGI layer, would cost more than serving
+    the cached bytes. An exception in the endpoint goes to the server, which logs it and answers
+    500 (uvicorn's plain-text 500 instead of the API's JSON one). What a fetch leaves behind
     is the access record; misses are counted by the guard, which logs when it starts holding an
     address back. Other methods on /feeds/ fall through to the route (405).
     """
@@ -384,8 +406,13 @@ def install(
     """Serve `PATH` on `app`: the route (for the schema of methods) and the fast path in front;
     `page` answers ``/feeds/<token>`` (no extension) for a found token.
 
-    Call it after the app's other middleware is added, so that this one runs first.
+    The fast path wraps the whole middleware stack, whatever middleware is added later.
     """
     endpoint = FeedEndpoint(store, settings, page)
     app.router.routes.insert(0, Route(PATH, endpoint, methods=["GET"], include_in_schema=False))
-    app.add_middleware(FeedsFirst, endpoint=endpoint)
+    build = app.build_middleware_stack
+
+    def build_feeds_first() -> ASGIApp:
+        return FeedsFirst(build(), endpoint=endpoint)
+
+    app.build_middleware_stack = build_feeds_first  # type: ignore[method-assign]
