@@ -3,9 +3,10 @@
 Per request when the cache is warm: the token lookup (token hash → feed id and version), a
 dictionary lookup, an in-memory count, and the bytes. On the embedded SQLite store the lookup
 runs on a connection of its own in the event loop and its answers are remembered until anything
-commits (one ``PRAGMA data_version`` per request, see `_SqliteLookup`); on PostgreSQL it is one
-indexed query through the engine per request. `FeedsFirst` hands feed requests to the endpoint ahead
-of the API's middleware stack. Every miss (unknown, revoked, malformed or traversing token)
+commits (one ``PRAGMA data_version`` per request, gateway/feeds/sqlite_lookup.py); on PostgreSQL
+until a NOTIFY says a feed changed (gateway/feeds/pg_signal.py). `FeedsFirst` hands feed requests
+to the endpoint ahead of the whole middleware stack. The response headers are built once per
+rendered body. Every miss (unknown, revoked, malformed or traversing token)
 does the same lookup and gets the same 404; an address that keeps missing is slowed down
 (gateway/feeds/guard.py).
 
@@ -25,7 +26,6 @@ import weakref
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
-from typing import NamedTuple
 
 from sqlalchemy import bindparam, select
 from starlette.applications import Starlette
@@ -39,6 +39,7 @@ from gateway.feeds.access import AccessRecorder
 from gateway.feeds.cache import Body, FeedBodies
 from gateway.feeds.guard import MissGuard
 from gateway.feeds.pg_signal import PgLookups
+from gateway.feeds.sqlite_lookup import KNOWN_MAX, Found, SqliteLookup
 from gateway.store.db import Store
 from gateway.store.feed_models import Feed
 from gateway.store.models import Account
@@ -50,7 +51,6 @@ PATH = PREFIX + "{name:path}"
 SUFFIX = ".ics"
 CACHE_CONTROL = b"private, no-cache"
 _NOT_FOUND = b"Not found\n"
-_KNOWN_MAX = 100_000  # remembered token lookups per process (about 200 bytes each)
 _COMMON = [
     (b"cache-control", CACHE_CONTROL),
     (b"vary", b"accept-encoding"),
@@ -58,86 +58,6 @@ _COMMON = [
     # The URL is the secret: never hand it on to another site.
     (b"referrer-policy", b"no-referrer"),
 ]
-
-
-class Found(NamedTuple):
-    """A token's feed: its id, version, and whether its account is active."""
-
-    feed_id: str
-    version: int
-    active: bool
-
-
-class _SqliteLookup:
-    """The token lookup on the embedded store, run in the event loop on a connection of its own.
-
-    An indexed point read on SQLite takes microseconds, far less than handing it to a thread
-    and back (what the async driver does), and in WAL mode a reader never waits for writers.
-    Answers are remembered while ``PRAGMA data_version`` stays the same: SQLite changes it on
-    this connection whenever any other connection, in this process or another, commits. So a
-    rotated or revoked token, or a bumped version, is seen from the commit on, in every process,
-    for the price of that one pragma per fetch instead of the query. Answers are remembered by
-    token, so that a warm fetch does not hash it again; malformed tokens still run the query
-    with the decoy hash, as a miss of any shape costs the same.
-    """
-
-    def __init__(self, path: str, sql: str) -> None:
-        self.path = path
-        self.sql = sql
-        self._trace: Callable[[str], None] | None = None
-        self._conn: sqlite3.Connection | None = None
-        self._cursor: sqlite3.Cursor | None = None  # kept: cheaper than one per fetch
-        self._seen = -1
-        self._known: dict[str, Found | None] = {}
-
-    @property
-    def trace(self) -> Callable[[str], None] | None:
-        """A callback given every statement run (tests count statements with it)."""
-        return self._trace
-
-    @trace.setter
-    def trace(self, callback: Callable[[str], None] | None) -> None:
-        self._trace = callback
-        if self._conn is not None:
-            self._conn.set_trace_callback(callback)
-
-    def __call__(self, token: str) -> Found | None:
-        """The feed of `token` (None for a malformed one)."""
-        if self._conn is None:
-            conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-            conn.execute("PRAGMA query_only=ON")
-            # Never hold the loop long: a locked database falls back to the async path.
-            conn.execute("PRAGMA busy_timeout=50")
-            self._conn = conn
-            self._cursor = conn.cursor()
-            conn.set_trace_callback(self._trace)
-            weakref.finalize(self, conn.close)  # closed with the runtime, not left to GC
-        assert self._cursor is not None
-        # fetchone reads the pragma's only row, which ends (and resets) the statement.
-        changed = self._cursor.execute("PRAGMA data_version").fetchone()[0]
-        if changed != self._seen or len(self._known) >= _KNOWN_MAX:
-            # Unknown tokens are remembered too (a guessing client): bounded, then forgotten.
-            self._known.clear()
-            self._seen = changed
-        elif token in self._known:
-            return self._known[token]
-        # fetchall: the statement runs to its end, so no read transaction stays open.
-        rows = self._cursor.execute(self.sql, (tokens.lookup_hash(token),)).fetchall()
-        found = (
-            Found(str(rows[0][0]), int(rows[0][1]), rows[0][2] == ACTIVE)
-            if rows and tokens.is_well_formed(token)
-            else None
-        )
-        self._known[token] = found
-        return found
-
-    def close(self) -> None:
-        if self._conn is not None:
-            self._conn.close()
-            self._conn = None
-            self._cursor = None
-        self._known.clear()
-        self._seen = -1
 
 
 class FeedRuntime:
@@ -160,13 +80,13 @@ class FeedRuntime:
             .where(Feed.token_hash == bindparam("h"))
         )
         url = store.engine.url
-        self.sqlite: _SqliteLookup | None = None
+        self.sqlite: SqliteLookup | None = None
         self.postgres: PgLookups | None = None
         if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:"):
             sql = str(self._lookup.compile(dialect=store.engine.dialect))
-            self.sqlite = _SqliteLookup(str(url.database), sql)
+            self.sqlite = SqliteLookup(str(url.database), sql)
         elif url.get_backend_name() == "postgresql":
-            self.postgres = PgLookups(store, self._lookup_async, _KNOWN_MAX)
+            self.postgres = PgLookups(store, self._lookup_async, KNOWN_MAX)
 
     async def lookup(self, token: str) -> Found | None:
         """The feed of `token`, or None (malformed tokens cost the same)."""
