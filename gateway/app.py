@@ -106,6 +106,6 @@ def create_app(
     app.add_middleware(
         RequestMiddleware, store=the_store, max_body_bytes=settings.api_max_body_bytes
     )
-    # After the middleware: feeds (and their subscription pages) go first.
+    # Feeds (and their subscription pages) go first, ahead of the whole middleware stack.
     feeds_http.install(app, the_store, settings, page=FeedPage(the_store, settings))
     return app

@@ -13,6 +13,7 @@ one person's devices), then cleared by the retention sweep; rows leave after the
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import re
 from collections import defaultdict
@@ -50,6 +51,7 @@ _FAMILIES: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
 )
 
 
+@functools.lru_cache(maxsize=512)  # runs on every fetch; calendar apps send few distinct values
 def agent_family(user_agent: str | None) -> str:
     """A short family name for a User-Agent header (the header itself is never stored)."""
     if not user_agent or not user_agent.strip():
@@ -82,12 +84,18 @@ class AccessRecorder:
     _timer: asyncio.TimerHandle | None = None
     _tasks: set[asyncio.Task[None]] = field(default_factory=set)
     _lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    # The current hour and the next: working the hour out costs more than the rest of a count.
+    _hour_span: tuple[datetime, datetime] | None = None
 
     def record(
         self, feed_id: str, user_agent: str | None, address: str | None, now: datetime
     ) -> None:
         """Count one fetch (memory only; written by the next flush)."""
-        key = (feed_id, _hour(now), agent_family(user_agent), (address or None))
+        span = self._hour_span
+        if span is None or not span[0] <= now < span[1]:
+            start = _hour(now)
+            span = self._hour_span = (start, start + timedelta(hours=1))
+        key = (feed_id, span[0], agent_family(user_agent), (address or None))
         if key[3] is not None and len(key[3]) > _MAX_ADDRESS:
             key = (*key[:3], key[3][:_MAX_ADDRESS])
         tally = self._pending[key]

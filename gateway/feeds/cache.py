@@ -20,7 +20,7 @@ import gzip
 import hashlib
 import logging
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from email.utils import format_datetime
 
@@ -54,6 +54,8 @@ class Body:
     last_modified: datetime
     last_modified_http: str
     valid_until: datetime | None
+    # Derived once per body and reused by every fetch (the HTTP endpoint's response headers).
+    derived: dict[object, object] = field(default_factory=dict, compare=False, repr=False)
 
     @property
     def size(self) -> int:
@@ -129,9 +131,10 @@ class FeedBodies:
         self.cache = BodyCache(settings.feeds_cache_mb * 1024 * 1024)
         self._building: dict[tuple[str, int], asyncio.Future[Body | None]] = {}
 
-    async def get(self, feed_id: str, version: int) -> Body | None:
-        """The current body, or None when the feed was deleted meanwhile."""
-        body = self.cache.get(feed_id, version, utcnow())
+    async def get(self, feed_id: str, version: int, now: datetime | None = None) -> Body | None:
+        """The current body (as of `now`, default the clock), or None when the feed was deleted
+        meanwhile."""
+        body = self.cache.get(feed_id, version, now or utcnow())
         metrics.feed_cache(body is not None)
         if body is not None:
             return body

@@ -3,9 +3,10 @@
 Per request when the cache is warm: the token lookup (token hash → feed id and version), a
 dictionary lookup, an in-memory count, and the bytes. On the embedded SQLite store the lookup
 runs on a connection of its own in the event loop and its answers are remembered until anything
-commits (one ``PRAGMA data_version`` per request, see `_SqliteLookup`); on PostgreSQL it is one
-indexed query through the engine per request. `FeedsFirst` hands feed requests to the endpoint ahead
-of the API's middleware stack. Every miss (unknown, revoked, malformed or traversing token)
+commits (one ``PRAGMA data_version`` per request, gateway/feeds/sqlite_lookup.py); on PostgreSQL
+until a NOTIFY says a feed changed (gateway/feeds/pg_signal.py). `FeedsFirst` hands feed requests
+to the endpoint ahead of the whole middleware stack. The response headers are built once per
+rendered body. Every miss (unknown, revoked, malformed or traversing token)
 does the same lookup and gets the same 404; an address that keeps missing is slowed down
 (gateway/feeds/guard.py).
 
@@ -18,13 +19,13 @@ caches out.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import sqlite3
 import weakref
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
-from typing import NamedTuple
 
 from sqlalchemy import bindparam, select
 from starlette.applications import Starlette
@@ -38,6 +39,7 @@ from gateway.feeds.access import AccessRecorder
 from gateway.feeds.cache import Body, FeedBodies
 from gateway.feeds.guard import MissGuard
 from gateway.feeds.pg_signal import PgLookups
+from gateway.feeds.sqlite_lookup import KNOWN_MAX, Found, SqliteLookup
 from gateway.store.db import Store
 from gateway.store.feed_models import Feed
 from gateway.store.models import Account
@@ -49,7 +51,6 @@ PATH = PREFIX + "{name:path}"
 SUFFIX = ".ics"
 CACHE_CONTROL = b"private, no-cache"
 _NOT_FOUND = b"Not found\n"
-_KNOWN_MAX = 100_000  # remembered token lookups per process (about 200 bytes each)
 _COMMON = [
     (b"cache-control", CACHE_CONTROL),
     (b"vary", b"accept-encoding"),
@@ -57,63 +58,6 @@ _COMMON = [
     # The URL is the secret: never hand it on to another site.
     (b"referrer-policy", b"no-referrer"),
 ]
-
-
-class Found(NamedTuple):
-    """A token's feed: its id, version, and whether its account is active."""
-
-    feed_id: str
-    version: int
-    active: bool
-
-
-class _SqliteLookup:
-    """The token lookup on the embedded store, run in the event loop on a connection of its own.
-
-    An indexed point read on SQLite takes microseconds, far less than handing it to a thread
-    and back (what the async driver does), and in WAL mode a reader never waits for writers.
-    Answers are remembered while ``PRAGMA data_version`` stays the same: SQLite changes it on
-    this connection whenever any other connection, in this process or another, commits. So a
-    rotated or revoked token, or a bumped version, is seen from the commit on, in every process,
-    for the price of that one pragma per fetch instead of the query.
-    """
-
-    def __init__(self, path: str, sql: str) -> None:
-        self.path = path
-        self.sql = sql
-        self.trace: Callable[[str], None] | None = None  # tests count statements with it
-        self._conn: sqlite3.Connection | None = None
-        self._seen = -1
-        self._known: dict[str, Found | None] = {}
-
-    def __call__(self, digest: str) -> Found | None:
-        if self._conn is None:
-            conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-            conn.execute("PRAGMA query_only=ON")
-            # Never hold the loop long: a locked database falls back to the async path.
-            conn.execute("PRAGMA busy_timeout=50")
-            self._conn = conn
-            weakref.finalize(self, conn.close)  # closed with the runtime, not left to GC
-        self._conn.set_trace_callback(self.trace)
-        changed = self._conn.execute("PRAGMA data_version").fetchall()[0][0]
-        if changed != self._seen or len(self._known) >= _KNOWN_MAX:
-            # Unknown digests are remembered too (a guessing client): bounded, then forgotten.
-            self._known.clear()
-            self._seen = changed
-        elif digest in self._known:
-            return self._known[digest]
-        # fetchall: the statement runs to its end, so no read transaction stays open.
-        rows = self._conn.execute(self.sql, (digest,)).fetchall()
-        found = Found(str(rows[0][0]), int(rows[0][1]), rows[0][2] == ACTIVE) if rows else None
-        self._known[digest] = found
-        return found
-
-    def close(self) -> None:
-        if self._conn is not None:
-            self._conn.close()
-            self._conn = None
-        self._known.clear()
-        self._seen = -1
 
 
 class FeedRuntime:
@@ -136,24 +80,25 @@ class FeedRuntime:
             .where(Feed.token_hash == bindparam("h"))
         )
         url = store.engine.url
-        self.sqlite: _SqliteLookup | None = None
+        self.sqlite: SqliteLookup | None = None
         self.postgres: PgLookups | None = None
         if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:"):
             sql = str(self._lookup.compile(dialect=store.engine.dialect))
-            self.sqlite = _SqliteLookup(str(url.database), sql)
+            self.sqlite = SqliteLookup(str(url.database), sql)
         elif url.get_backend_name() == "postgresql":
-            self.postgres = PgLookups(store, self._lookup_async, _KNOWN_MAX)
+            self.postgres = PgLookups(store, self._lookup_async, KNOWN_MAX)
 
     async def lookup(self, token: str) -> Found | None:
         """The feed of `token`, or None (malformed tokens cost the same)."""
+        if self.sqlite is not None:
+            try:
+                return self.sqlite(token)
+            except sqlite3.Error:
+                self.sqlite.close()
         digest = tokens.lookup_hash(token)
         found: Found | None
         if self.sqlite is not None:
-            try:
-                found = self.sqlite(digest)
-            except sqlite3.Error:
-                self.sqlite.close()
-                found = await self._lookup_async(digest)
+            found = await self._lookup_async(digest)
         elif self.postgres is not None:
             found = await self.postgres(digest)
         else:
@@ -177,6 +122,7 @@ def runtime_for(store: Store, settings: Settings) -> FeedRuntime:
     return runtime
 
 
+@functools.lru_cache(maxsize=512)  # runs on every fetch; clients send few distinct values
 def accepts_gzip(header: str) -> bool:
     """True when an Accept-Encoding value allows gzip (q=0 refuses it; ``*`` counts)."""
     star = False
@@ -232,6 +178,34 @@ async def _send(
     await send({"type": "http.response.body", "body": content})
 
 
+_WANTED = frozenset((b"if-none-match", b"if-modified-since", b"accept-encoding", b"user-agent"))
+_Headers = tuple[tuple[bytes, bytes], ...]
+
+
+def _headers(body: Body, gzipped: bool) -> tuple[_Headers, _Headers]:
+    """The headers of a 304 and of a 200 for `body` in one representation, built once per body
+    (they depend on nothing else) and kept with it."""
+    cached = body.derived.get(("headers", gzipped))
+    if cached is not None:
+        return cached  # type: ignore[return-value]
+    etag = body.gzip_etag if gzipped else body.etag
+    validators = (
+        *_COMMON,
+        (b"etag", etag.encode()),
+        (b"last-modified", body.last_modified_http.encode()),
+    )
+    length = len(body.gzipped if gzipped else body.identity)
+    full = (
+        *validators,
+        (b"content-type", b"text/calendar; charset=utf-8"),
+        (b"content-length", str(length).encode()),
+        (b"content-disposition", b'inline; filename="calendar.ics"'),
+        *([(b"content-encoding", b"gzip")] if gzipped else []),
+    )
+    body.derived["headers", gzipped] = (validators, full)
+    return validators, full
+
+
 # The subscription page of a found feed: (scope, receive, send, token, feed id).
 FeedPageHandler = Callable[[Scope, Receive, Send, str, str], Awaitable[None]]
 
@@ -243,9 +217,12 @@ class FeedEndpoint:
         self.store = store
         self.settings = settings
         self.page = page
+        self._runtime: FeedRuntime | None = None  # found on the first request
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        runtime = runtime_for(self.store, self.settings)
+        runtime = self._runtime
+        if runtime is None:
+            runtime = self._runtime = runtime_for(self.store, self.settings)
         name = str(scope.get("path_params", {}).get("name", ""))
         is_page = not name.endswith(SUFFIX) and self.page is not None
         token = name if is_page else (name[: -len(SUFFIX)] if name.endswith(SUFFIX) else "")
@@ -264,39 +241,27 @@ class FeedEndpoint:
             else:
                 await self.page(scope, receive, send, token, found.feed_id)
             return
-        body = await runtime.bodies.get(found.feed_id, found.version) if found else None
+        now = utcnow()
+        body = await runtime.bodies.get(found.feed_id, found.version, now) if found else None
         if body is None:
             await self._miss(runtime, address, send)
             return
         wanted: dict[bytes, str] = {}
         for key, value in scope["headers"]:
-            if key in (b"if-none-match", b"if-modified-since", b"accept-encoding", b"user-agent"):
+            if key in _WANTED:
                 wanted[key] = value.decode("latin-1")
-        now = utcnow()
         runtime.recorder.record(body.feed_id, wanted.get(b"user-agent"), address, now)
         gzipped = accepts_gzip(wanted.get(b"accept-encoding", ""))
-        etag = body.gzip_etag if gzipped else body.etag
-        headers = [
-            *_COMMON,
-            (b"etag", etag.encode()),
-            (b"last-modified", body.last_modified_http.encode()),
-        ]
+        validators, full = _headers(body, gzipped)
         inm = wanted.get(b"if-none-match")
         ims = wanted.get(b"if-modified-since")
         if (inm is not None and etag_matches(inm, body)) or (
             inm is None and ims is not None and not_modified_since(ims, body, now)
         ):
-            await _send(send, 304, headers, b"")
+            await _send(send, 304, list(validators), b"")
             return
-        content = body.gzipped if gzipped else body.identity
-        headers += [
-            (b"content-type", b"text/calendar; charset=utf-8"),
-            (b"content-length", str(len(content)).encode()),
-            (b"content-disposition", b'inline; filename="calendar.ics"'),
-        ]
-        if gzipped:
-            headers.append((b"content-encoding", b"gzip"))
-        await _send(send, 200, headers, b"" if scope["method"] == "HEAD" else content)
+        content = b"" if scope["method"] == "HEAD" else body.gzipped if gzipped else body.identity
+        await _send(send, 200, list(full), content)
 
     async def _miss(self, runtime: FeedRuntime, address: str, send: Send) -> None:
         verdict = runtime.guard.miss(address)
@@ -327,10 +292,13 @@ class FeedEndpoint:
 
 
 class FeedsFirst:
-    """Middleware that hands feed fetches to the endpoint before the API's middleware stack.
+    """The outermost layer of the app: hands feed fetches to the endpoint before the middleware
+    stack (FastAPI's error, telemetry and body-limit layers and the API's own).
 
     Feed fetches are the hot path and carry no API key: the request log, usage record and body
-    checks of the API would cost more than serving the cached bytes. What a fetch leaves behind
+    checks of the API, and even the await of each pure ASGI layer, would cost more than serving
+    the cached bytes. An exception in the endpoint goes to the server, which logs it and answers
+    500 (uvicorn's plain-text 500 instead of the API's JSON one). What a fetch leaves behind
     is the access record; misses are counted by the guard, which logs when it starts holding an
     address back. Other methods on /feeds/ fall through to the route (405).
     """
@@ -358,8 +326,13 @@ def install(
     """Serve `PATH` on `app`: the route (for the schema of methods) and the fast path in front;
     `page` answers ``/feeds/<token>`` (no extension) for a found token.
 
-    Call it after the app's other middleware is added, so that this one runs first.
+    The fast path wraps the whole middleware stack, whatever middleware is added later.
     """
     endpoint = FeedEndpoint(store, settings, page)
     app.router.routes.insert(0, Route(PATH, endpoint, methods=["GET"], include_in_schema=False))
-    app.add_middleware(FeedsFirst, endpoint=endpoint)
+    build = app.build_middleware_stack
+
+    def build_feeds_first() -> ASGIApp:
+        return FeedsFirst(build(), endpoint=endpoint)
+
+    app.build_middleware_stack = build_feeds_first  # type: ignore[method-assign]

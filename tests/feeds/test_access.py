@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import select, text
 
 from gateway.app import create_app
-from gateway.feeds.access import agent_family
+from gateway.feeds.access import AccessRecorder, agent_family
 from gateway.privacy import retention
 from gateway.store.db import Store
 from gateway.store.feed_models import Feed, FeedAccess
@@ -129,3 +129,27 @@ async def test_retention_clears_addresses_and_old_rows(
     shown = (await api.get(f"/v1/feeds/{made['id']}")).json()["access"]
     assert shown["fetches_7d"] == 6
     assert shown["distinct_addresses_7d"] == 1
+
+
+async def test_counts_fall_into_the_hour_of_each_fetch(feeds: Feeds, store: Store):
+    """The recorder works the hour out once per hour: fetches on both sides of an hour's end,
+    and after the clock steps back, still land in their own hours."""
+    feed = await feeds.create(scope="account")
+    recorder = AccessRecorder(store, flush_seconds=3600)
+    base = datetime(2026, 3, 29, 0, 59, 59, tzinfo=UTC)  # a DST night in Europe: UTC goes on
+    for moment in (base, base + timedelta(seconds=1), base - timedelta(minutes=30), base):
+        recorder.record(feed["id"], "Google-Calendar-Importer", "192.0.2.1", moment)
+    assert await recorder.flush() == 4
+    async with store.transaction() as session:
+        rows = (
+            await session.execute(
+                select(FeedAccess.bucket, FeedAccess.fetches).where(
+                    FeedAccess.feed_id == feed["id"]
+                )
+            )
+        ).all()
+    by_hour = {bucket.replace(tzinfo=UTC): fetches for bucket, fetches in rows}
+    assert by_hour == {
+        base.replace(minute=0, second=0): 3,
+        base.replace(hour=1, minute=0, second=0): 1,
+    }
