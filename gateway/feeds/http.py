@@ -85,7 +85,7 @@ class FeedRuntime:
         if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:"):
             sql = str(self._lookup.compile(dialect=store.engine.dialect))
             self.sqlite = SqliteLookup(str(url.database), sql)
-        elif url.get_backend_name() == "postgresql":
+        elif url.get_backend_name() == "postgresql" and settings.feeds_remember_tokens_postgres:
             self.postgres = PgLookups(store, self._lookup_async, KNOWN_MAX)
 
     async def lookup(self, token: str) -> Found | None:

@@ -51,6 +51,14 @@ class FeedSettings(BaseSettings):
     feeds_miss_delay_max_seconds: float = Field(
         10.0, ge=0, description="The longest a missed feed request is held before its 404."
     )
+    feeds_remember_tokens_postgres: bool = Field(
+        False,
+        description="On PostgreSQL, answer warm feed fetches from memory, forgetting a link when "
+        "PostgreSQL notifies its change (LISTEN/NOTIFY): no query per fetch, but another process "
+        "may serve a rotated or revoked link until the notification reaches it (microseconds on "
+        "one host, longer under load). Off: every fetch asks the database, so a link stops at "
+        "the commit in every process.",
+    )
     feeds_access_flush_seconds: float = Field(
         30.0,
         gt=0,
