@@ -113,12 +113,33 @@ def _database_down(exc: BaseException) -> bool:
         return True
     if isinstance(exc, sa_exc.OperationalError | sa_exc.InterfaceError):
         return True
+    if isinstance(exc, sa_exc.DBAPIError) and _down_state(exc):
+        return True
     if isinstance(exc, OSError):
         tb = exc.__traceback__
         while tb is not None:
             if tb.tb_frame.f_globals.get("__name__", "").startswith(("sqlalchemy", "asyncpg")):
                 return True
             tb = tb.tb_next
+    return False
+
+
+# SQLSTATEs of a server that is going or not yet there: class 08 (connection exception),
+# 57P01-57P03 (admin shutdown, crash shutdown, "the database system is starting up"). The
+# driver's own class for these varies (SQLAlchemy wraps asyncpg's as a plain DBAPIError).
+_DOWN_CLASS = "08"
+_DOWN_STATES = frozenset({"57P01", "57P02", "57P03"})
+
+
+def _down_state(exc: BaseException) -> bool:
+    seen: BaseException | None = exc
+    for _ in range(6):  # the wrapper, its driver error and what that wraps
+        if seen is None:
+            return False
+        code = getattr(seen, "sqlstate", None) or getattr(seen, "pgcode", None)
+        if isinstance(code, str) and (code.startswith(_DOWN_CLASS) or code in _DOWN_STATES):
+            return True
+        seen = getattr(seen, "orig", None) or seen.__cause__ or seen.__context__
     return False
 
 
