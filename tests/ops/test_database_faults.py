@@ -126,6 +126,8 @@ def test_postgres_restart_under_load(
         CALGATE_OUTBOUND_ALLOW="127.0.0.1",
     )
     daemons = Daemons(CALGATE, tmp_path)
+    api: httpx.Client | None = None
+    stop = threading.Event()  # ends the booking thread, also when an assertion failed
     try:
         made = daemons.run(["migrate"], env, tmp_path)
         assert made.returncode == 0, made.stderr
@@ -151,7 +153,6 @@ def test_postgres_restart_under_load(
 
         acknowledged: dict[str, str] = {}  # appointment id → its client's address
         refused: list[int] = []
-        stop = threading.Event()
 
         def load() -> None:
             """Book without pause, as the booking product would, whatever the answers."""
@@ -244,6 +245,8 @@ def test_postgres_restart_under_load(
             f"database faults: {len(acknowledged)} bookings acknowledged, refused while down: "
             f"{dict(Counter(refused))}, {len(smtp.received)} confirmations received"
         )
-        api.close()
     finally:
+        stop.set()
+        if api is not None:  # also when an assertion failed: no socket left for a later test
+            api.close()
         daemons.kill_all()
