@@ -6,6 +6,7 @@ gateway/worker.py), so restarting, or running several processes, loses and doubl
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from datetime import UTC
 
@@ -60,7 +61,13 @@ class Ticks:
 
     async def stop(self) -> None:
         """Stop claiming, let in-flight work finish within the grace period, release the rest."""
+        # APScheduler's shutdown cancels the ticks under way but cannot wait for them (it is not
+        # a coroutine): wait here, so that their clean-up (handing leases back) runs while the
+        # store is still open rather than at the loop's close, where it would wait forever.
+        executor = self.scheduler._lookup_executor("default")
+        ticking = [f for f in getattr(executor, "_pending_futures", ()) if not f.done()]
         self.scheduler.shutdown(wait=False)
+        await asyncio.gather(*ticking, return_exceptions=True)
         await self.runner.stop(self.settings.server_shutdown_grace_seconds)
         if (notify := getattr(self, "notify", None)) is not None:
             await notify.stop(self.settings.server_shutdown_grace_seconds)
