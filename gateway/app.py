@@ -31,6 +31,7 @@ from gateway.api import (
     webhook_endpoints,
 )
 from gateway.api.middleware import RequestMiddleware
+from gateway.asgi import App
 from gateway.config import Settings
 from gateway.feeds import http as feeds_http
 from gateway.notify.channels import registry as channel_registry
@@ -73,7 +74,7 @@ def create_app(
             if owns_store:
                 await the_store.close()
 
-    app = FastAPI(
+    app = App(
         title="calgate",
         version="0.1.0",
         summary="Calendar feeds, two-way sync and notifications for booking products.",
@@ -106,6 +107,6 @@ def create_app(
     app.add_middleware(
         RequestMiddleware, store=the_store, max_body_bytes=settings.api_max_body_bytes
     )
-    # Feeds (and their subscription pages) go first, ahead of the whole middleware stack.
+    # Feeds (and their subscription pages) go first, ahead of FastAPI and every middleware.
     feeds_http.install(app, the_store, settings, page=FeedPage(the_store, settings))
     return app

@@ -28,7 +28,7 @@ from sqlalchemy import func, select
 from gateway.api.context import get_settings, get_store
 from gateway.config import Settings
 from gateway.errors import NotFound, Unauthorized
-from gateway.metrics import MULTIPROC_ENV
+from gateway.metrics import MULTIPROC_ENV, flush_hot
 from gateway.store.db import Store
 from gateway.store.models import Job
 from gateway.store.notify_models import DeliveryAttempt, OutboxMessage
@@ -147,6 +147,7 @@ def _process_registry() -> CollectorRegistry:
 async def exposition(store: Store) -> bytes:
     """The whole text exposition: this process's (or all API processes') metrics and the store's."""
     families = await store_families(store)
+    flush_hot()
     registry = CollectorRegistry()
     registry.register(_Snapshot(families))
     return generate_latest(_process_registry()) + generate_latest(registry)

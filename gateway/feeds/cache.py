@@ -131,13 +131,20 @@ class FeedBodies:
         self.cache = BodyCache(settings.feeds_cache_mb * 1024 * 1024)
         self._building: dict[tuple[str, int], asyncio.Future[Body | None]] = {}
 
+    def cached(self, feed_id: str, version: int, now: datetime) -> Body | None:
+        """The current body if this process has it (counted as a cache hit), else None."""
+        body = self.cache.get(feed_id, version, now)
+        if body is not None:
+            metrics.FEED_CACHE_HITS.inc()
+        return body
+
     async def get(self, feed_id: str, version: int, now: datetime | None = None) -> Body | None:
-        """The current body (as of `now`, default the clock), or None when the feed was deleted
-        meanwhile."""
-        body = self.cache.get(feed_id, version, now or utcnow())
-        metrics.feed_cache(body is not None)
+        """The current body (as of `now`, default the clock), rendered when this process does
+        not have it; None when the feed was deleted meanwhile."""
+        body = self.cached(feed_id, version, now or utcnow())
         if body is not None:
             return body
+        metrics.feed_cache(False)
         key = (feed_id, version)
         pending = self._building.get(key)
         if pending is not None:

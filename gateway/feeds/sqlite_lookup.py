@@ -13,6 +13,7 @@ from typing import NamedTuple
 
 from gateway.domain.account_states import ACTIVE
 from gateway.feeds import tokens
+from gateway.store.wal_signal import WalSignal, open_signal
 
 KNOWN_MAX = 100_000  # remembered token lookups per process (about 200 bytes each)
 
@@ -30,12 +31,13 @@ class SqliteLookup:
 
     An indexed point read on SQLite takes microseconds, far less than handing it to a thread
     and back (what the async driver does), and in WAL mode a reader never waits for writers.
-    Answers are remembered while ``PRAGMA data_version`` stays the same: SQLite changes it on
-    this connection whenever any other connection, in this process or another, commits. So a
-    rotated or revoked token, or a bumped version, is seen from the commit on, in every process,
-    for the price of that one pragma per fetch instead of the query. Answers are remembered by
-    token, so that a warm fetch does not hash it again; malformed tokens still run the query
-    with the decoy hash, as a miss of any shape costs the same.
+    Answers are remembered until any connection, in this process or another, commits: seen in
+    the wal-index header (gateway/store/wal_signal.py), or where that cannot be mapped, by
+    ``PRAGMA data_version``, which SQLite changes on this connection whenever another commits. So
+    a rotated or revoked token, or a bumped version, is seen from the commit on, in every
+    process, for the price of comparing 96 bytes per fetch instead of the query. Answers are
+    remembered by token, so that a warm fetch does not hash it again; malformed tokens still run
+    the query with the decoy hash, as a miss of any shape costs the same.
     """
 
     def __init__(self, path: str, sql: str) -> None:
@@ -45,6 +47,7 @@ class SqliteLookup:
         self._conn: sqlite3.Connection | None = None
         self._cursor: sqlite3.Cursor | None = None  # kept: cheaper than one per fetch
         self._seen = -1
+        self._signal: WalSignal | None = None
         self._known: dict[str, Found | None] = {}
 
     @property
@@ -67,15 +70,21 @@ class SqliteLookup:
             conn.execute("PRAGMA busy_timeout=50")
             self._conn = conn
             self._cursor = conn.cursor()
+            self._signal = open_signal(self.path, conn)
             conn.set_trace_callback(self._trace)
             weakref.finalize(self, conn.close)  # closed with the runtime, not left to GC
+            if self._signal is not None:
+                weakref.finalize(self, self._signal.close)
         assert self._cursor is not None
-        # fetchone reads the pragma's only row, which ends (and resets) the statement.
-        changed = self._cursor.execute("PRAGMA data_version").fetchone()[0]
-        if changed != self._seen or len(self._known) >= KNOWN_MAX:
+        if self._signal is not None:
+            changed = self._signal.changed()
+        else:
+            # fetchone reads the pragma's only row, which ends (and resets) the statement.
+            version = self._cursor.execute("PRAGMA data_version").fetchone()[0]
+            changed, self._seen = version != self._seen, version
+        if changed or len(self._known) >= KNOWN_MAX:
             # Unknown tokens are remembered too (a guessing client): bounded, then forgotten.
             self._known.clear()
-            self._seen = changed
         elif token in self._known:
             return self._known[token]
         # fetchall: the statement runs to its end, so no read transaction stays open.
@@ -93,5 +102,8 @@ class SqliteLookup:
             self._conn.close()
             self._conn = None
             self._cursor = None
+        if self._signal is not None:
+            self._signal.close()
+            self._signal = None
         self._known.clear()
         self._seen = -1
