@@ -17,7 +17,7 @@ from tests.notify.test_webhooks_and_api import PUBLIC, _signed_post
 from tests.peers.smtp import SmtpSink
 from tests.peers.twilio import TwilioPeer
 from tests.peers.webhook_receiver import Receiver
-from tests.support import new_account
+from tests.support import Api, new_account
 from tests.webhooks.conftest import WEBHOOK_SETTINGS, add_endpoint, arrived
 
 TYPES = [
@@ -29,20 +29,26 @@ TYPES = [
 
 
 @pytest.fixture
+async def api(store: Store, client: httpx.AsyncClient, receiver: Receiver) -> Api:
+    """An account whose endpoint hears the notification events (and no others)."""
+    api = await new_account(store, client)
+    await add_endpoint(api, receiver, event_types=TYPES)
+    return api
+
+
+@pytest.fixture
 def settings(tmp_path: Path, smtp: SmtpSink, twilio: TwilioPeer) -> Settings:  # noqa: F811
     return notify_settings(tmp_path, smtp, twilio, **WEBHOOK_SETTINGS)
 
 
 async def test_refused_and_accepted_email(
+    api: Api,
     store: Store,
-    client: httpx.AsyncClient,
     settings: Settings,
     smtp: SmtpSink,  # noqa: F811
     receiver: Receiver,
     dispatcher: Dispatcher,
 ) -> None:
-    api = await new_account(store, client)
-    await add_endpoint(api, receiver, event_types=TYPES)
     user = await api.user()
     person = await api.client(email="gone@example.com")
     start, end = soon(72)
@@ -65,6 +71,7 @@ async def test_refused_and_accepted_email(
 
 
 async def test_sms_delivered_and_undelivered_as_twilio_reports(
+    api: Api,
     store: Store,
     client: httpx.AsyncClient,
     settings: Settings,
@@ -73,8 +80,6 @@ async def test_sms_delivered_and_undelivered_as_twilio_reports(
     dispatcher: Dispatcher,
 ) -> None:
     """An SMS accepted by Twilio is no event yet; its status report makes one, once."""
-    api = await new_account(store, client)
-    await add_endpoint(api, receiver, event_types=TYPES)
     user = await api.user()
     reached = await api.client(email=None, notify_sms=True, sms_consent=True)
     missed = await api.client(email=None, notify_sms=True, sms_consent=True, phone="+442071838751")
@@ -108,14 +113,12 @@ async def test_sms_delivered_and_undelivered_as_twilio_reports(
 
 
 async def test_stop_and_start_arrive_per_client(
-    store: Store,
+    api: Api,
     client: httpx.AsyncClient,
     twilio: TwilioPeer,  # noqa: F811
     receiver: Receiver,
     dispatcher: Dispatcher,
 ) -> None:
-    api = await new_account(store, client)
-    await add_endpoint(api, receiver, event_types=TYPES)
     person = await api.client(notify_sms=True, sms_consent=True)
     inbound = "/webhooks/twilio/inbound"
     reply = {"From": person["phone"], "To": "+15005550006", "Body": "STOP", "MessageSid": "SMx"}
@@ -131,8 +134,8 @@ async def test_stop_and_start_arrive_per_client(
 
 
 async def test_a_send_refused_as_opted_out_arrives_as_sms_opted_out(
+    api: Api,
     store: Store,
-    client: httpx.AsyncClient,
     settings: Settings,
     twilio: TwilioPeer,  # noqa: F811
     receiver: Receiver,
@@ -140,8 +143,6 @@ async def test_a_send_refused_as_opted_out_arrives_as_sms_opted_out(
 ) -> None:
     """The number answered STOP to Twilio directly (we never saw the reply): Twilio refuses the
     send with 21610; the opt-out is recorded and the booking product hears of it once."""
-    api = await new_account(store, client)
-    await add_endpoint(api, receiver, event_types=TYPES)
     user = await api.user()
     person = await api.client(email=None, notify_sms=True, sms_consent=True)
     start, end = soon(72)
