@@ -1,7 +1,9 @@
 """The features' reactions to domain changes, registered on a Store when the app is built.
 
 gateway/domain publishes appointment and person changes (gateway/store/listeners.py) and imports
-no feature; this is the one place that says who listens, in which order. `create_app`, the CLI
+no feature; sync (gateway/sync/topics.py) and notify (gateway/notify/topics.py) publish theirs
+the same way, so neither knows the webhooks. This is the one place that says who listens, in
+which order. `create_app`, the CLI
 and the tests' stores call `install`.
 """
 
@@ -20,6 +22,7 @@ from gateway.feeds import access as feed_access
 from gateway.feeds import invalidate as feeds
 from gateway.notify import planner
 from gateway.notify import retention as notify_retention
+from gateway.notify import topics as notify_topics
 from gateway.privacy.retention import RETENTION_SWEEP, Sweep
 from gateway.store.db import Store
 from gateway.store.listeners import Listener, Listeners
@@ -47,7 +50,8 @@ def _sweeping(sweeper: Sweeper) -> Listener:
 
 def listeners() -> Listeners:
     """Every feature's listeners: notifications are planned, feeds bumped, syncs marked due,
-    webhook events written, each feature's old rows swept."""
+    webhook events written (for appointments, integrations, notification outcomes and SMS
+    opt-outs), each feature's old rows swept."""
     registry = Listeners()
     registry.add(APPOINTMENT_CHANGED, planner.on_appointment_change)
     registry.add(APPOINTMENT_CHANGED, feeds.on_appointment_change)
@@ -56,6 +60,8 @@ def listeners() -> Listeners:
     registry.add(PERSON_CHANGED, _feeds_on_person)
     registry.add(sync_topics.INTEGRATION_STATUS, webhook_hooks.integration_status_changed)
     registry.add(sync_topics.INTEGRATION_PURGED, webhook_hooks.integration_purged)
+    registry.add(notify_topics.NOTIFICATION_OUTCOMES, webhook_hooks.notification_outcomes)
+    registry.add(notify_topics.SMS_OPT_CHANGED, webhook_hooks.sms_opt_changed)
     sweepers = (
         feed_access.sweep,
         notify_retention.sweep,

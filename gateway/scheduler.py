@@ -7,8 +7,11 @@ gateway/worker.py), so restarting, or running several processes, loses and doubl
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
+from collections.abc import Awaitable, Callable
 from datetime import UTC
+from typing import Any
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
@@ -24,6 +27,50 @@ from gateway.worker import RETENTION_SWEEP, JobRunner, schedule
 log = logging.getLogger("calgate.scheduler")
 
 
+class TickScheduler:
+    """APScheduler that knows its ticks under way, so that stopping can wait for them.
+
+    APScheduler's shutdown cancels the ticks under way but cannot wait for them (it is not a
+    coroutine). Each tick registers its own task here while it runs, and `shutdown` awaits
+    those it cancels: their clean-up (handing leases back) then runs while the store is still
+    open rather than at the loop's close, where it would wait forever.
+    """
+
+    def __init__(self) -> None:
+        self._scheduler = AsyncIOScheduler(
+            timezone=UTC,
+            job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": 60},
+        )
+        self._ticking: set[asyncio.Task[Any]] = set()
+
+    def add_job(self, tick: Callable[[], Awaitable[None]], *args: Any, **kwargs: Any) -> Any:
+        """APScheduler's `add_job` for a tick coroutine, tracked while it runs."""
+        return self._scheduler.add_job(self._tracked(tick), *args, **kwargs)
+
+    def _tracked(self, tick: Callable[[], Awaitable[None]]) -> Callable[[], Awaitable[None]]:
+        @functools.wraps(tick)
+        async def run() -> None:
+            task = asyncio.current_task()
+            assert task is not None  # APScheduler runs a coroutine job as a task of its own
+            self._ticking.add(task)
+            try:
+                await tick()
+            finally:
+                self._ticking.discard(task)
+
+        return run
+
+    def start(self) -> None:
+        """Start ticking (inside the running loop)."""
+        self._scheduler.start()
+
+    async def shutdown(self) -> None:
+        """Stop ticking, cancel the ticks under way and wait until they have wound down."""
+        ticking = list(self._ticking)
+        self._scheduler.shutdown(wait=False)
+        await asyncio.gather(*ticking, return_exceptions=True)
+
+
 class Ticks:
     """Starts and stops the scheduler and the job runner it ticks."""
 
@@ -31,10 +78,7 @@ class Ticks:
         self.settings = settings
         self.store = store
         self.runner = JobRunner(store, settings)
-        self.scheduler = AsyncIOScheduler(
-            timezone=UTC,
-            job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": 60},
-        )
+        self.scheduler = TickScheduler()
 
     async def start(self) -> None:
         """Seed recurring jobs and start ticking (call inside the running loop)."""
@@ -61,13 +105,7 @@ class Ticks:
 
     async def stop(self) -> None:
         """Stop claiming, let in-flight work finish within the grace period, release the rest."""
-        # APScheduler's shutdown cancels the ticks under way but cannot wait for them (it is not
-        # a coroutine): wait here, so that their clean-up (handing leases back) runs while the
-        # store is still open rather than at the loop's close, where it would wait forever.
-        executor = self.scheduler._lookup_executor("default")
-        ticking = [f for f in getattr(executor, "_pending_futures", ()) if not f.done()]
-        self.scheduler.shutdown(wait=False)
-        await asyncio.gather(*ticking, return_exceptions=True)
+        await self.scheduler.shutdown()  # the ticks it cancels hand their leases back first
         await self.runner.stop(self.settings.server_shutdown_grace_seconds)
         if (notify := getattr(self, "notify", None)) is not None:
             await notify.stop(self.settings.server_shutdown_grace_seconds)

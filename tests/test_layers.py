@@ -1,10 +1,10 @@
 """Arrows point down: the store and the domain import none of the features built on them,
-and the sync engine and privacy do not know the webhook feature.
+and the sync engine, privacy and notifications do not know the webhook feature.
 
-The features react to domain changes, integration status changes and the retention sweep
-through listeners registered when the app is built (gateway/features.py), so a walk of every
-import in those folders (at any depth, including imports inside functions) must find none of
-them.
+The features react to domain changes, integration status changes, notification outcomes, SMS
+opt-outs and the retention sweep through listeners registered when the app is built
+(gateway/features.py), so a walk of every import in those folders (at any depth, including
+imports inside functions) must find none of them.
 """
 
 from __future__ import annotations
@@ -32,7 +32,11 @@ def imported(path: Path) -> list[str]:
 
 
 # Folders that publish to features they must not name: folder -> the forbidden packages.
-UNAWARE = {"gateway/sync": ("gateway.webhooks",), "gateway/privacy": ("gateway.webhooks",)}
+UNAWARE = {
+    "gateway/sync": ("gateway.webhooks",),
+    "gateway/privacy": ("gateway.webhooks",),
+    "gateway/notify": ("gateway.webhooks",),
+}
 
 
 def _upward(path: Path, above: tuple[str, ...] = ABOVE) -> list[str]:
@@ -51,7 +55,7 @@ def test_lower_layers_import_no_feature(folder: str) -> None:
 
 
 @pytest.mark.parametrize("folder", sorted(UNAWARE))
-def test_sync_and_privacy_do_not_know_the_webhooks(folder: str) -> None:
+def test_sync_privacy_and_notify_do_not_know_the_webhooks(folder: str) -> None:
     assert _found(folder, UNAWARE[folder]) == {}
 
 

@@ -209,10 +209,14 @@ async def update_integration(
         await service.update_password(caller.session, caller.settings, integration, body.password)
     if body.write_calendar is not None or body.busy_calendars is not None:
         await service.choose_calendars(
-            caller.session, integration, body.write_calendar, body.busy_calendars
+            caller.session,
+            caller.settings,
+            integration,
+            body.write_calendar,
+            body.busy_calendars,
         )
     if body.resume:
-        await service.resume(caller.session, integration)
+        await service.resume(caller.session, caller.settings, integration)
     out = await _out(caller, integration)
     if body.reconnect:
         out.consent_url = await service.consent_url(caller.session, caller.settings, integration)

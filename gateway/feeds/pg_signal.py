@@ -28,6 +28,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import select
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -44,6 +45,24 @@ _TRIGGERS = text(
     "SELECT count(*) FROM pg_trigger WHERE tgname = 'calgate_feed_signal'"
     " AND tgrelid IN (to_regclass('feeds'), to_regclass('accounts'))"
 )
+
+
+def socket_of(conn: Any) -> Any:
+    """The socket under asyncpg connection `conn` (to see whether a notification waits
+    unread), or None when it cannot be found.
+
+    asyncpg (0.29 to 0.32 read) offers no public way to it: its public surface (`add_listener`,
+    `add_termination_listener`, `add_log_listener`, `is_closed`, `terminate`, `get_server_pid`,
+    `get_settings`) never exposes the transport, `connect()` takes no socket of ours, and its one
+    extension point, `connect(connection_class=...)`, hands the transport only to a constructor
+    whose signature is private too. So this one place reads asyncpg's private `_transport` (then
+    asyncio's public `get_extra_info`). Should a later asyncpg drop it, None: the lookups are
+    never remembered and every fetch queries, as with `feeds.remember_tokens_postgres` off.
+    """
+    transport = getattr(conn, "_transport", None)
+    get_extra_info = getattr(transport, "get_extra_info", None)
+    sock = get_extra_info("socket") if callable(get_extra_info) else None
+    return sock if callable(getattr(sock, "fileno", None)) else None
 
 
 class PgLookups:
@@ -94,8 +113,11 @@ class PgLookups:
             raw.detach()  # ours until closed: the pool neither reuses nor resets it
             self._conn.add_termination_listener(self._lost)
             await self._conn.add_listener(CHANNEL, self._notified)
-            # asyncpg has no public accessor for its socket; without it nothing is remembered.
-            sock = self._conn._transport.get_extra_info("socket")
+            sock = socket_of(self._conn)
+            if sock is None:
+                log.warning("feed change listener has no socket: token lookups not remembered")
+                self._retry_at = math.inf  # the driver will not change while we run
+                return
             self._unread = select.poll()
             self._unread.register(sock.fileno(), select.POLLIN)
             self._forget()

@@ -23,7 +23,7 @@ from typing import Any, cast
 from sqlalchemy import Table, bindparam, case, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from gateway.notify import optouts
+from gateway.notify import optouts, topics
 from gateway.notify.channels.base import ChannelError, Receipt
 from gateway.notify.channels.sms import OPTED_OUT_CODE
 from gateway.store.db import Store
@@ -36,7 +36,6 @@ from gateway.store.notify_models import (
     OutboxMessage,
 )
 from gateway.store.types import utcnow
-from gateway.webhooks import hooks as webhook_hooks
 from gateway.worker import backoff
 
 log = logging.getLogger("calgate.notify")
@@ -140,7 +139,7 @@ class OutcomeWriter:
                 await self._store_plain_successes(session, plain, now)
             if rest:
                 await self._store_each(session, rest, now)
-            await webhook_hooks.notification_outcomes(session, [o.attempt.row_id for o in group])
+            await topics.outcomes_stored(session, [o.attempt.row_id for o in group])
         log.info("notification outcomes stored", extra={"count": len(group)})
 
     async def _store_plain_successes(
@@ -239,4 +238,4 @@ async def _opt_out_recipient(session: AsyncSession, row: OutboxMessage) -> None:
     if client is not None and client.phone and await optouts.opt_out(session, client.phone):
         # Twilio refused the send because the number answered STOP (21610): the booking
         # product hears of it as it would of a STOP reply.
-        await webhook_hooks.sms_opt_changed(session, client.phone, opted_out=True)
+        await topics.sms_opt_changed(session, client.phone, opted_out=True)

@@ -12,7 +12,7 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from gateway.notify import optouts
+from gateway.notify import optouts, topics
 from gateway.notify.channels.sms import status_failure
 from gateway.store.notify_models import (
     DELIVERED,
@@ -24,7 +24,6 @@ from gateway.store.notify_models import (
     OutboxMessage,
 )
 from gateway.store.types import utcnow
-from gateway.webhooks import hooks as webhook_hooks
 
 # Twilio's own opt-out and opt-in keywords (matched on the whole trimmed message).
 STOP_WORDS = {"STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT", "OPTOUT", "REVOKE"}
@@ -63,7 +62,7 @@ async def record_status(
         if error_code:
             row.last_error = f"twilio {error_code}"
         row.updated_at = now
-        await webhook_hooks.notification_outcomes(session, [row.id])
+        await topics.outcomes_stored(session, [row.id])
     return True
 
 
@@ -77,10 +76,10 @@ async def record_reply(session: AsyncSession, phone: str, body: str) -> str | No
     word = keyword(body)
     if word in STOP_WORDS:
         if await optouts.opt_out(session, phone):
-            await webhook_hooks.sms_opt_changed(session, phone, opted_out=True)
+            await topics.sms_opt_changed(session, phone, opted_out=True)
         return "stop"
     if word in START_WORDS:
         if await optouts.opt_in(session, phone):
-            await webhook_hooks.sms_opt_changed(session, phone, opted_out=False)
+            await topics.sms_opt_changed(session, phone, opted_out=False)
         return "start"
     return None

@@ -169,7 +169,7 @@ async def finish(
         chosen = await _store_grant(session, settings, integration, grant.secret, found)
         if grant.username:
             integration.username = grant.username
-        await watch.start_soon(session, integration, settings)
+        await watch.start_soon(session, settings, integration)
     log.info("connected by consent", extra={"integration_id": integration_id})
     return Result(
         True,

@@ -82,9 +82,11 @@ async def create_integration(
     if found is None:
         return integration
     if new.write_calendar is not None or new.busy_calendars is not None:
-        await choose_calendars(session, integration, new.write_calendar, new.busy_calendars)
+        await choose_calendars(
+            session, settings, integration, new.write_calendar, new.busy_calendars
+        )
     elif len(found) == 1:
-        await choose_calendars(session, integration, found[0].id, None)
+        await choose_calendars(session, settings, integration, found[0].id, None)
     integration.counts = await integration_counts(session, integration.id)
     return integration
 
@@ -117,6 +119,7 @@ async def calendars_of(session: AsyncSession, integration_id: str) -> list[SyncC
 
 async def choose_calendars(
     session: AsyncSession,
+    settings: Settings,
     integration: Integration,
     write: str | None,
     busy: tuple[str, ...] | list[str] | None,
@@ -137,7 +140,7 @@ async def choose_calendars(
         integration.due_at = utcnow()
         await topics.status_set(session, integration)
     await session.flush()
-    await watch.start_soon(session, integration)
+    await watch.start_soon(session, settings, integration)
     return integration
 
 
@@ -179,18 +182,20 @@ async def update_password(
     integration.failures = 0
     integration.due_at = utcnow()
     await topics.status_set(session, integration)
-    await watch.start_soon(session, integration, settings)
+    await watch.start_soon(session, settings, integration)
     return integration
 
 
-async def resume(session: AsyncSession, integration: Integration) -> Integration:
+async def resume(
+    session: AsyncSession, settings: Settings, integration: Integration
+) -> Integration:
     """Run again after a guard paused it (the person checked the calendar), or right now."""
     if integration.status in (ACTIVE, "paused"):
         integration.status = ACTIVE
         integration.due_at = utcnow()
         integration.dirty = True
         await topics.status_set(session, integration)
-        await watch.start_soon(session, integration)
+        await watch.start_soon(session, settings, integration)
     return integration
 
 

@@ -40,7 +40,7 @@ from connectors.base import Connector, ConnectorError, RemoteNotFound
 from connectors.registry import Batch, Incoming, Notification, Provider, Reply
 from gateway.config import Settings
 from gateway.errors import ExternalError
-from gateway.store.db import Store, session_settings, session_store
+from gateway.store.db import Store, session_store
 from gateway.store.lifecycle_models import WatchChannel
 from gateway.store.models import Job
 from gateway.store.sync_models import Integration, SyncCalendar
@@ -184,15 +184,12 @@ async def tick(store: Store, settings: Settings) -> int:
     return started
 
 
-async def start_soon(
-    session: AsyncSession, integration: Integration, settings: Settings | None = None
-) -> None:
+async def start_soon(session: AsyncSession, settings: Settings, integration: Integration) -> None:
     """Have the integration's channels started (or moved to newly chosen calendars) within
     seconds rather than at the next channel tick: a job due now, added in the caller's
     transaction, so it exists exactly when the calendars chosen or the integration resumed do.
-    Nothing for a provider without channels or an integration not active. `settings` are the
-    store's where not given."""
-    store, settings = session_store(session), settings or session_settings(session)
+    Nothing for a provider without channels or an integration not active."""
+    store = session_store(session)
     found = [p for p in _watching(store, settings) if p.name == integration.provider]
     if integration.status != ACTIVE or not found or not _reachable(found[0], settings):
         return

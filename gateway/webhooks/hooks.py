@@ -21,6 +21,7 @@ from gateway.webhooks.events import emit, iso
 
 if TYPE_CHECKING:
     from gateway.domain.appointments import AppointmentChange
+    from gateway.notify.topics import SmsOptChange
 
 _APPOINTMENT_TYPES = {
     "created": events.APPOINTMENT_CREATED,
@@ -146,14 +147,16 @@ async def notification_outcomes(session: AsyncSession, outbox_ids: Sequence[str]
         await emit(session, row.account_id, event_type, data, idem_key=f"{event_type}:{row.id}")
 
 
-async def sms_opt_changed(session: AsyncSession, phone: str, opted_out: bool) -> None:
-    """client.sms_opted_out | opted_in for every client with this number (the opt-out belongs
+async def sms_opt_changed(session: AsyncSession, change: SmsOptChange) -> None:
+    """client.sms_opted_out | opted_in for every client with the number (the opt-out belongs
     to the number, so each account that knows it hears of it)."""
     if not await _anyone_listens(session):
         return
-    event_type = events.CLIENT_SMS_OPTED_OUT if opted_out else events.CLIENT_SMS_OPTED_IN
+    event_type = events.CLIENT_SMS_OPTED_OUT if change.opted_out else events.CLIENT_SMS_OPTED_IN
     clients = (
-        await session.execute(select(Client.id, Client.account_id).where(Client.phone == phone))
+        await session.execute(
+            select(Client.id, Client.account_id).where(Client.phone == change.phone)
+        )
     ).all()
     for client_id, account_id in clients:
         await emit(session, account_id, event_type, {"client_id": client_id})

@@ -209,7 +209,50 @@ async def test_caldav(caldav_rig: Rig, fault: str) -> None:
     await _case(caldav_rig, fault)
 
 
-# --- Google (the stand-in) ------------------------------------------------------------------
+# --- The providers connected by consent: Google and Outlook ---------------------------------
+
+
+async def _sign_in(world: g.GoogleWorld | o.OutlookWorld, consent_url: str) -> None:
+    """The person consents at the provider and comes back to our callback."""
+    code, state = await world.consent(consent_url)
+    page = await world.callback(code, state)
+    assert page.status_code == 200, page.text
+
+
+@asynccontextmanager
+async def _consent_rig(
+    tmp_path: Path,
+    store: Store,
+    proxy: FaultPeer,
+    world_class: type[g.GoogleWorld] | type[o.OutlookWorld],
+    peer: Any,
+    provider_settings: dict[str, Any],
+    remote_events: Callable[[Any], list[Any]],
+    revoked: bytes,
+) -> AsyncIterator[Rig]:
+    """A provider that connects by consent, its `peer` reached through `proxy`, connected: the
+    rig counts `remote_events(world)`, reconnects by consenting again, and is refused with
+    `invalid_grant` saying `revoked` (the provider's own words)."""
+    settings = _settings(tmp_path, **provider_settings)
+    async with _client(settings, store) as client:
+        api = await new_account(store, client)
+        world = world_class(api, store, settings, await api.user(), await api.client(), peer=peer)
+        await _sign_in(world, await world.consent_url())
+
+        async def count() -> int:
+            return len(remote_events(world))
+
+        async def reconnect() -> None:
+            answer = await api.patch(
+                f"/v1/integrations/{world.integration_id}", {"reconnect": True}
+            )
+            assert answer.status_code == 200, answer.text
+            await _sign_in(world, answer.json()["consent_url"])
+
+        refused = http_reply(
+            401, b'{"error": "invalid_grant", "error_description": "' + revoked + b'"}'
+        )
+        yield Rig(world, proxy, "json", refused, count, reconnect)
 
 
 @pytest.fixture
@@ -218,39 +261,22 @@ async def google_rig(tmp_path: Path, store: Store) -> AsyncIterator[Rig]:
         peer.add_client(g.CLIENT_ID, g.CLIENT_SECRET, g.REDIRECT)
         peer.add_calendar(g.CALENDAR, "Dr Test", tz="Europe/London")
         peer.base_url = proxy.url
-        settings = _settings(tmp_path, **g.google_settings(peer))
-        async with _client(settings, store) as client:
-            api = await new_account(store, client)
-            world = g.GoogleWorld(
-                api, store, settings, await api.user(), await api.client(), peer=peer
-            )
-            await world.connect_google()
-
-            async def count() -> int:
-                return len(peer.live_events(g.CALENDAR))
-
-            async def reconnect() -> None:
-                answer = await api.patch(
-                    f"/v1/integrations/{world.integration_id}", {"reconnect": True}
-                )
-                assert answer.status_code == 200, answer.text
-                code, state = await world.consent(answer.json()["consent_url"])
-                assert (await world.callback(code, state)).status_code == 200
-
-            refused = http_reply(
-                401,
-                b'{"error": "invalid_grant", "error_description": "Token has been expired or '
-                b'revoked."}',
-            )
-            yield Rig(world, proxy, "json", refused, count, reconnect)
+        async with _consent_rig(
+            tmp_path,
+            store,
+            proxy,
+            g.GoogleWorld,
+            peer,
+            g.google_settings(peer),
+            lambda _world: peer.live_events(g.CALENDAR),
+            b"Token has been expired or revoked.",
+        ) as rig:
+            yield rig
 
 
 @pytest.mark.parametrize("fault", [f for f in FAULTS if f != "tls"])
 async def test_google(google_rig: Rig, fault: str) -> None:
     await _case(google_rig, fault)
-
-
-# --- Outlook (the Graph stand-in) -----------------------------------------------------------
 
 
 @pytest.fixture
@@ -264,31 +290,17 @@ async def graph_rig(tmp_path: Path, store: Store, certificates: Certificates) ->
             peer.add_calendar("Calendar", default=True)
             peer.base_url = proxy.url
             peer.ca_pem = certificates.ca_pem  # what the person's browser trusts: the proxy
-            settings = _settings(tmp_path, **o.microsoft_settings(peer))
-            async with _client(settings, store) as client:
-                api = await new_account(store, client)
-                world = o.OutlookWorld(
-                    api, store, settings, await api.user(), await api.client(), peer=peer
-                )
-                await world.connect_outlook()
-
-                async def count() -> int:
-                    return len(peer.live_events(world.calendar))
-
-                async def reconnect() -> None:
-                    answer = await api.patch(
-                        f"/v1/integrations/{world.integration_id}", {"reconnect": True}
-                    )
-                    assert answer.status_code == 200, answer.text
-                    code, state = await world.consent(answer.json()["consent_url"])
-                    assert (await world.callback(code, state)).status_code == 200
-
-                refused = http_reply(
-                    401,
-                    b'{"error": "invalid_grant", "error_description": "AADSTS70000: The '
-                    b'provided grant has expired due to it being revoked."}',
-                )
-                yield Rig(world, proxy, "json", refused, count, reconnect)
+            async with _consent_rig(
+                tmp_path,
+                store,
+                proxy,
+                o.OutlookWorld,
+                peer,
+                o.microsoft_settings(peer),
+                lambda world: peer.live_events(world.calendar),
+                b"AADSTS70000: The provided grant has expired due to it being revoked.",
+            ) as rig:
+                yield rig
 
 
 @pytest.mark.parametrize("fault", FAULTS)

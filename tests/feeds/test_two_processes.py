@@ -22,6 +22,7 @@ from gateway import features
 from gateway.app import create_app
 from gateway.config import Settings
 from gateway.feeds.http import runtime_for
+from gateway.feeds.pg_signal import socket_of
 from gateway.store.db import Store
 from tests.conftest import POSTGRES_URL
 from tests.feeds.conftest import Feeds
@@ -189,3 +190,17 @@ async def test_postgres_rotate_in_one_process_stops_the_old_link_in_the_other(
         await _within(5.0, lambda: gone(rotated.json()["url"]))
     else:
         assert await gone(rotated.json()["url"])
+
+
+async def test_postgres_listener_finds_its_socket_or_stops_remembering(pg_store: Store):
+    """The unread-notification check needs the listening connection's socket, which asyncpg
+    exposes only privately: this fails on an asyncpg that moved it (remembering would then be
+    silently off), and anything without one gives None (every fetch queries)."""
+    raw = await pg_store.engine.raw_connection()
+    try:
+        sock = socket_of(raw.driver_connection)
+        assert sock is not None
+        assert sock.fileno() >= 0
+    finally:
+        raw.close()
+    assert socket_of(object()) is None

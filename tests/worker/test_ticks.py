@@ -11,7 +11,7 @@ from sqlalchemy import select, update
 from gateway.scheduler import Ticks
 from gateway.store.models import Account, Job, UsageRecord
 from gateway.store.types import utcnow
-from gateway.worker import RETENTION_SWEEP
+from gateway.worker import RETENTION_SWEEP, JobContext, JobRunner, schedule
 from tests.conftest import make_settings
 from tests.store.support import twin_factory
 from tests.worker.test_retention import usage
@@ -81,3 +81,31 @@ async def test_start_revives_a_retention_job_that_had_failed(store, tmp_path):
                 await asyncio.sleep(0.05)
     finally:
         await ticks.stop()
+
+
+async def test_stop_hands_back_the_lease_of_a_job_under_way(store, tmp_path):
+    """Stopping cancels the tick running a job; the job's clean-up hands its lease back before
+    stop returns, so another process may take it at once."""
+    settings = make_settings(
+        tmp_path, scheduler_tick_seconds=0.1, server_shutdown_grace_seconds=0.2
+    )
+    started = asyncio.Event()
+
+    async def endless(_ctx: JobContext) -> None:
+        started.set()
+        await asyncio.Event().wait()
+
+    await schedule(store, "endless", "one", utcnow())
+    ticks = Ticks(store, settings)
+    ticks.runner = JobRunner(store, settings, {"endless": endless})
+    await ticks.start()
+    try:
+        async with asyncio.timeout(10):
+            await started.wait()
+        [held] = [j for j in await _jobs(store) if j.kind == "endless"]
+        assert held.lease_owner == ticks.runner.owner
+    finally:
+        async with asyncio.timeout(5):
+            await ticks.stop()
+    [job] = [j for j in await _jobs(store) if j.kind == "endless"]
+    assert (job.lease_owner, job.lease_expires_at) == (None, None)
