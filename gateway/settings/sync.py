@@ -47,6 +47,12 @@ class SyncSettings(BaseSettings):
     sync_max_backoff_minutes: float = Field(
         60.0, gt=0, description="Longest wait between retries of a failing integration."
     )
+    sync_log_runs: bool = Field(
+        False,
+        description="One log line per sync run (integration id, process, start and end; no "
+        "personal data), written whatever log_level says: to audit that no integration is "
+        "synced by two processes at once.",
+    )
     sync_connectors: str = Field(
         "connectors.caldav, connectors.google, connectors.outlook",
         description="Calendar providers offered, as comma-separated Python modules, each with a "

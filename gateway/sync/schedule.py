@@ -26,6 +26,9 @@ from gateway.sync import watch
 from gateway.sync.run import ACTIVE, Outcome, sync_integration
 
 log = logging.getLogger("calgate.sync")
+# The "sync run" lines (sync.log_runs): their own logger, so that they are written or not by that
+# setting alone, whatever log_level says.
+runs_log = logging.getLogger("calgate.sync.runs")
 CRASHED = (
     "the sync stopped on an unexpected error and will be retried (details in the daemon's log)"
 )
@@ -124,9 +127,11 @@ class SyncTicker(leases.ClaimLoop[str]):
             await leases.release(
                 session, Integration, [integration_id], owner=self.owner, due_at=due
             )
+        if not self.settings.sync_log_runs:
+            return
         # One line per run, ids and times only: who ran which integration when (the scale-out
-        # test reads these to prove no integration is synced by two processes at once).
-        log.info(
+        # test and bench read these to prove no integration is synced by two processes at once).
+        runs_log.info(
             "sync run",
             extra={
                 "integration_id": integration_id,
@@ -141,6 +146,8 @@ class SyncTicker(leases.ClaimLoop[str]):
 def install(scheduler: Any, store: Store, settings: Settings) -> SyncTicker:
     """Add the sync tick to the daemon's scheduler; returns the ticker."""
     ticker = SyncTicker(store, settings)
+    if settings.sync_log_runs:
+        runs_log.setLevel(logging.INFO)  # written even when log_level is WARNING or ERROR
 
     async def tick() -> None:
         try:

@@ -73,6 +73,21 @@ def google_settings(peer: google_peer.GooglePeer, **over: Any) -> dict[str, Any]
     return values
 
 
+def google_env(peer: google_peer.GooglePeer, **over: Any) -> dict[str, str]:
+    """`google_settings` as the environment of a real `calgate` process."""
+    return {f"CALGATE_{k.upper()}": str(v) for k, v in google_settings(peer, **over).items()}
+
+
+def consent_through(api: httpx.Client, created: dict[str, Any]) -> None:
+    """The person follows the consent link of a just created Google integration (`created`, the
+    API's answer) and Google sends them back to calgate at `api` (a real daemon)."""
+    consent = httpx.get(created["consent_url"], follow_redirects=False)
+    assert consent.status_code == 302, consent.text
+    back = dict(parse_qsl(urlsplit(consent.headers["location"]).query))
+    page = api.get("/oauth/google/callback", params=back)
+    assert page.status_code == 200, page.text
+
+
 @dataclass
 class GoogleWorld(World):
     """A World (tests/sync/conftest.py) whose practitioner connects Google through consent."""

@@ -16,14 +16,20 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qsl, urlsplit
 
 import httpx
 import pytest
 from caldav.davclient import DAVClient
 
 from gateway.domain.uids import appointment_uid
-from tests.google.conftest import CALENDAR, CLIENT_ID, CLIENT_SECRET, REDIRECT, google_settings
+from tests.google.conftest import (
+    CALENDAR,
+    CLIENT_ID,
+    CLIENT_SECRET,
+    REDIRECT,
+    consent_through,
+    google_env,
+)
 from tests.ops.daemon import Daemons, clean_env, port
 from tests.peers import faults, radicale
 from tests.peers import google as google_peer
@@ -90,18 +96,14 @@ def _google() -> Iterator[Provider]:
             peer.base_url = proxy.url
             peer.add_client(CLIENT_ID, CLIENT_SECRET, REDIRECT)
             peer.add_calendar(CALENDAR, "Dr Kill", tz="Europe/London")
-            settings = google_settings(peer, google_watch=False)
-            env = {f"CALGATE_{k.upper()}": str(v) for k, v in settings.items()}
+            env = google_env(peer, google_watch=False)
 
             def connect(api: httpx.Client, user_id: str) -> str:
                 answer = api.post(
                     "/v1/integrations", json={"user_id": user_id, "provider": "google"}
                 )
                 assert answer.status_code == 201, answer.text
-                consent = httpx.get(answer.json()["consent_url"], follow_redirects=False)
-                back = dict(parse_qsl(urlsplit(consent.headers["location"]).query))
-                page = api.get("/oauth/google/callback", params=back)
-                assert page.status_code == 200, page.text
+                consent_through(api, answer.json())
                 return str(answer.json()["id"])
 
             def starts() -> dict[str, datetime]:
