@@ -1,16 +1,20 @@
 """Scale-out sync benchmark: three `calgate serve` processes on one PostgreSQL database sync
-``--integrations`` CalDAV integrations (one Radicale process, a user and a calendar each) while
-both sides change.
+``--integrations`` calendar integrations, spread in turn over ``--providers`` (CalDAV: one
+Radicale process, a user and a calendar each; Google: the Calendar API stand-in, a calendar
+each), while both sides change.
 
-    .venv/bin/python bench/scaleout_sync.py [--integrations 300] [--poll-minutes 1]
+    .venv/bin/python bench/scaleout_sync.py [--integrations 300] [--providers caldav,google]
+        [--poll-minutes 1]
 
-Every practitioner is connected and booked three times through the three APIs in turn; once
-those are in the calendars, two more bookings each go through the APIs while, at the same time,
-each calendar gets a move, a deletion and an event of its own (tests/ops/sync_scale.py). Then it
-waits until everything has settled and counts: remote copies beyond one per UID (duplicates),
-live appointments missing from their calendar, events that should be gone, moves and deletions
-not taken over, and sync runs of one integration that overlapped in time (the daemons' "sync run"
-lines). Prints ``name = value (target ...)`` lines and exits 0 whatever the figures are.
+Every practitioner is connected (Google by consent) and booked three times through the three
+APIs in turn; once those are in the calendars, two more bookings each go through the APIs while,
+at the same time, each calendar gets a move, a deletion and an event of its own
+(tests/ops/sync_scale.py). Then it waits until everything has settled and counts, for each
+provider: remote copies beyond one per UID (duplicates), live appointments missing from their
+calendar, events that should be gone, moves and deletions not taken over; and sync runs of one
+integration that overlapped in time (the daemons' "sync run" lines, on through sync.log_runs
+while they log at WARNING). Prints ``name = value (target ...)`` lines and exits 0 whatever the
+figures are.
 
 Needs the tests' PostgreSQL server (CALGATE_TEST_POSTGRES_URL); creates and drops a database.
 """
@@ -33,7 +37,6 @@ from cryptography.fernet import Fernet  # noqa: E402
 from bench.scaleout import CALGATE, POSTGRES, database  # noqa: E402
 from tests.ops import sync_scale  # noqa: E402
 from tests.ops.daemon import Daemons, clean_env, port  # noqa: E402
-from tests.peers import radicale  # noqa: E402
 
 SETTLE_SECONDS = 360
 
@@ -53,13 +56,12 @@ def main(args: argparse.Namespace) -> None:
     name = f"bench_sync_{uuid.uuid4().hex[:8]}"
     url = POSTGRES.rsplit("/", 1)[0] + f"/{name}"
     asyncio.run(database(name, create=True))
-    count = args.integrations
+    count, providers = args.integrations, args.providers
     with tempfile.TemporaryDirectory(prefix="calgate-bench-") as tmp:
         folder = Path(tmp)
         daemons = Daemons(CALGATE, folder)
-        users = sync_scale.users(count)
         try:
-            with radicale.running_process(folder / "radicale", more_users=users) as server:
+            with sync_scale.peers_running(folder, count, providers, own_process=True) as peers:
                 key = Fernet.generate_key().decode()
                 envs = [
                     clean_env(
@@ -68,7 +70,7 @@ def main(args: argparse.Namespace) -> None:
                         CALGATE_SECRETS_KEY=key,
                         CALGATE_SERVER_PORT=str(p),
                         CALGATE_PUBLIC_URL=f"http://127.0.0.1:{p}",
-                        **sync_scale.sync_env(args.poll_minutes),
+                        **sync_scale.sync_env(args.poll_minutes, peers),
                     )
                     for p in [port() for _ in range(3)]
                 ]
@@ -80,7 +82,7 @@ def main(args: argparse.Namespace) -> None:
                     for e in envs
                 ]
                 bases = [e["CALGATE_PUBLIC_URL"] for e in envs]
-                scene = sync_scale.Scene(bases, api_key, server, count)
+                scene = sync_scale.Scene(bases, api_key, peers, count, providers)
                 try:
                     started = time.perf_counter()
                     scene.connect()
@@ -97,9 +99,9 @@ def main(args: argparse.Namespace) -> None:
                     assert not booking.is_alive(), "the bookings did not finish"
                     assert not failures, failures
                     changed = time.perf_counter() - started
-                    seconds, tally = _settle(scene, SETTLE_SECONDS)
+                    seconds, _ = _settle(scene, SETTLE_SECONDS)
                     time.sleep(3)  # a late duplicate would show up now
-                    tally = scene.check(everyone=True)
+                    tallies = scene.check_by_provider(everyone=True)
                 finally:
                     scene.close()
                 alive = sum(p.poll() is None for p in procs)
@@ -108,12 +110,14 @@ def main(args: argparse.Namespace) -> None:
             daemons.kill_all()
             asyncio.run(database(name, create=False))
         overlaps, runs, owners = sync_scale.overlapping_runs(logs)
-    _line("integrations", count, "three processes, one Radicale")
-    _line("duplicate_remote_events", tally.duplicates, "target <= 0")
-    _line("missing_remote_events", tally.missing, "target <= 0")
-    _line("stale_remote_events", tally.stale, "target <= 0")
-    _line("moves_not_taken", tally.unmoved, "target <= 0")
-    _line("deletions_not_taken", tally.uncancelled, "target <= 0")
+    spread = ", ".join(f"{sum(1 for p in scene.people if p.provider == x)} {x}" for x in tallies)
+    _line("integrations", count, f"three processes; {spread}")
+    for provider, tally in tallies.items():
+        _line(f"duplicate_remote_events_{provider}", tally.duplicates, "target <= 0")
+        _line(f"missing_remote_events_{provider}", tally.missing, "target <= 0")
+        _line(f"stale_remote_events_{provider}", tally.stale, "target <= 0")
+        _line(f"moves_not_taken_{provider}", tally.unmoved, "target <= 0")
+        _line(f"deletions_not_taken_{provider}", tally.uncancelled, "target <= 0")
     _line("overlapping_runs", overlaps, "target <= 0")
     _line("runs", runs, f"by {owners} processes")
     _line("processes_alive", alive, "target >= 3")
@@ -124,6 +128,12 @@ def main(args: argparse.Namespace) -> None:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--integrations", type=int, default=300)
+    parser.add_argument(
+        "--providers",
+        type=sync_scale.parse_providers,
+        default=sync_scale.PROVIDERS,
+        help="comma-separated, taken in turn: caldav, google or both (default caldav,google)",
+    )
     parser.add_argument("--poll-minutes", type=float, default=1.0)
     began = time.perf_counter()
     main(parser.parse_args())

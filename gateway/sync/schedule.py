@@ -54,6 +54,8 @@ class SyncTicker(leases.ClaimLoop[str]):
     def __init__(self, store: Store, settings: Settings) -> None:
         super().__init__(store, timedelta(seconds=settings.scheduler_lease_seconds), ":sync")
         self.settings = settings
+        if settings.sync_log_runs:
+            runs_log.setLevel(logging.INFO)  # written even when log_level is WARNING or ERROR
 
     async def _claim(self, session: AsyncSession) -> list[str]:
         rows = await leases.claim(
@@ -146,8 +148,6 @@ class SyncTicker(leases.ClaimLoop[str]):
 def install(scheduler: Any, store: Store, settings: Settings) -> SyncTicker:
     """Add the sync tick to the daemon's scheduler; returns the ticker."""
     ticker = SyncTicker(store, settings)
-    if settings.sync_log_runs:
-        runs_log.setLevel(logging.INFO)  # written even when log_level is WARNING or ERROR
 
     async def tick() -> None:
         try:

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import timedelta
+import logging
+from datetime import datetime, timedelta
 from typing import Any
 
+import pytest
 from sqlalchemy import event, update
 
 from connectors.base import AuthExpired, Transient
@@ -15,7 +17,7 @@ from gateway.store.db import Store
 from gateway.store.sync_models import Integration
 from gateway.store.types import utcnow
 from gateway.sync.run import Outcome
-from gateway.sync.schedule import SyncTicker, next_due
+from gateway.sync.schedule import SyncTicker, next_due, runs_log
 from tests.sync.conftest import World
 
 
@@ -221,3 +223,31 @@ async def test_a_crashed_sync_says_so_in_words_and_is_retried(world: World, memo
     assert await ticker.tick() == 1
     assert len(server.calendars["work"]) == 1  # nothing lost
     assert (await _row(world)).last_error is None
+
+
+async def test_each_run_is_logged_when_asked_whatever_the_log_level(
+    world: World, memory, caplog: pytest.LogCaptureFixture
+) -> None:
+    """sync.log_runs: one "sync run" line per run (ids and times, no personal data) while the
+    daemon logs at WARNING; none without the setting."""
+    await _connect(world, memory)
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.WARNING)  # the daemon's log_level
+    caplog.set_level(logging.NOTSET, logger=runs_log.name)
+    try:
+        assert await SyncTicker(world.store, world.settings).tick() == 1
+        assert not [r for r in caplog.records if r.getMessage() == "sync run"]
+        await world.book("2027-01-12T09:00:00Z", "2027-01-12T10:00:00Z")  # due again
+        settings = world.settings.model_copy(update={"sync_log_runs": True})
+        ticker = SyncTicker(world.store, settings)
+        assert await ticker.tick() == 1
+    finally:
+        root.setLevel(level)
+        runs_log.setLevel(logging.NOTSET)
+    (line,) = [r for r in caplog.records if r.getMessage() == "sync run"]
+    assert line.integration_id == world.integration_id  # type: ignore[attr-defined]
+    assert line.lease_owner == ticker.owner  # type: ignore[attr-defined]
+    started = datetime.fromisoformat(line.started)  # type: ignore[attr-defined]
+    assert started <= datetime.fromisoformat(line.finished)  # type: ignore[attr-defined]
+    assert not line.failed  # type: ignore[attr-defined]
