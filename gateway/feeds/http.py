@@ -1,14 +1,13 @@
 """The public endpoint ``GET|HEAD /feeds/{token}.ics``: the hot path, a bare ASGI app.
 
 Per request when the cache is warm: the token lookup (token hash → feed id and version), a
-dictionary lookup, an in-memory count, and the bytes. On the embedded SQLite store the lookup
-runs on a connection of its own in the event loop and its answers are remembered until anything
-commits (a look at the wal-index header per request, gateway/feeds/sqlite_lookup.py); on
-PostgreSQL until a NOTIFY says a feed changed (gateway/feeds/pg_signal.py). `FeedsFirst`, the
-app's entry, hands feed requests to the endpoint ahead of FastAPI and its middleware stack. The response headers are built once per
-rendered body. Every miss (unknown, revoked, malformed or traversing token)
-does the same lookup and gets the same 404; an address that keeps missing is slowed down
-(gateway/feeds/guard.py).
+dictionary lookup, an in-memory count, and the bytes. On the embedded SQLite store the lookup runs
+on a connection of its own in the event loop and its answers are remembered until anything commits
+(a look at the wal-index header per request, gateway/feeds/sqlite_lookup.py); on PostgreSQL until a
+NOTIFY says a feed changed (gateway/feeds/pg_signal.py). `FeedsFirst`, the app's entry, hands feed
+requests to the endpoint ahead of FastAPI and its middleware stack. The response headers are built
+once per rendered body. Every miss (unknown, revoked, malformed or traversing token) does the same
+lookup and gets the same 404; an address that keeps missing is slowed down (gateway/feeds/guard.py).
 
 Caching (RFC 9110 §13.2.2): If-None-Match wins over If-Modified-Since; an If-Modified-Since that
 does not parse or lies in the future is ignored. Both representations (identity and gzip) carry

@@ -1,20 +1,22 @@
 """Delivery: claim due deliveries with leases, sign and post them, record every attempt.
 
 Per endpoint with due work, a claim takes up to a few rounds of `webhooks_endpoint_concurrency`
-deliveries (`senders.Senders.rounds`: 4 for an endpoint this process has not timed yet, up to 16
-for a fast one, fewer for a slow one), minus those leased by any process and still in flight,
-and only the first pending delivery of each appointment (lowest version), so an appointment's
-events arrive in order. At most `webhooks_endpoint_concurrency` requests per endpoint are on the
-wire at once in a process (at most that many senders per endpoint, `senders.py`), so one slow
-receiver cannot hold up the others: its claims wait for its own senders while the other
-endpoints' go out. Across processes the cap is not shared: since every claim counts the leases
-of all processes, at most 16 rounds of one endpoint are in flight at once, so P processes have
-at most min(P, 16) x the cap in flight to it. Sends run outside any transaction and do not wait
-for each other. Outcomes are stored by group commit, naming our lease, and the same transaction
-claims the next deliveries when an endpoint has room for a round (a claim of its own follows
-within REFILL_GAP only when no group is being written). The scheduler calls `claim_due`, which
-never waits for sends; `tick` (tests, benchmarks) is the pipelined `leases.ClaimLoop` tick. A
-delivery that waited for a sender until its lease was nearly out is handed back unsent.
+deliveries (`senders.Senders.rounds`: 4 for an endpoint this process has not timed yet, up to 16 for
+a fast one, fewer for a slow one), minus those leased by any process and still in flight, and only
+the first pending delivery of each appointment (lowest version), so an appointment's events arrive
+in order. At most `webhooks_endpoint_concurrency` requests per endpoint are on the wire at once in a
+process (at most that many senders per endpoint, `senders.py`), so one slow receiver cannot hold up
+the others: its claims wait for its own senders while the other endpoints' go out. Across processes
+the cap is not shared: since every claim counts the leases of all processes, at most 16 rounds of
+one endpoint are in flight at once, so P processes have at most min(P, 16) x the cap in flight to
+it. Sends run outside any transaction and do not wait for each other. Outcomes are stored by group
+commit, naming our lease, and the same transaction claims the next deliveries when an endpoint has
+room for a round (a claim of its own follows within REFILL_GAP only when no group is being written).
+The scheduler calls `claim_due`, which never waits for sends; a commit in this process that makes
+deliveries due (a new event, a retry, a replay, an endpoint enabled again) wakes the dispatcher to
+claim within REFILL_GAP instead (`events.due_now`), so the tick only matters for work committed by
+other processes; `tick` (tests, benchmarks) is the pipelined `leases.ClaimLoop` tick. A delivery
+that waited for a sender until its lease was nearly out is handed back unsent.
 
 At least once: a crash between the receiver's answer and our record leaves the delivery leased;
 when the lease expires it is sent again, with the same `webhook-id`.
@@ -41,7 +43,7 @@ from gateway.store import leases
 from gateway.store.db import Store
 from gateway.store.types import utcnow
 from gateway.store.webhook_models import PENDING, WebhookDelivery, WebhookEndpoint, WebhookEvent
-from gateway.webhooks import http, outcomes, senders
+from gateway.webhooks import events, http, outcomes, senders
 from gateway.webhooks.events import body_of
 from gateway.webhooks.outcomes import Attempt
 
@@ -170,6 +172,15 @@ class Dispatcher(leases.ClaimLoop[Item]):
         # The claim rides in the transaction that records the next group of attempts (whose
         # leases it frees first); a claim of its own follows only when no group is coming.
         # A claim per finished send cost more transactions than the sends themselves.
+        self._claim_soon()
+
+    def wake(self) -> None:
+        """Deliveries were committed due now in this process: claim within REFILL_GAP (commits
+        close together share one claim) instead of at the next tick."""
+        if not self._stopping:
+            self._claim_soon()
+
+    def _claim_soon(self) -> None:
         self._want_refill = True
         if self._timer is None:
             loop = asyncio.get_running_loop()
@@ -357,6 +368,7 @@ def install(scheduler: Any, store: Store, settings: Settings) -> Dispatcher | No
     if not settings.webhooks_enabled:
         return None
     dispatcher = Dispatcher(store, settings)
+    events.on_due(store, dispatcher.wake)
 
     async def _tick() -> None:
         try:

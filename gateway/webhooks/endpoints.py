@@ -30,7 +30,7 @@ from gateway.store.webhook_models import (
 )
 from gateway.sync import outbound
 from gateway.webhooks import signing
-from gateway.webhooks.events import DEFAULT_TYPES, EVENT_TYPES, delivery_row
+from gateway.webhooks.events import DEFAULT_TYPES, EVENT_TYPES, delivery_row, due_now
 
 # How long the old secret keeps signing after a rotation.
 ROTATION_OVERLAP = timedelta(hours=24)
@@ -134,6 +134,7 @@ async def update_endpoint(
                 )
                 .values(due_at=now)
             )
+            due_now(session)
     endpoint.updated_at = now
     await session.flush()
     return endpoint
@@ -217,6 +218,7 @@ async def retry_delivery(
     delivery.retry_since = now
     delivery.updated_at = now
     await session.flush()
+    due_now(session)
     return delivery
 
 
@@ -244,4 +246,5 @@ async def replay(session: AsyncSession, endpoint: WebhookEndpoint, since: dateti
     ]
     if values:
         await session.execute(insert(WebhookDelivery), values)
+        due_now(session)
     return len(values)

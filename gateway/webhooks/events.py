@@ -9,12 +9,16 @@ only. An account without endpoints stores nothing.
 from __future__ import annotations
 
 import json
+import weakref
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import insert, select
+from sqlalchemy import event, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
 
+from gateway.store.db import Store, session_store
 from gateway.store.types import new_id, utcnow
 from gateway.store.webhook_models import PENDING, WebhookDelivery, WebhookEndpoint, WebhookEvent
 
@@ -42,6 +46,31 @@ EVENT_TYPES = (
 # Sent only to endpoints that name them (one per message: many, and rarely needed).
 OPT_IN = frozenset({NOTIFICATION_DELIVERED})
 DEFAULT_TYPES = tuple(t for t in EVENT_TYPES if t not in OPT_IN)
+
+
+# store -> what to call when a transaction on it committed deliveries due now (the dispatcher of
+# this process, gateway/webhooks/dispatcher.py); a process without one waits for a tick elsewhere.
+_WAKERS: weakref.WeakKeyDictionary[Store, Callable[[], None]] = weakref.WeakKeyDictionary()
+_WAKE_PENDING = "calgate.webhooks.wake"
+
+
+def on_due(store: Store, wake: Callable[[], None]) -> None:
+    """Call `wake` after each commit on `store` that made deliveries due now."""
+    _WAKERS[store] = wake
+
+
+def due_now(session: AsyncSession) -> None:
+    """Deliveries made due now in this transaction: wake this process's dispatcher when it
+    commits, so they go within milliseconds instead of at the next tick (nothing on rollback)."""
+    wake = _WAKERS.get(session_store(session))
+    if wake is None or session.info.get(_WAKE_PENDING):
+        return
+    session.info[_WAKE_PENDING] = True
+
+    def committed(_: Session) -> None:
+        wake()
+
+    event.listen(session.sync_session, "after_commit", committed, once=True)
 
 
 def iso(moment: datetime) -> str:
@@ -106,6 +135,7 @@ async def emit(
                 for endpoint_id in endpoint_ids
             ],
         )
+        due_now(session)
     return event_id
 
 

@@ -77,27 +77,42 @@ class _GuardedBackend(httpcore.AsyncNetworkBackend):
         await self._inner.sleep(seconds)
 
 
-def client(settings: Settings) -> httpx.AsyncClient:
-    """A client for deliveries: guarded connections, kept alive, no redirects, no env proxies."""
-    transport = httpx.AsyncHTTPTransport(trust_env=False)
-    # httpx offers no hook for the network backend: build its pool the same way, with ours.
-    transport._pool = httpcore.AsyncConnectionPool(
-        ssl_context=httpx.create_ssl_context(trust_env=False),
-        max_connections=None,
-        max_keepalive_connections=128,
-        keepalive_expiry=5.0,
-        network_backend=_GuardedBackend(outbound.connect_guard(settings)),
-    )
-    return httpx.AsyncClient(
-        transport=transport,
-        trust_env=False,
-        follow_redirects=False,
-        timeout=settings.webhooks_timeout_seconds,
-        headers={"user-agent": "calgate-webhooks/0.1"},
+def client(settings: Settings) -> Pool:
+    """The connection pool for deliveries: guarded connections, kept alive, no proxies.
+
+    httpcore's pool (httpx's own transport) without httpx's client layer on top: a webhook post
+    needs none of its cookies, redirects, auth or models, which cost a third of each post."""
+    return Pool(
+        httpcore.AsyncConnectionPool(
+            ssl_context=httpx.create_ssl_context(trust_env=False),
+            max_connections=None,
+            max_keepalive_connections=128,
+            keepalive_expiry=5.0,
+            network_backend=_GuardedBackend(outbound.connect_guard(settings)),
+        ),
+        settings.webhooks_timeout_seconds,
     )
 
 
-async def attempt(client: httpx.AsyncClient, item: Item, response_bytes: int) -> Attempt:
+class Pool:
+    """The pool and the timeout of each step of a post (connect, write, read, wait for a
+    connection), as httpx applies one."""
+
+    def __init__(self, pool: httpcore.AsyncConnectionPool, timeout: float) -> None:
+        self.pool = pool
+        self.extensions = {
+            "timeout": {"connect": timeout, "read": timeout, "write": timeout, "pool": timeout}
+        }
+
+    async def aclose(self) -> None:
+        """Close every connection."""
+        await self.pool.aclose()
+
+
+_USER_AGENT = (b"user-agent", b"calgate-webhooks/0.1")
+
+
+async def attempt(client: Pool, item: Item, response_bytes: int) -> Attempt:
     """Sign and post `item` once; what happened, as an Attempt (never raises for the
     receiver's failures: a timeout or connection error is part of the outcome)."""
     started_at = utcnow()
@@ -107,18 +122,19 @@ async def attempt(client: httpx.AsyncClient, item: Item, response_bytes: int) ->
     answer = b""
     retry_after: str | None = None
     try:
-        headers = signing.headers(item.signing_secrets, item.event_id, item.body, started_at)
-        request = client.build_request("POST", item.url, content=item.body, headers=headers)
-        response = await client.send(request, stream=True)
-        try:
-            status = response.status_code
-            retry_after = response.headers.get("retry-after")
+        signed = signing.headers(item.signing_secrets, item.event_id, item.body, started_at)
+        headers = [_USER_AGENT, *((k.encode(), v.encode()) for k, v in signed.items())]
+        async with client.pool.stream(
+            "POST", item.url, headers=headers, content=item.body, extensions=client.extensions
+        ) as response:
+            status = response.status
+            for key, value in response.headers:
+                if key.lower() == b"retry-after":
+                    retry_after = value.decode("latin-1")
             answer = await _first_bytes(response, response_bytes)
-        finally:
-            await response.aclose()
-    except httpx.TimeoutException:
+    except httpcore.TimeoutException:
         error = "timeout"
-    except httpx.TransportError as exc:
+    except (httpcore.NetworkError, httpcore.ProtocolError, httpcore.UnsupportedProtocol) as exc:
         error = _words(exc)
     return Attempt(
         item=item,
@@ -131,22 +147,22 @@ async def attempt(client: httpx.AsyncClient, item: Item, response_bytes: int) ->
     )
 
 
-async def _first_bytes(response: httpx.Response, limit: int) -> bytes:
+async def _first_bytes(response: httpcore.Response, limit: int) -> bytes:
     """Up to `limit` bytes of the answer; the rest is not read (a huge answer costs nothing)."""
     kept = b""
     if limit <= 0:
         return kept
-    async for chunk in response.aiter_raw():
+    async for chunk in response.aiter_stream():
         kept += chunk
         if len(kept) >= limit:
             break
     return kept[:limit]
 
 
-def _words(exc: httpx.TransportError) -> str:
+def _words(exc: Exception) -> str:
     text = str(exc) or type(exc).__name__
     if REFUSED in text:
         return REFUSED
-    if isinstance(exc, httpx.ConnectError):
+    if isinstance(exc, httpcore.ConnectError):
         return f"connection failed: {text}"[:200]
     return f"{type(exc).__name__}: {text}"[:200]

@@ -14,8 +14,6 @@ import time
 from collections import Counter, defaultdict, deque
 from typing import TYPE_CHECKING
 
-import httpx
-
 from gateway.webhooks import http
 from gateway.webhooks.outcomes import Attempt
 
@@ -36,7 +34,7 @@ _Waiting = tuple["Item", "asyncio.Future[Attempt | None]"]  # None: not sent, le
 class Senders:
     """The per-endpoint senders of one dispatcher."""
 
-    def __init__(self, client: httpx.AsyncClient, cap: int, answer_bytes: int) -> None:
+    def __init__(self, client: http.Pool, cap: int, answer_bytes: int) -> None:
         self.client = client
         self.cap = cap
         self.answer_bytes = answer_bytes
