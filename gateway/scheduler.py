@@ -42,6 +42,7 @@ class TickScheduler:
             job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": 60},
         )
         self._ticking: set[asyncio.Task[Any]] = set()
+        self._stopping = False
 
     def add_job(self, tick: Callable[[], Awaitable[None]], *args: Any, **kwargs: Any) -> Any:
         """APScheduler's `add_job` for a tick coroutine, tracked while it runs."""
@@ -55,6 +56,11 @@ class TickScheduler:
             self._ticking.add(task)
             try:
                 await tick()
+            except asyncio.CancelledError:
+                if not self._stopping:
+                    raise
+                # Cancelled by `shutdown` on purpose, its clean-up done: end quietly, or
+                # APScheduler logs every tick under way at a clean stop as a failed job.
             finally:
                 self._ticking.discard(task)
 
@@ -67,6 +73,7 @@ class TickScheduler:
     async def shutdown(self) -> None:
         """Stop ticking, cancel the ticks under way and wait until they have wound down."""
         ticking = list(self._ticking)
+        self._stopping = True
         self._scheduler.shutdown(wait=False)
         await asyncio.gather(*ticking, return_exceptions=True)
 

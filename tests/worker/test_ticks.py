@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from datetime import timedelta
 
 from sqlalchemy import select, update
 
-from gateway.scheduler import Ticks
+from gateway.scheduler import Ticks, TickScheduler
 from gateway.store.models import Account, Job, UsageRecord
 from gateway.store.types import utcnow
 from gateway.worker import RETENTION_SWEEP, JobContext, JobRunner, schedule
@@ -109,3 +110,31 @@ async def test_stop_hands_back_the_lease_of_a_job_under_way(store, tmp_path):
             await ticks.stop()
     [job] = [j for j in await _jobs(store) if j.kind == "endless"]
     assert (job.lease_owner, job.lease_expires_at) == (None, None)
+
+
+async def test_a_tick_cancelled_by_a_clean_stop_is_not_logged_as_a_failure(caplog):
+    """SIGTERM while a tick is under way: the tick is cancelled, its clean-up runs before
+    shutdown returns, and nothing reaches the log at ERROR (APScheduler logs a job that raised,
+    CancelledError included, as failed)."""
+    running = asyncio.Event()
+    cleaned = asyncio.Event()
+
+    async def slow_tick() -> None:
+        running.set()
+        try:
+            await asyncio.Event().wait()
+        finally:
+            cleaned.set()
+
+    scheduler = TickScheduler()
+    scheduler.add_job(slow_tick, "interval", seconds=60, next_run_time=utcnow())
+    with caplog.at_level(logging.INFO):
+        scheduler.start()
+        async with asyncio.timeout(10):
+            await running.wait()
+        async with asyncio.timeout(5):
+            await scheduler.shutdown()
+        await asyncio.sleep(0.05)  # APScheduler's done-callback of the tick's task
+    assert cleaned.is_set()
+    errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert errors == [], [r.getMessage() for r in errors]
