@@ -144,7 +144,7 @@ class FeedBodies:
         body = self.cached(feed_id, version, now or utcnow())
         if body is not None:
             return body
-        metrics.feed_cache(False)
+        metrics.FEED_CACHE_MISSES.inc()
         key = (feed_id, version)
         pending = self._building.get(key)
         if pending is not None:

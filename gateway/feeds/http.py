@@ -95,7 +95,7 @@ class FeedRuntime:
 
     def remembered(self, token: str) -> Found | Ask | None:
         """The feed of `token` when it can be told without waiting (the embedded store's own
-        connection), else `ASK`: then `lookup` answers."""
+        connection), else `ASK`: then `ask` answers."""
         if self.sqlite is not None:
             try:
                 return self.sqlite(token)
@@ -103,12 +103,11 @@ class FeedRuntime:
                 self.sqlite.close()
         return ASK
 
-    async def lookup(self, token: str) -> Found | None:
-        """The feed of `token`, or None (malformed tokens cost the same)."""
-        found = self.remembered(token)
-        if not isinstance(found, Ask):
-            return found
+    async def ask(self, token: str) -> Found | None:
+        """The feed of `token` from the store (after `remembered` said ASK), or None (malformed
+        tokens cost the same)."""
         digest = tokens.lookup_hash(token)
+        found: Found | None
         if self.postgres is not None:
             found = await self.postgres(digest)
         else:
@@ -249,7 +248,7 @@ class FeedEndpoint:
                 token = ""
         found = runtime.remembered(token)
         if isinstance(found, Ask):
-            found = await runtime.lookup(token)
+            found = await runtime.ask(token)
         if found is not None and not found.active:
             # A suspended account (or one being deleted): gone, and nothing to read.
             await _send(
