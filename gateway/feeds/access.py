@@ -15,11 +15,12 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import math
 import re
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import delete, distinct, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -52,8 +53,11 @@ _FAMILIES: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
 
 
 @functools.lru_cache(maxsize=512)  # runs on every fetch; calendar apps send few distinct values
-def agent_family(user_agent: str | None) -> str:
-    """A short family name for a User-Agent header (the header itself is never stored)."""
+def agent_family(user_agent: bytes | str | None) -> str:
+    """A short family name for a User-Agent header, raw or decoded (the header itself is never
+    stored)."""
+    if isinstance(user_agent, bytes):
+        user_agent = user_agent.decode("latin-1")
     if not user_agent or not user_agent.strip():
         return "none"
     for name, pattern in _FAMILIES:
@@ -69,7 +73,7 @@ def _hour(moment: datetime) -> datetime:
 @dataclass
 class _Tally:
     fetches: int = 0
-    last_at: datetime | None = None
+    last_at: float = -math.inf  # POSIX seconds of the last fetch counted
 
 
 @dataclass
@@ -84,23 +88,30 @@ class AccessRecorder:
     _timer: asyncio.TimerHandle | None = None
     _tasks: set[asyncio.Task[None]] = field(default_factory=set)
     _lock: asyncio.Lock = field(default_factory=asyncio.Lock)
-    # The current hour and the next: working the hour out costs more than the rest of a count.
-    _hour_span: tuple[datetime, datetime] | None = None
+    # The current hour, and where it starts and ends in POSIX seconds: working the hour out
+    # costs more than the rest of a count.
+    _hour_span: tuple[datetime, float, float] = (
+        datetime.min.replace(tzinfo=UTC),
+        math.inf,
+        -math.inf,
+    )
 
     def record(
-        self, feed_id: str, user_agent: str | None, address: str | None, now: datetime
+        self, feed_id: str, user_agent: bytes | str | None, address: str | None, at: float
     ) -> None:
-        """Count one fetch (memory only; written by the next flush)."""
+        """Count one fetch at instant `at` (POSIX seconds; memory only, written by the next
+        flush). `user_agent` is the header as sent, raw or decoded."""
         span = self._hour_span
-        if span is None or not span[0] <= now < span[1]:
-            start = _hour(now)
-            span = self._hour_span = (start, start + timedelta(hours=1))
+        if not span[1] <= at < span[2]:
+            start = _hour(datetime.fromtimestamp(at, UTC))
+            span = self._hour_span = (start, start.timestamp(), start.timestamp() + 3600.0)
         key = (feed_id, span[0], agent_family(user_agent), (address or None))
         if key[3] is not None and len(key[3]) > _MAX_ADDRESS:
             key = (*key[:3], key[3][:_MAX_ADDRESS])
         tally = self._pending[key]
         tally.fetches += 1
-        tally.last_at = now
+        if at > tally.last_at:  # a clock stepping back leaves the latest fetch the last one
+            tally.last_at = at
         if self._timer is None:
             loop = asyncio.get_running_loop()
             self._timer = loop.call_later(self.flush_seconds, self._flush_soon)
@@ -134,7 +145,7 @@ class AccessRecorder:
                 for key, tally in pending.items():  # put them back for the next flush
                     mine = self._pending[key]
                     mine.fetches += tally.fetches
-                    mine.last_at = max(d for d in (mine.last_at, tally.last_at) if d)
+                    mine.last_at = max(mine.last_at, tally.last_at)
                 raise
 
 
@@ -148,7 +159,7 @@ async def _write(
     totals: dict[str, _Tally] = defaultdict(_Tally)
     written = 0
     for (feed_id, bucket, agent, address), tally in pending.items():
-        if feed_id not in existing or tally.last_at is None:
+        if feed_id not in existing or not tally.fetches:
             continue
         session.add(
             FeedAccess(
@@ -157,27 +168,28 @@ async def _write(
                 agent=agent,
                 address=address,
                 fetches=tally.fetches,
-                last_at=tally.last_at,
+                last_at=datetime.fromtimestamp(tally.last_at, UTC),
             )
         )
         total = totals[feed_id]
         total.fetches += tally.fetches
-        total.last_at = max(d for d in (total.last_at, tally.last_at) if d)
+        total.last_at = max(total.last_at, tally.last_at)
         written += tally.fetches
-    for feed_id, total in totals.items():
+    for feed_id, tally in totals.items():
+        total_fetches, last_at = tally.fetches, datetime.fromtimestamp(tally.last_at, UTC)
         await session.execute(
             update(Feed)
             .where(Feed.id == feed_id)
-            .values(fetch_count=Feed.fetch_count + total.fetches)
+            .values(fetch_count=Feed.fetch_count + total_fetches)
             .execution_options(synchronize_session=False)
         )
         await session.execute(
             update(Feed)
             .where(
                 Feed.id == feed_id,
-                (Feed.last_fetched_at.is_(None)) | (Feed.last_fetched_at < total.last_at),
+                (Feed.last_fetched_at.is_(None)) | (Feed.last_fetched_at < last_at),
             )
-            .values(last_fetched_at=total.last_at)
+            .values(last_fetched_at=last_at)
             .execution_options(synchronize_session=False)
         )
     await session.flush()

@@ -19,7 +19,10 @@ import asyncio
 import gzip
 import hashlib
 import logging
+import math
+import time
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from email.utils import format_datetime
@@ -56,15 +59,23 @@ class Body:
     valid_until: datetime | None
     # Derived once per body and reused by every fetch (the HTTP endpoint's response headers).
     derived: dict[object, object] = field(default_factory=dict, compare=False, repr=False)
+    # `valid_until` as POSIX seconds: the warm path compares it with `time.time()`, a tenth of
+    # the price of an aware datetime.
+    until: float = field(init=False, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        until = math.inf if self.valid_until is None else self.valid_until.timestamp()
+        object.__setattr__(self, "until", until)
 
     @property
     def size(self) -> int:
         """Bytes held in memory."""
         return len(self.identity) + len(self.gzipped)
 
-    def fresh(self, version: int, now: datetime) -> bool:
-        """True while this body is what a render at `version` and `now` would give."""
-        return version == self.version and (self.valid_until is None or now < self.valid_until)
+    def fresh(self, version: int, at: float) -> bool:
+        """True while this body is what a render at `version` and instant `at` (POSIX seconds)
+        would give."""
+        return version == self.version and at < self.until
 
 
 def http_date(moment: datetime) -> str:
@@ -93,20 +104,33 @@ class BodyCache:
         self.max_bytes = max_bytes
         self._bodies: OrderedDict[str, Body] = OrderedDict()
         self._bytes = 0
+        # Called whenever a body leaves (evicted, dropped or replaced): whoever holds bodies
+        # outside the cache lets go of them, so the cap bounds what stays in memory.
+        self.on_leave: Callable[[], None] | None = None
 
-    def get(self, feed_id: str, version: int, now: datetime) -> Body | None:
-        """The cached body of the feed if it is current."""
+    def holds(self, body: Body) -> bool:
+        """True when `body` itself is the cached body of its feed."""
+        return self._bodies.get(body.feed_id) is body
+
+    def touch(self, feed_id: str) -> bool:
+        """Mark the feed's body as just used; False when it is no longer cached."""
+        try:
+            self._bodies.move_to_end(feed_id)
+        except KeyError:
+            return False
+        return True
+
+    def get(self, feed_id: str, version: int, at: float) -> Body | None:
+        """The cached body of the feed if it is current at instant `at` (POSIX seconds)."""
         body = self._bodies.get(feed_id)
-        if body is None or not body.fresh(version, now):
+        if body is None or version != body.version or at >= body.until:
             return None
         self._bodies.move_to_end(feed_id)
         return body
 
     def put(self, body: Body) -> None:
         """Keep `body` (replacing the feed's older one), evicting the least used beyond the cap."""
-        old = self._bodies.pop(body.feed_id, None)
-        if old is not None:
-            self._bytes -= old.size
+        self.drop(body.feed_id)
         if body.size > self.max_bytes:
             return
         self._bodies[body.feed_id] = body
@@ -114,12 +138,18 @@ class BodyCache:
         while self._bytes > self.max_bytes:
             _, evicted = self._bodies.popitem(last=False)
             self._bytes -= evicted.size
+            self._left()
 
     def drop(self, feed_id: str) -> None:
         """Forget the feed's body."""
         old = self._bodies.pop(feed_id, None)
         if old is not None:
             self._bytes -= old.size
+            self._left()
+
+    def _left(self) -> None:
+        if self.on_leave is not None:
+            self.on_leave()
 
 
 class FeedBodies:
@@ -131,17 +161,18 @@ class FeedBodies:
         self.cache = BodyCache(settings.feeds_cache_mb * 1024 * 1024)
         self._building: dict[tuple[str, int], asyncio.Future[Body | None]] = {}
 
-    def cached(self, feed_id: str, version: int, now: datetime) -> Body | None:
-        """The current body if this process has it (counted as a cache hit), else None."""
-        body = self.cache.get(feed_id, version, now)
+    def cached(self, feed_id: str, version: int, at: float) -> Body | None:
+        """The body current at instant `at` (POSIX seconds) if this process has it (counted as
+        a cache hit), else None."""
+        body = self.cache.get(feed_id, version, at)
         if body is not None:
             metrics.FEED_CACHE_HITS.inc()
         return body
 
-    async def get(self, feed_id: str, version: int, now: datetime | None = None) -> Body | None:
-        """The current body (as of `now`, default the clock), rendered when this process does
-        not have it; None when the feed was deleted meanwhile."""
-        body = self.cached(feed_id, version, now or utcnow())
+    async def get(self, feed_id: str, version: int, at: float | None = None) -> Body | None:
+        """The current body (at instant `at`, POSIX seconds, default the clock), rendered when
+        this process does not have it; None when the feed was deleted meanwhile."""
+        body = self.cached(feed_id, version, time.time() if at is None else at)
         if body is not None:
             return body
         metrics.FEED_CACHE_MISSES.inc()

@@ -95,6 +95,14 @@ class PgLookups:
             self._known[digest] = found
         return found
 
+    def generation(self) -> int:
+        """A number that changes with every notification heard, -1 while not listening or
+        while a notification may wait unread (answers derived from a lookup are current while it
+        stays the same)."""
+        if not self.listening or self._waiting():
+            return -1
+        return self._generation
+
     def _start(self) -> None:
         loop = asyncio.get_running_loop()
         if self._task is None and loop.time() >= self._retry_at:

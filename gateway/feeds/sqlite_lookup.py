@@ -26,6 +26,9 @@ class Found(NamedTuple):
     active: bool
 
 
+_UNKNOWN = object()  # not remembered (None is a remembered miss)
+
+
 class SqliteLookup:
     """The token lookup on the embedded store, run in the event loop on a connection of its own.
 
@@ -49,6 +52,7 @@ class SqliteLookup:
         self._seen = -1
         self._signal: WalSignal | None = None
         self._known: dict[str, Found | None] = {}
+        self._generation = 0
 
     @property
     def trace(self) -> Callable[[str], None] | None:
@@ -75,18 +79,11 @@ class SqliteLookup:
             weakref.finalize(self, conn.close)  # closed with the runtime, not left to GC
             if self._signal is not None:
                 weakref.finalize(self, self._signal.close)
+        self._observe()
+        found = self._known.get(token, _UNKNOWN)
+        if found is not _UNKNOWN:
+            return found  # type: ignore[return-value]
         assert self._cursor is not None
-        if self._signal is not None:
-            changed = self._signal.changed()
-        else:
-            # fetchone reads the pragma's only row, which ends (and resets) the statement.
-            version = self._cursor.execute("PRAGMA data_version").fetchone()[0]
-            changed, self._seen = version != self._seen, version
-        if changed or len(self._known) >= KNOWN_MAX:
-            # Unknown tokens are remembered too (a guessing client): bounded, then forgotten.
-            self._known.clear()
-        elif token in self._known:
-            return self._known[token]
         # fetchall: the statement runs to its end, so no read transaction stays open.
         rows = self._cursor.execute(self.sql, (tokens.lookup_hash(token),)).fetchall()
         found = (
@@ -94,8 +91,41 @@ class SqliteLookup:
             if rows and tokens.is_well_formed(token)
             else None
         )
+        if len(self._known) >= KNOWN_MAX:
+            # Unknown tokens are remembered too (a guessing client): bounded, then forgotten.
+            self._known.clear()
         self._known[token] = found
         return found
+
+    def generation(self) -> int:
+        """A number that changes whenever anything was committed since the last look, -1 before
+        the first lookup (answers derived from a lookup are current while it stays the same)."""
+        signal = self._signal
+        if signal is not None:  # the common case, inline: this runs on every warm fetch
+            if signal.changed():
+                self._forget()
+            return self._generation
+        if self._conn is None:
+            return -1
+        self._observe()
+        return self._generation
+
+    def _observe(self) -> None:
+        """Forget every remembered answer when anything was committed since the last look."""
+        signal = self._signal
+        if signal is not None:
+            changed = signal.changed()
+        else:
+            # fetchone reads the pragma's only row, which ends (and resets) the statement.
+            assert self._cursor is not None
+            version = self._cursor.execute("PRAGMA data_version").fetchone()[0]
+            changed, self._seen = version != self._seen, version
+        if changed:
+            self._forget()
+
+    def _forget(self) -> None:
+        self._known.clear()
+        self._generation += 1
 
     def close(self) -> None:
         if self._conn is not None:
@@ -106,4 +136,5 @@ class SqliteLookup:
             self._signal.close()
             self._signal = None
         self._known.clear()
+        self._generation += 1
         self._seen = -1

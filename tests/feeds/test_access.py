@@ -138,7 +138,7 @@ async def test_counts_fall_into_the_hour_of_each_fetch(feeds: Feeds, store: Stor
     recorder = AccessRecorder(store, flush_seconds=3600)
     base = datetime(2026, 3, 29, 0, 59, 59, tzinfo=UTC)  # a DST night in Europe: UTC goes on
     for moment in (base, base + timedelta(seconds=1), base - timedelta(minutes=30), base):
-        recorder.record(feed["id"], "Google-Calendar-Importer", "192.0.2.1", moment)
+        recorder.record(feed["id"], b"Google-Calendar-Importer", "192.0.2.1", moment.timestamp())
     assert await recorder.flush() == 4
     async with store.transaction() as session:
         rows = (

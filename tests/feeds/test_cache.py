@@ -180,7 +180,7 @@ def _body(feed_id: str, size: int, version: int = 1) -> Body:
 
 def test_the_cache_is_bounded_and_keyed_by_version():
     cache = BodyCache(max_bytes=250)
-    now = datetime.now(UTC)
+    now = datetime.now(UTC).timestamp()
     for name in ("a", "b"):
         cache.put(_body(name, 100))
     assert cache.get("a", 1, now) is not None  # a is now the most recent

@@ -110,3 +110,28 @@ def test_wal_lookups_run_no_statement_while_nothing_commits(tmp_path: Path) -> N
     finally:
         lookup.close()
         conn.close()
+
+
+def test_the_generation_moves_with_every_commit_of_any_process(
+    database: tuple[Path, str],
+) -> None:
+    """Warm answers (gateway/feeds/http.py `Warm`) hold while the generation does: it must move
+    on each commit elsewhere, stay put otherwise, and the lookup must agree with it."""
+    path, token = database
+    lookup = SqliteLookup(str(path), SQL)
+    try:
+        assert lookup.generation() == -1  # nothing looked up yet: nothing to hold
+        assert lookup(token) == Found("fed_1", 1, True)
+        first = lookup.generation()
+        assert first >= 0
+        assert [lookup.generation() for _ in range(3)] == [first] * 3
+        _commit_elsewhere(path, "UPDATE feeds SET version = 2")
+        second = lookup.generation()
+        assert second != first
+        # The generation saw the commit first; the lookup still answers the new state.
+        assert lookup(token) == Found("fed_1", 2, True)
+        assert lookup.generation() == second
+        lookup.close()
+        assert lookup.generation() == -1  # closed: nothing is held
+    finally:
+        lookup.close()
