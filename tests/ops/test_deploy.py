@@ -62,6 +62,9 @@ def test_container_is_multi_stage_non_root_with_readiness_check():
     assert re.search(r"^USER calgate$", recipe, re.MULTILINE)
     healthcheck = recipe[recipe.index("HEALTHCHECK") :]
     assert "/readyz" in healthcheck.split("ENTRYPOINT")[0]
+    # Both stages on one base, chosen by --build-arg PYTHON_IMAGE (a mirror or a local stand-in).
+    assert re.findall(r"^FROM (\S+)", recipe, re.MULTILINE) == ["${PYTHON_IMAGE}"] * 2
+    assert re.search(r"^ARG PYTHON_IMAGE=python:3\.11-slim$", recipe, re.MULTILINE)
 
 
 def test_compose_has_postgres_one_api_and_one_worker():
