@@ -78,3 +78,7 @@ def test_compose_has_postgres_one_api_and_one_worker():
         url = services[name]["environment"]["CALGATE_DATABASE_URL"]
         assert url.startswith("postgresql+asyncpg://") and "@postgres:" in url
     assert roles == {"api": "api", "worker": "worker"}
+    # The secrets key file under data_dir encrypts tokens and signs links: one for both.
+    mounts = [services[name]["volumes"] for name in ("api", "worker")]
+    assert mounts[0] == mounts[1] == ["calgate-data:/var/lib/calgate"]
+    assert "calgate-data" in compose["volumes"]
