@@ -62,6 +62,9 @@ def test_container_is_multi_stage_non_root_with_readiness_check():
     assert re.search(r"^USER calgate$", recipe, re.MULTILINE)
     healthcheck = recipe[recipe.index("HEALTHCHECK") :]
     assert "/readyz" in healthcheck.split("ENTRYPOINT")[0]
+    # Both stages on one base, chosen by --build-arg PYTHON_IMAGE (a mirror or a local stand-in).
+    assert re.findall(r"^FROM (\S+)", recipe, re.MULTILINE) == ["${PYTHON_IMAGE}"] * 2
+    assert re.search(r"^ARG PYTHON_IMAGE=python:3\.11-slim$", recipe, re.MULTILINE)
 
 
 def test_compose_has_postgres_one_api_and_one_worker():
@@ -75,3 +78,7 @@ def test_compose_has_postgres_one_api_and_one_worker():
         url = services[name]["environment"]["CALGATE_DATABASE_URL"]
         assert url.startswith("postgresql+asyncpg://") and "@postgres:" in url
     assert roles == {"api": "api", "worker": "worker"}
+    # The secrets key file under data_dir encrypts tokens and signs links: one for both.
+    mounts = [services[name]["volumes"] for name in ("api", "worker")]
+    assert mounts[0] == mounts[1] == ["calgate-data:/var/lib/calgate"]
+    assert "calgate-data" in compose["volumes"]
