@@ -20,7 +20,7 @@ import logging
 import os
 import random
 import socket
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime, timedelta
 from typing import Any, Generic, TypeVar, overload
 
@@ -198,11 +198,18 @@ async def keep_renewed(
             return
 
 
-async def wind_down(claiming: asyncio.Lock, running: set[asyncio.Task[Any]], grace: float) -> None:
+async def wind_down(
+    claiming: asyncio.Lock,
+    running: set[asyncio.Task[Any]],
+    grace: float,
+    abort: Callable[[], Awaitable[None]] | None = None,
+) -> None:
     """A claimer's shutdown (after it set its own "stopping" flag, which its claim checks under
     `claiming`): wait for a claim in progress, let the `running` tasks finish within `grace`
     seconds, then cancel the rest and wait for them (a cancelled task releases its leases, so
-    another process takes the work at once)."""
+    another process takes the work at once). `abort`, when given, runs once the grace is out and
+    before any task is cancelled: it stops the work the tasks wait on (posts in flight), so
+    that no lease is released while its work may still be going on."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + grace
     with contextlib.suppress(TimeoutError):
@@ -212,6 +219,8 @@ async def wind_down(claiming: asyncio.Lock, running: set[asyncio.Task[Any]], gra
     if not tasks:
         return
     _done, pending = await asyncio.wait(tasks, timeout=max(0.0, deadline - loop.time()))
+    if pending and abort is not None:
+        await abort()
     for task in pending:
         task.cancel()
     await asyncio.gather(*pending, return_exceptions=True)
@@ -316,4 +325,8 @@ class ClaimLoop(abc.ABC, Generic[Item]):
         """Stop claiming; let running items finish within `grace` seconds, then cancel them
         (each `_run` releases its lease on cancellation, so another process takes it at once)."""
         self._stopping = True
-        await wind_down(self._claiming, self._running, grace)
+        await wind_down(self._claiming, self._running, grace, self._abort)
+
+    async def _abort(self) -> None:
+        """Stop the work running items wait on, once the grace is out (before they are
+        cancelled and release their leases); nothing by default."""

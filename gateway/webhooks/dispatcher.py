@@ -154,9 +154,15 @@ class Dispatcher(leases.ClaimLoop[Item]):
     async def stop(self, grace: float) -> None:
         """Stop claiming, let sends in flight finish within `grace`, then close the client."""
         await super().stop(grace)
-        await self._senders.cancel()  # their deliveries' tasks were cancelled, handed back
+        await self._senders.cancel()  # none left after the grace (`_abort`); for safety
         await self._writer.flush()
         await self.http.aclose()
+
+    async def _abort(self) -> None:
+        # Posts still in flight when the grace is out are abandoned before their deliveries'
+        # tasks hand the leases back: released first, another process could send the same
+        # delivery while our post of it is still on the wire.
+        await self._senders.cancel()
 
     async def _start(self, items: list[Item]) -> list[asyncio.Task[None]]:
         for item in items:

@@ -73,6 +73,7 @@ class Senders:
     async def _sender(self, endpoint_id: str) -> None:
         queue = self._queues[endpoint_id]
         waiter: asyncio.Future[Attempt | None] | None = None
+        lane = http.Lane(self.client)
         try:
             while queue:
                 item, waiter = queue.popleft()
@@ -82,7 +83,7 @@ class Senders:
                     waiter.set_result(None)
                     continue
                 try:
-                    attempt = await http.attempt(self.client, item, self.answer_bytes)
+                    attempt = await http.attempt(lane, item, self.answer_bytes)
                 except Exception as exc:  # a bug: its task logs it, the lease expires
                     if not waiter.done():
                         waiter.set_exception(exc)
@@ -95,3 +96,4 @@ class Senders:
             self._count[endpoint_id] -= 1
             if waiter is not None and not waiter.done():
                 waiter.cancel()  # cancelled mid-post: its task hands the delivery back
+            await lane.close()
