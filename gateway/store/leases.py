@@ -198,6 +198,9 @@ async def keep_renewed(
             return
 
 
+_SETTLE_SECONDS = 5.0  # after `abort`, for tasks to hand their leases back themselves
+
+
 async def wind_down(
     claiming: asyncio.Lock,
     running: set[asyncio.Task[Any]],
@@ -221,6 +224,9 @@ async def wind_down(
     _done, pending = await asyncio.wait(tasks, timeout=max(0.0, deadline - loop.time()))
     if pending and abort is not None:
         await abort()
+        # The tasks now end on their own, handing their leases back: a cancel would cut that
+        # short. Those that do not within a few seconds are cancelled.
+        _done, pending = await asyncio.wait(pending, timeout=_SETTLE_SECONDS)
     for task in pending:
         task.cancel()
     await asyncio.gather(*pending, return_exceptions=True)
@@ -325,8 +331,4 @@ class ClaimLoop(abc.ABC, Generic[Item]):
         """Stop claiming; let running items finish within `grace` seconds, then cancel them
         (each `_run` releases its lease on cancellation, so another process takes it at once)."""
         self._stopping = True
-        await wind_down(self._claiming, self._running, grace, self._abort)
-
-    async def _abort(self) -> None:
-        """Stop the work running items wait on, once the grace is out (before they are
-        cancelled and release their leases); nothing by default."""
+        await wind_down(self._claiming, self._running, grace)

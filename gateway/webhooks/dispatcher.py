@@ -133,6 +133,7 @@ class Dispatcher(leases.ClaimLoop[Item]):
         as in the pipelined `tick`; finished sends claim again. Returns how many started."""
         started = 0
         batch = self.settings.webhooks_claim_batch
+        await self.http.close_expired()
         while True:
             tasks = await self.start_batch()
             started += len(tasks)
@@ -153,16 +154,14 @@ class Dispatcher(leases.ClaimLoop[Item]):
 
     async def stop(self, grace: float) -> None:
         """Stop claiming, let sends in flight finish within `grace`, then close the client."""
-        await super().stop(grace)
-        await self._senders.cancel()  # none left after the grace (`_abort`); for safety
-        await self._writer.flush()
-        await self.http.aclose()
-
-    async def _abort(self) -> None:
+        self._stopping = True
         # Posts still in flight when the grace is out are abandoned before their deliveries'
         # tasks hand the leases back: released first, another process could send the same
         # delivery while our post of it is still on the wire.
-        await self._senders.cancel()
+        await leases.wind_down(self._claiming, self._running, grace, self._senders.cancel)
+        await self._senders.cancel()  # none left after the grace; for safety
+        await self._writer.flush()
+        await self.http.aclose()
 
     async def _start(self, items: list[Item]) -> list[asyncio.Task[None]]:
         for item in items:

@@ -137,6 +137,25 @@ class Pool:
         else:
             await conn.aclose()
 
+    def kept(self) -> int:
+        """How many idle connections are kept."""
+        return sum(len(conns) for conns in self._idle.values())
+
+    async def close_expired(self) -> None:
+        """Close the kept connections past their keep-alive or closed by the receiver (the
+        dispatcher's tick: an origin with no more posts would keep its sockets open)."""
+        for key, conns in list(self._idle.items()):
+            keep = []
+            for conn in conns:
+                if conn.is_idle() and not conn.has_expired():
+                    keep.append(conn)
+                else:
+                    await conn.aclose()
+            if keep:
+                self._idle[key] = keep
+            else:
+                del self._idle[key]
+
     async def aclose(self) -> None:
         """Close every kept connection."""
         idle, self._idle = self._idle, {}
@@ -168,7 +187,10 @@ class Lane:
             host = url.host if url.port in (None, default) else b"%b:%d" % (url.host, url.port)
             self._endpoint, self._url, self._host = endpoint, url, (b"host", host)
             conn = None
-        if conn is None or not conn.is_idle() or conn.has_expired():
+        # Posts follow each other at once on a lane, so its connection is checked for a
+        # close by the receiver only when taken from the pool; one that answered
+        # "Connection: close" (or broke) is no longer idle.
+        if conn is None or not conn.is_idle():
             if conn is not None:
                 await conn.aclose()
             conn = self._conn = await self.pool.take(self._url)

@@ -1,10 +1,11 @@
 """Posting claimed deliveries: at most `webhooks_endpoint_concurrency` senders per endpoint, each
 posting one waiting delivery after another, and each endpoint's pace.
 
-A sender goes straight from one post to the next: a task per delivery waiting on a semaphore
-cost a hand-over between tasks per post, and idle connections that httpcore's pool checks on
-every request (a quarter more CPU per post than a plain httpx loop). Each endpoint's running
-mean duration decides how many rounds of the cap the dispatcher keeps claimed for it.
+A sender goes straight from one post to the next on a connection of its own (`http.Lane`,
+handed back to `http.Pool` when the sender runs out of work): a task per delivery waiting on a
+semaphore cost a hand-over between tasks per post, and a shared pool checks every idle
+connection on each request. Each endpoint's running mean duration decides how many rounds of
+the cap the dispatcher keeps claimed for it.
 """
 
 from __future__ import annotations

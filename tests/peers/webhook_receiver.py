@@ -32,6 +32,7 @@ class Received:
     payload: Any  # the verified JSON, or None
     error: str | None  # the library's refusal, if any
     arrived: float  # time.time()
+    client_port: int  # the sender's port: one per connection
 
     @property
     def webhook_id(self) -> str:
@@ -82,7 +83,16 @@ class ReceiverApp:
                 error, status = str(exc), 401
             with self._lock:
                 self.received.append(
-                    Received(scope["path"], headers, body, status, payload, error, time.time())
+                    Received(
+                        scope["path"],
+                        headers,
+                        body,
+                        status,
+                        payload,
+                        error,
+                        time.time(),
+                        int((scope.get("client") or ("", 0))[1]),
+                    )
                 )
         finally:
             with self._lock:
@@ -112,8 +122,9 @@ class ReceiverApp:
 class Receiver:
     """The app served by uvicorn in a thread; `url` stays the same across down() / up()."""
 
-    def __init__(self, app: ReceiverApp | None = None) -> None:
+    def __init__(self, app: ReceiverApp | None = None, keep_alive: int = 5) -> None:
         self.app = app or ReceiverApp()
+        self.keep_alive = keep_alive  # seconds an idle connection stays open (uvicorn's)
         with socket.socket() as probe:
             probe.bind(("127.0.0.1", 0))
             self.port = int(probe.getsockname()[1])
@@ -126,7 +137,13 @@ class Receiver:
         sock = socket.socket()
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind(("127.0.0.1", self.port))
-        config = uvicorn.Config(self.app, log_level="warning", lifespan="on", access_log=False)
+        config = uvicorn.Config(
+            self.app,
+            log_level="warning",
+            lifespan="on",
+            access_log=False,
+            timeout_keep_alive=self.keep_alive,
+        )
         server = uvicorn.Server(config)
         thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
         thread.start()
