@@ -1,13 +1,15 @@
 """The public endpoint ``GET|HEAD /feeds/{token}.ics``: the hot path, a bare ASGI app.
 
-Per request when the cache is warm: the token lookup (token hash → feed id and version), a
-dictionary lookup, an in-memory count, and the bytes. On the embedded SQLite store the lookup runs
-on a connection of its own in the event loop and its answers are remembered until anything commits
-(a look at the wal-index header per request, gateway/feeds/sqlite_lookup.py); on PostgreSQL until a
+A fetch: the token lookup (token hash → feed id and version), the body cache, an in-memory
+count, and the bytes. On the embedded SQLite store the lookup runs on a connection of its own in
+the event loop and its answers are remembered until anything commits (a look at the wal-index
+header per request, gateway/feeds/sqlite_lookup.py); on PostgreSQL, when configured, until a
 NOTIFY says a feed changed (gateway/feeds/pg_signal.py). `FeedsFirst`, the app's entry, hands feed
-requests to the endpoint ahead of FastAPI and its middleware stack. The response headers are built
-once per rendered body. Every miss (unknown, revoked, malformed or traversing token) does the same
-lookup and gets the same 404; an address that keeps missing is slowed down (gateway/feeds/guard.py).
+requests to the endpoint ahead of FastAPI and its middleware stack, and answers a path fetched
+before from what it kept (`Warm`) while the lookups' generation says nothing changed: the change
+signal, the clock, the count and the bytes. The response headers are built once per rendered
+body. Every miss (unknown, revoked, malformed or traversing token) does the same lookup and gets
+the same 404; an address that keeps missing is slowed down (gateway/feeds/guard.py).
 
 Caching (RFC 9110 §13.2.2): If-None-Match wins over If-Modified-Since; an If-Modified-Since that
 does not parse or lies in the future is ignored. Both representations (identity and gzip) carry
@@ -409,11 +411,14 @@ class FeedsFirst:
                 runtime = self.endpoint.runtime
                 warm = None if runtime is None else runtime.warm.get(path)
                 if (
-                    warm is not None
-                    and warm.generation == runtime.generation()  # type: ignore[union-attr]
+                    runtime is not None
+                    and warm is not None
+                    and warm.generation == runtime.generation()
                     and (at := time.time()) < warm.until
-                    and runtime.bodies.cache.touch(warm.feed_id)  # type: ignore[union-attr]
+                    and runtime.bodies.cache.touch(warm.feed_id)
                 ):
+                    # The endpoint's scan of the headers, cut short by a validator (a call
+                    # to share it shows in the feed bench).
                     encoding = agent = None
                     for key, value in scope["headers"]:
                         if key in _WANTED:
@@ -425,7 +430,7 @@ class FeedsFirst:
                                 break
                     else:
                         client = scope.get("client")
-                        runtime.recorder.record(  # type: ignore[union-attr]
+                        runtime.recorder.record(
                             warm.feed_id, agent, client[0] if client else "", at
                         )
                         FEED_CACHE_HITS.inc()
