@@ -19,7 +19,9 @@ other processes; `tick` (tests, benchmarks) is the pipelined `leases.ClaimLoop` 
 that waited for a sender until its lease was nearly out is handed back unsent.
 
 At least once: a crash between the receiver's answer and our record leaves the delivery leased;
-when the lease expires it is sent again, with the same `webhook-id`.
+when the lease expires it is sent again, with the same `webhook-id`. A stop whose grace runs out
+abandons the posts in flight, records each as an interrupted attempt and hands its delivery back
+at once.
 """
 
 from __future__ import annotations
@@ -357,8 +359,16 @@ class Dispatcher(leases.ClaimLoop[Item]):
             finally:
                 self._unrecorded[endpoint_id] -= 1
         except asyncio.CancelledError:
-            # Shutdown ran out of grace: hand the delivery back at once for the next process.
+            # Shutdown ran out of grace: hand the delivery back at once for the next process,
+            # recording the post it cut off, if any (the receiver may have had it).
+            cut = self._senders.posting.pop(item.delivery_id, None)
             async with self._turn(), self.store.transaction() as session:
+                if cut is not None:
+                    started_at, clock = cut
+                    duration_ms = (time.perf_counter() - clock) * 1000.0
+                    await outcomes.store_interrupted(
+                        session, self.owner, item, started_at, duration_ms
+                    )
                 await leases.release(session, WebhookDelivery, [item.delivery_id], owner=self.owner)
             raise
         except Exception:  # a bug or a database outage must not lose it: the lease expires

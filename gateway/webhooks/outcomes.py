@@ -244,6 +244,44 @@ async def _settle_failures(
         # GONE: stays pending and due; the endpoint is disabled, so nothing claims it.
 
 
+INTERRUPTED = "interrupted: calgate stopped during the post (the receiver may have it)"
+
+
+async def store_interrupted(
+    session: AsyncSession,
+    owner: str,
+    item: Item,
+    started_at: datetime,
+    duration_ms: float,
+) -> None:
+    """Record a post cut off by a stop as an attempt with no answer, before the lease is given
+    back: the receiver may have had it, and the next attempt sends the same `webhook-id`."""
+    now = utcnow()
+    await session.execute(
+        insert(_ATTEMPTS),
+        [
+            {
+                "id": new_id("wha"),
+                "delivery_id": item.delivery_id,
+                "attempt": item.attempt,
+                "started_at": started_at,
+                "duration_ms": round(duration_ms, 3),
+                "status_code": None,
+                "error": INTERRUPTED,
+                "response": None,
+            }
+        ],
+    )
+    await session.execute(
+        update(WebhookDelivery)
+        .where(WebhookDelivery.id == item.delivery_id, WebhookDelivery.lease_owner == owner)
+        .values(
+            attempts=item.attempt, last_status_code=None, last_error=INTERRUPTED, updated_at=now
+        )
+        .execution_options(synchronize_session=False)
+    )
+
+
 def _endpoint_failed(
     settings: Settings, endpoint: WebhookEndpoint, verdict: policy.Verdict, now: datetime
 ) -> None:

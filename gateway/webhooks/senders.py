@@ -13,8 +13,10 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import Counter, defaultdict, deque
+from datetime import datetime
 from typing import TYPE_CHECKING
 
+from gateway.store.types import utcnow
 from gateway.webhooks import http
 from gateway.webhooks.outcomes import Attempt
 
@@ -43,6 +45,9 @@ class Senders:
         self._count: Counter[str] = Counter()
         self._tasks: set[asyncio.Task[None]] = set()
         self._pace: dict[str, float] = {}  # endpoint -> running mean seconds per attempt
+        # delivery -> when its post started (UTC, perf_counter), while on the wire; left here
+        # when the post is cut off by a cancel, for the delivery's task to record it.
+        self.posting: dict[str, tuple[datetime, float]] = {}
 
     def submit(self, item: Item) -> asyncio.Future[Attempt | None]:
         """Queue `item` for its endpoint; the future gives its attempt, or None when it waited
@@ -83,12 +88,15 @@ class Senders:
                 if time.monotonic() > item.lease_until:
                     waiter.set_result(None)
                     continue
+                self.posting[item.delivery_id] = (utcnow(), time.perf_counter())
                 try:
                     attempt = await http.attempt(lane, item, self.answer_bytes)
                 except Exception as exc:  # a bug: its task logs it, the lease expires
+                    del self.posting[item.delivery_id]
                     if not waiter.done():
                         waiter.set_exception(exc)
                     continue
+                del self.posting[item.delivery_id]
                 pace = self._pace.get(endpoint_id, attempt.duration_ms / 1000.0)
                 self._pace[endpoint_id] = pace + _PACE_WEIGHT * (attempt.duration_ms / 1000 - pace)
                 if not waiter.done():

@@ -34,6 +34,7 @@ from gateway.store.types import utcnow
 from gateway.store.webhook_models import PENDING, WebhookAttempt, WebhookDelivery
 from gateway.webhooks import dispatcher as module
 from gateway.webhooks.dispatcher import Dispatcher
+from gateway.webhooks.outcomes import INTERRUPTED
 from tests.conftest import POSTGRES_URL, make_settings
 from tests.peers import webhook_receiver
 from tests.peers.webhook_receiver import Receiver
@@ -210,15 +211,17 @@ async def test_a_post_cut_off_by_shutdown_is_handed_back_and_sent_again_with_its
     stopped_at = utcnow()
     app.delay = 0.0
 
-    # Handed back, not left leased: pending and due now, no attempt counted.
+    # Handed back, not left leased: pending and due now, the cut-off post counted as an
+    # attempt without an answer (the receiver may have it).
     delivery = await _one_delivery(hooked.store)
     assert (delivery.status, delivery.lease_owner, delivery.lease_expires_at) == (
         PENDING,
         None,
         None,
     )
-    assert delivery.due_at <= utcnow() and delivery.attempts == 0
-    assert await hooked.count(WebhookAttempt) == 0
+    assert delivery.due_at <= utcnow() and delivery.attempts == 1
+    assert delivery.last_error == INTERRUPTED
+    assert await hooked.count(WebhookAttempt) == 1
 
     # A restarted process sends it at once (its first tick claims it: no lease to wait out).
     async with another_process(hooked.store, settings) as restarted_store:
@@ -232,14 +235,16 @@ async def test_a_post_cut_off_by_shutdown_is_handed_back_and_sent_again_with_its
     assert [r.webhook_id for r in app.received] == [delivery.event_id] * 2
     assert len(app.events()) == 1  # the receiver de-duplicates by webhook-id
 
-    # What the deliveries API shows: delivered by one recorded attempt, the restarted
-    # process's post. The cut-off post left no attempt (nothing is known of its outcome).
+    # What the deliveries API shows: the cut-off post as attempt 1 with no answer and why,
+    # then the restarted process's post delivering it.
     [shown] = await hooked.deliveries()
     assert (shown["status"], shown["attempts"], shown["event_id"]) == (
         "delivered",
-        1,
+        2,
         delivery.event_id,
     )
-    [attempt] = shown["attempt_log"]
-    assert (attempt["attempt"], attempt["status_code"], attempt["error"]) == (1, 200, None)
-    assert datetime.fromisoformat(attempt["started_at"].replace("Z", "+00:00")) >= stopped_at
+    cut, sent = sorted(shown["attempt_log"], key=lambda a: a["attempt"])
+    assert (cut["attempt"], cut["status_code"], cut["error"]) == (1, None, INTERRUPTED)
+    assert datetime.fromisoformat(cut["started_at"].replace("Z", "+00:00")) < stopped_at
+    assert (sent["attempt"], sent["status_code"], sent["error"]) == (2, 200, None)
+    assert datetime.fromisoformat(sent["started_at"].replace("Z", "+00:00")) >= stopped_at
