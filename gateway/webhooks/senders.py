@@ -92,11 +92,13 @@ class Senders:
                 try:
                     attempt = await http.attempt(lane, item, self.answer_bytes)
                 except Exception as exc:  # a bug: its task logs it, the lease expires
-                    del self.posting[item.delivery_id]
+                    self.posting.pop(item.delivery_id, None)
                     if not waiter.done():
                         waiter.set_exception(exc)
                     continue
-                del self.posting[item.delivery_id]
+                # (gone already if the delivery's task was cancelled meanwhile and recorded
+                # the post as interrupted)
+                self.posting.pop(item.delivery_id, None)
                 pace = self._pace.get(endpoint_id, attempt.duration_ms / 1000.0)
                 self._pace[endpoint_id] = pace + _PACE_WEIGHT * (attempt.duration_ms / 1000 - pace)
                 if not waiter.done():
