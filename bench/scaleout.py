@@ -15,7 +15,9 @@ delivering due email reminders to one SMTP sink, measured in one run.
   worker processes, from the moment the reminders came due to the last arrival), two processes
   over one: scale-out that wasted work on coordination (lost claims, lease conflicts) shows
   there whatever the core count. The rates depend on the cores the workers, the sink and
-  PostgreSQL share (`machine_cores` is printed).
+  PostgreSQL share (`machine_cores` is printed); so each run also prints the CPU the rest of the
+  machine (PostgreSQL, the sink, this process) spent per reminder and the share of all cores
+  that were busy: near 1, the machine, not calgate, set the rate.
 
 The SMTP sink is tests/peers/fast_smtp.py in a process of its own, not the aiosmtpd sink of
 the tests: that one shares this process's GIL with the polling loop and parses every message, and
