@@ -184,7 +184,9 @@ class Lane:
             await self.close()
             url = httpcore.URL(endpoint)
             default = {b"http": 80, b"https": 443}.get(url.scheme)
-            host = url.host if url.port in (None, default) else b"%b:%d" % (url.host, url.port)
+            # An IPv6 literal goes in brackets (RFC 9110 §7.2, RFC 3986 §3.2.2).
+            host = b"[%b]" % url.host if b":" in url.host else url.host
+            host = host if url.port in (None, default) else b"%b:%d" % (host, url.port)
             self._endpoint, self._url, self._host = endpoint, url, (b"host", host)
             conn = None
         # Posts follow each other at once on a lane, so its connection is checked for a

@@ -122,21 +122,26 @@ class ReceiverApp:
 class Receiver:
     """The app served by uvicorn in a thread; `url` stays the same across down() / up()."""
 
-    def __init__(self, app: ReceiverApp | None = None, keep_alive: int = 5) -> None:
+    def __init__(
+        self, app: ReceiverApp | None = None, keep_alive: int = 5, host: str = "127.0.0.1"
+    ) -> None:
         self.app = app or ReceiverApp()
         self.keep_alive = keep_alive  # seconds an idle connection stays open (uvicorn's)
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
+        self.host = host  # "::1" for IPv6 loopback
+        self._family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        with socket.socket(self._family) as probe:
+            probe.bind((host, 0))
             self.port = int(probe.getsockname()[1])
-        self.url = f"http://127.0.0.1:{self.port}/hooks"
+        literal = f"[{host}]" if ":" in host else host
+        self.url = f"http://{literal}:{self.port}/hooks"
         self._server: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None
 
     def up(self) -> None:
         """Listen (again) on the port."""
-        sock = socket.socket()
+        sock = socket.socket(self._family)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind(("127.0.0.1", self.port))
+        sock.bind((self.host, self.port))
         config = uvicorn.Config(
             self.app,
             log_level="warning",

@@ -98,3 +98,22 @@ async def test_idle_connections_are_closed_by_the_tick_once_expired(
     await asyncio.sleep(2.5)  # closed by the receiver (and past nothing of ours yet)
     await own_dispatcher.claim_due()  # the scheduler's tick
     assert own_dispatcher.http.kept() == 0
+
+
+async def test_an_ipv6_literal_endpoint_gets_a_bracketed_host_header(
+    store: Store, settings: Settings
+):
+    """`Host: [::1]:port`, as RFC 9110 §7.2 writes an IPv6 literal (not `::1:port`)."""
+    receiver = Receiver(host="::1")
+    receiver.up()
+    allowed = settings.model_copy(update={"outbound_allow": "127.0.0.1, ::1"})
+    running = Dispatcher(store, allowed)
+    try:
+        seeded = await endpoint_for(store, allowed, receiver.url)
+        receiver.app.secret = seeded.secret
+        await _burst(store, running, seeded, 2)
+        assert {r.headers["host"] for r in receiver.app.received} == {f"[::1]:{receiver.port}"}
+        assert len(receiver.app.verified()) == 2
+    finally:
+        await running.stop(1.0)
+        receiver.down()
