@@ -19,7 +19,7 @@ from gateway.api.idempotency import IdempotencyDep
 from gateway.api.schemas import ListOut, RequestModel, ResponseModel
 from gateway.feeds import access as feed_access
 from gateway.feeds import service
-from gateway.feeds.http import runtime_for
+from gateway.feeds.runtime import runtime_for
 from gateway.store.feed_models import Feed
 from gateway.store.types import utcnow
 

@@ -123,7 +123,7 @@ class BodyCache:
     def get(self, feed_id: str, version: int, at: float) -> Body | None:
         """The cached body of the feed if it is current at instant `at` (POSIX seconds)."""
         body = self._bodies.get(feed_id)
-        if body is None or version != body.version or at >= body.until:
+        if body is None or not body.fresh(version, at):
             return None
         self._bodies.move_to_end(feed_id)
         return body

@@ -1,232 +1,46 @@
 """The public endpoint ``GET|HEAD /feeds/{token}.ics``: the hot path, a bare ASGI app.
 
 A fetch: the token lookup (token hash → feed id and version), the body cache, an in-memory
-count, and the bytes. On the embedded SQLite store the lookup runs on a connection of its own in
-the event loop and its answers are remembered until anything commits (a look at the wal-index
-header per request, gateway/feeds/sqlite_lookup.py); on PostgreSQL, when configured, until a
-NOTIFY says a feed changed (gateway/feeds/pg_signal.py). `FeedsFirst`, the app's entry, hands feed
-requests to the endpoint ahead of FastAPI and its middleware stack, and answers a path fetched
-before from what it kept (`Warm`) while the lookups' generation says nothing changed: the change
-signal, the clock, the count and the bytes. The response headers are built once per rendered
-body. Every miss (unknown, revoked, malformed or traversing token) does the same lookup and gets
-the same 404; an address that keeps missing is slowed down (gateway/feeds/guard.py).
-
-Caching (RFC 9110 §13.2.2): If-None-Match wins over If-Modified-Since; an If-Modified-Since that
-does not parse or lies in the future is ignored. Both representations (identity and gzip) carry
-their own strong ETag and ``Vary: Accept-Encoding``; ``Cache-Control: private`` keeps shared
-caches out.
+count, and the bytes (what is kept per process: gateway/feeds/runtime.py; headers and
+validators: gateway/feeds/representation.py). On the embedded SQLite store the lookup runs on a
+connection of its own in the event loop and its answers are remembered until anything commits (a
+look at the wal-index header per request, gateway/feeds/sqlite_lookup.py); on PostgreSQL, when
+configured, until a NOTIFY says a feed changed (gateway/feeds/pg_signal.py). `FeedsFirst`, the
+app's entry, hands feed requests to the endpoint ahead of FastAPI and its middleware stack, and
+answers a path fetched before from what it kept (`Warm`) while the lookups' generation says
+nothing changed: the change signal, the clock, the count and the bytes. Every miss (unknown,
+revoked, malformed or traversing token) does the same lookup and gets the same 404; an address
+that keeps missing is slowed down (gateway/feeds/guard.py).
 """
 
 from __future__ import annotations
 
 import asyncio
-import functools
 import logging
-import sqlite3
 import time
-import weakref
 from collections.abc import Awaitable, Callable, Iterable
 from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
 
-from sqlalchemy import bindparam, select
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from gateway.asgi import App
 from gateway.config import Settings
-from gateway.domain.account_states import ACTIVE
-from gateway.feeds import tokens
-from gateway.feeds.access import AccessRecorder
-from gateway.feeds.cache import Body, FeedBodies
-from gateway.feeds.guard import MissGuard
-from gateway.feeds.pg_signal import PgLookups
-from gateway.feeds.sqlite_lookup import KNOWN_MAX, Found, SqliteLookup
+from gateway.feeds.representation import (
+    accepts_gzip,
+    etag_matches,
+    not_modified_since,
+    response_headers,
+)
+from gateway.feeds.runtime import Ask, FeedRuntime, runtime_for
 from gateway.metrics import FEED_CACHE_HITS
 from gateway.store.db import Store
-from gateway.store.feed_models import Feed
-from gateway.store.models import Account
 
 log = logging.getLogger("calgate.feeds")
 PREFIX = "/feeds/"
 PATH = PREFIX + "{name:path}"
 SUFFIX = ".ics"
-CACHE_CONTROL = b"private, no-cache"
 _NOT_FOUND = b"Not found\n"
-_COMMON = [
-    (b"cache-control", CACHE_CONTROL),
-    (b"vary", b"accept-encoding"),
-    (b"x-content-type-options", b"nosniff"),
-    # The URL is the secret: never hand it on to another site.
-    (b"referrer-policy", b"no-referrer"),
-]
-
-
-class Ask:
-    """The answer of `FeedRuntime.remembered` when the store must be asked."""
-
-
-ASK = Ask()
-
-
-class Warm:
-    """A feed fetch this process answers from memory: the body and the headers of both
-    representations, current while the store's lookup generation stays `generation` and the
-    clock is before `until` (POSIX seconds)."""
-
-    __slots__ = ("body", "feed_id", "generation", "gzip", "identity", "until")
-
-    def __init__(self, body: Body, generation: int) -> None:
-        self.body = body
-        self.feed_id = body.feed_id
-        self.generation = generation
-        self.until = body.until
-        self.gzip = _headers(body, True)[1]
-        self.identity = _headers(body, False)[1]
-
-
-class FeedRuntime:
-    """Per process and store: the body cache, the warm answers, the miss guard and the access
-    recorder."""
-
-    def __init__(self, store: Store, settings: Settings) -> None:
-        self.store = store
-        self.bodies = FeedBodies(store, settings)
-        self.guard = MissGuard(
-            settings.feeds_miss_free,
-            settings.feeds_miss_window_seconds,
-            settings.feeds_miss_delay_max_seconds,
-        )
-        self.recorder = AccessRecorder(store, settings.feeds_access_flush_seconds)
-        # By request path ("/feeds/<token>.ics"). Let go of whenever a body leaves the cache,
-        # and of the whole when the generation moves on, so they never hold more than the
-        # cache does, nor outlive a commit.
-        self.warm: dict[str, Warm] = {}
-        self.bodies.cache.on_leave = self.warm.clear
-        # The account's state comes with the same point read: a suspended account's feeds
-        # answer 410 Gone (gateway/domain/account_states.py).
-        self._lookup = (
-            select(Feed.id, Feed.version, Account.status)
-            .join(Account, Account.id == Feed.account_id)
-            .where(Feed.token_hash == bindparam("h"))
-        )
-        url = store.engine.url
-        self.sqlite: SqliteLookup | None = None
-        self.postgres: PgLookups | None = None
-        if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:"):
-            sql = str(self._lookup.compile(dialect=store.engine.dialect))
-            self.sqlite = SqliteLookup(str(url.database), sql)
-        elif url.get_backend_name() == "postgresql" and settings.feeds_remember_tokens_postgres:
-            self.postgres = PgLookups(store, self._lookup_async, KNOWN_MAX)
-
-    def remembered(self, token: str) -> Found | Ask | None:
-        """The feed of `token` when it can be told without waiting (the embedded store's own
-        connection), else `ASK`: then `ask` answers."""
-        if self.sqlite is not None:
-            try:
-                return self.sqlite(token)
-            except sqlite3.Error:
-                self.sqlite.close()
-        return ASK
-
-    def generation(self) -> int:
-        """The lookups' generation (gateway/feeds/sqlite_lookup.py, pg_signal.py): an answer
-        derived from a lookup is current while it stays the same; -1 when nothing is
-        remembered (every fetch asks the store)."""
-        if self.sqlite is not None:
-            try:
-                return self.sqlite.generation()
-            except sqlite3.Error:
-                self.sqlite.close()
-                return -1
-        if self.postgres is not None:
-            return self.postgres.generation()
-        return -1
-
-    def remember(self, path: str, body: Body, generation: int) -> None:
-        """Answer later fetches of `path` with `body` while `generation` holds."""
-        if generation < 0 or not self.bodies.cache.holds(body):
-            return  # nothing is remembered, or a body too big to cache: never held outside it
-        warm = self.warm
-        if len(warm) >= KNOWN_MAX or (warm and next(iter(warm.values())).generation != generation):
-            warm.clear()  # bounded, and nothing of an older generation stays
-        warm[path] = Warm(body, generation)
-
-    async def ask(self, token: str) -> Found | None:
-        """The feed of `token` from the store (after `remembered` said ASK), or None (malformed
-        tokens cost the same)."""
-        digest = tokens.lookup_hash(token)
-        found: Found | None
-        if self.postgres is not None:
-            found = await self.postgres(digest)
-        else:
-            found = await self._lookup_async(digest)
-        return found if tokens.is_well_formed(token) else None
-
-    async def _lookup_async(self, digest: str) -> Found | None:
-        async with self.store.engine.connect() as conn:
-            row = (await conn.execute(self._lookup, {"h": digest})).first()
-        return None if row is None else Found(str(row[0]), int(row[1]), row[2] == ACTIVE)
-
-
-_RUNTIMES: weakref.WeakKeyDictionary[Store, FeedRuntime] = weakref.WeakKeyDictionary()
-
-
-def runtime_for(store: Store, settings: Settings) -> FeedRuntime:
-    """The one runtime of `store` in this process."""
-    runtime = _RUNTIMES.get(store)
-    if runtime is None:
-        runtime = _RUNTIMES[store] = FeedRuntime(store, settings)
-    return runtime
-
-
-@functools.lru_cache(maxsize=512)  # runs on every fetch; clients send few distinct values
-def accepts_gzip(raw: bytes) -> bool:
-    """True when an Accept-Encoding value allows gzip (q=0 refuses it; ``*`` counts)."""
-    star = False
-    for part in raw.decode("latin-1").split(","):
-        coding, _, params = part.partition(";")
-        coding = coding.strip().lower()
-        quality = 1.0
-        for param in params.split(";"):
-            key, _, value = param.strip().partition("=")
-            if key.strip().lower() == "q":
-                try:
-                    quality = float(value)
-                except ValueError:
-                    quality = 0.0
-        if coding in ("gzip", "x-gzip"):
-            return quality > 0
-        if coding == "*":
-            star = quality > 0
-    return star
-
-
-def etag_matches(header: str, body: Body) -> bool:
-    """If-None-Match with the weak comparison (RFC 9110 §13.1.2): either representation."""
-    current = {body.etag, body.gzip_etag}
-    for candidate in header.split(","):
-        tag = candidate.strip()
-        if tag == "*":
-            return True
-        if tag.startswith("W/"):
-            tag = tag[2:]
-        if tag in current:
-            return True
-    return False
-
-
-def not_modified_since(header: str, body: Body, now: datetime) -> bool:
-    """True when a valid If-Modified-Since is at or after the body's Last-Modified."""
-    try:
-        since = parsedate_to_datetime(header)
-    except (TypeError, ValueError, IndexError):
-        return False
-    if since.tzinfo is None:
-        since = since.replace(tzinfo=UTC)
-    if since > now:  # a date in the future is invalid (RFC 9110 §13.1.3)
-        return False
-    return body.last_modified <= since
 
 
 async def _send(
@@ -238,33 +52,6 @@ async def _send(
 
 _READ = ("GET", "HEAD")
 _WANTED = frozenset((b"if-none-match", b"if-modified-since", b"accept-encoding", b"user-agent"))
-_Headers = tuple[tuple[bytes, bytes], ...]
-
-
-def _headers(body: Body, gzipped: bool) -> tuple[_Headers, _Headers]:
-    """The headers of a 304 and of a 200 for `body` in one representation, built once per body
-    (they depend on nothing else) and kept with it."""
-    cached = body.derived.get(gzipped)
-    if cached is not None:
-        return cached  # type: ignore[return-value]
-    etag = body.gzip_etag if gzipped else body.etag
-    validators = (
-        *_COMMON,
-        (b"etag", etag.encode()),
-        (b"last-modified", body.last_modified_http.encode()),
-    )
-    length = len(body.gzipped if gzipped else body.identity)
-    full = (
-        *validators,
-        (b"content-type", b"text/calendar; charset=utf-8"),
-        (b"content-length", str(length).encode()),
-        (b"content-disposition", b'inline; filename="calendar.ics"'),
-        *([(b"content-encoding", b"gzip")] if gzipped else []),
-    )
-    body.derived[gzipped] = (validators, full)
-    return validators, full
-
-
 # The subscription page of a found feed: (scope, receive, send, token, feed id).
 FeedPageHandler = Callable[[Scope, Receive, Send, str, str], Awaitable[None]]
 
@@ -337,7 +124,7 @@ class FeedEndpoint:
         runtime.recorder.record(body.feed_id, agent, address, at)
         runtime.remember(PREFIX + name, body, generation)
         gzipped = encoding is not None and accepts_gzip(encoding)
-        validators, full = _headers(body, gzipped)
+        validators, full = response_headers(body, gzipped)
         if (inm is not None and etag_matches(inm, body)) or (
             inm is None
             and ims is not None

@@ -100,11 +100,6 @@ class SqliteLookup:
     def generation(self) -> int:
         """A number that changes whenever anything was committed since the last look, -1 before
         the first lookup (answers derived from a lookup are current while it stays the same)."""
-        signal = self._signal
-        if signal is not None:  # the common case, inline: this runs on every warm fetch
-            if signal.changed():
-                self._forget()
-            return self._generation
         if self._conn is None:
             return -1
         self._observe()

@@ -31,22 +31,20 @@ import contextlib
 import logging
 import time
 from collections import Counter
-from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import and_, exists, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
-from gateway import secrets
 from gateway.config import Settings
 from gateway.store import leases
 from gateway.store.db import Store
 from gateway.store.types import utcnow
-from gateway.store.webhook_models import PENDING, WebhookDelivery, WebhookEndpoint, WebhookEvent
-from gateway.webhooks import events, http, outcomes, senders
-from gateway.webhooks.events import body_of
+from gateway.store.webhook_models import PENDING, WebhookDelivery, WebhookEndpoint
+from gateway.webhooks import events, http, items, outcomes, senders
+from gateway.webhooks.items import Item
 from gateway.webhooks.outcomes import Attempt
 
 log = logging.getLogger("calgate.webhooks")
@@ -66,30 +64,6 @@ _FIRST_IN_LINE = ~exists().where(
         and_(_EARLIER.seq == WebhookDelivery.seq, _EARLIER.id < WebhookDelivery.id),
     ),
 )
-_CLAIMED = (
-    WebhookDelivery.id,
-    WebhookDelivery.endpoint_id,
-    WebhookDelivery.event_id,
-    WebhookDelivery.attempts,
-    WebhookDelivery.created_at,
-    WebhookDelivery.retry_since,
-)
-
-
-@dataclass(frozen=True)
-class Item:
-    """One claimed delivery with everything needed to send it."""
-
-    delivery_id: str
-    endpoint_id: str
-    event_id: str
-    attempt: int
-    url: str
-    signing_secrets: list[str]
-    body: bytes
-    retry_from: datetime
-    lease_until: float = 0.0  # time.monotonic() after which another process may own it
-    endpoint_failing: bool = False  # the endpoint had failing attempts when this was claimed
 
 
 class Dispatcher(leases.ClaimLoop[Item]):
@@ -101,7 +75,7 @@ class Dispatcher(leases.ClaimLoop[Item]):
         super().__init__(store, timedelta(seconds=settings.webhooks_lease_seconds), ":webhooks")
         self.settings = settings
         self.http = http.client(settings)
-        self._plain: dict[str, str] = {}  # encrypted secret -> secret (decrypt once)
+        self._items = items.Loader(settings)
         # SQLite has one writer: our claims and outcome writes take turns here instead of
         # meeting in SQLite's busy handler, which sleeps whole milliseconds between tries.
         self._write_turn = asyncio.Lock() if store.dialect == "sqlite" else None
@@ -135,12 +109,17 @@ class Dispatcher(leases.ClaimLoop[Item]):
         as in the pipelined `tick`; finished sends claim again. Returns how many started."""
         started = 0
         batch = self.settings.webhooks_claim_batch
-        await self.http.close_expired()
         while True:
             tasks = await self.start_batch()
             started += len(tasks)
             if len(tasks) < batch or len(self._running) > batch:
                 return started
+
+    async def on_tick(self) -> int:
+        """The scheduler's tick: close kept connections that expired (not on every refill
+        claim: it polls each one), then `claim_due`."""
+        await self.http.close_expired()
+        return await self.claim_due()
 
     async def drain(self) -> int:
         """The pipelined tick (leases.ClaimLoop), then wait until no claim a finished send
@@ -268,56 +247,15 @@ class Dispatcher(leases.ClaimLoop[Item]):
                     WebhookDelivery.status == PENDING,
                     _FIRST_IN_LINE,
                 ],
-                columns=_CLAIMED,
+                columns=items.CLAIMED,
             )
             if len(rows) >= budget:
                 break
-        return await self._items(session, rows, endpoints) if rows else []
-
-    async def _items(
-        self, session: AsyncSession, rows: list[Any], endpoints: dict[str, WebhookEndpoint]
-    ) -> list[Item]:
-        events = {
-            e.id: e
-            for e in await session.execute(
-                select(
-                    WebhookEvent.id, WebhookEvent.type, WebhookEvent.created_at, WebhookEvent.data
-                ).where(WebhookEvent.id.in_({r.event_id for r in rows}))
-            )
-        }
-        now = utcnow()
+        if not rows:
+            return []
         # A fifth of the lease kept as margin for clock skew between processes.
         lease_until = time.monotonic() + self.lease.total_seconds() * 0.8
-        items = []
-        for r in rows:
-            event, endpoint = events[r.event_id], endpoints[r.endpoint_id]
-            keys = [endpoint.secret]
-            if (
-                endpoint.previous_secret
-                and endpoint.previous_until
-                and endpoint.previous_until > now
-            ):
-                keys.append(endpoint.previous_secret)
-            items.append(
-                Item(
-                    r.id,
-                    r.endpoint_id,
-                    r.event_id,
-                    r.attempts + 1,
-                    endpoint.url,
-                    [self._decrypt(k) for k in keys],
-                    body_of(event.type, event.created_at, event.data),
-                    r.retry_since or r.created_at,
-                    lease_until,
-                    endpoint.failing_since is not None,
-                )
-            )
-        return items
-
-    def _decrypt(self, token: str) -> str:
-        if token not in self._plain:
-            self._plain[token] = secrets.decrypt(self.settings, token)
-        return self._plain[token]
+        return await self._items.load(session, rows, endpoints, lease_until)
 
     def _item_id(self, item: Item) -> str:
         return item.delivery_id
@@ -387,7 +325,7 @@ def install(scheduler: Any, store: Store, settings: Settings) -> Dispatcher | No
 
     async def _tick() -> None:
         try:
-            await dispatcher.claim_due()
+            await dispatcher.on_tick()
         except Exception as exc:  # a failed round (database away) must not stop later ones
             log.warning("webhook tick failed: %s", type(exc).__name__)
 

@@ -13,7 +13,7 @@ import asyncio
 import socket
 import time
 from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import httpcore
 import httpx
@@ -22,10 +22,8 @@ from gateway.config import Settings
 from gateway.store.types import utcnow
 from gateway.sync import outbound
 from gateway.webhooks import signing
+from gateway.webhooks.items import Item
 from gateway.webhooks.outcomes import Attempt
-
-if TYPE_CHECKING:
-    from gateway.webhooks.dispatcher import Item
 
 REFUSED = "refused: the endpoint's address is internal (see outbound.allow)"
 
@@ -106,9 +104,7 @@ class Pool:
     def __init__(self, *, ssl_context: Any, backend: httpcore.AsyncNetworkBackend, timeout: float):
         self.ssl_context = ssl_context
         self.backend = backend
-        self.extensions = {
-            "timeout": {"connect": timeout, "read": timeout, "write": timeout, "pool": timeout}
-        }
+        self.extensions = {"timeout": {"connect": timeout, "read": timeout, "write": timeout}}
         self._idle: dict[_Key, list[httpcore.AsyncHTTPConnection]] = {}
 
     async def take(self, url: httpcore.URL) -> httpcore.AsyncHTTPConnection:

@@ -22,7 +22,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, cast
+from typing import cast
 
 from sqlalchemy import Table, bindparam, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -37,9 +37,7 @@ from gateway.store.webhook_models import (
     WebhookEndpoint,
 )
 from gateway.webhooks import policy
-
-if TYPE_CHECKING:
-    from gateway.webhooks.dispatcher import Item
+from gateway.webhooks.items import Item
 
 log = logging.getLogger("calgate.webhooks")
 

@@ -14,14 +14,11 @@ import asyncio
 import time
 from collections import Counter, defaultdict, deque
 from datetime import datetime
-from typing import TYPE_CHECKING
 
 from gateway.store.types import utcnow
 from gateway.webhooks import http
+from gateway.webhooks.items import Item
 from gateway.webhooks.outcomes import Attempt
-
-if TYPE_CHECKING:
-    from gateway.webhooks.dispatcher import Item
 
 # Rounds of the cap kept claimed per endpoint: up to PREFETCH for a fast receiver, so its
 # senders never wait for a claim (claims ride on the outcome transactions, which take tens of

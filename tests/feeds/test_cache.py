@@ -15,7 +15,7 @@ from sqlalchemy import event
 from gateway.config import Settings
 from gateway.feeds import source
 from gateway.feeds.cache import Body, BodyCache, next_last_modified
-from gateway.feeds.http import runtime_for
+from gateway.feeds.runtime import runtime_for
 from gateway.store.db import Store
 from tests.feeds.conftest import Feeds
 from tests.support import Api

@@ -115,7 +115,7 @@ def test_wal_lookups_run_no_statement_while_nothing_commits(tmp_path: Path) -> N
 def test_the_generation_moves_with_every_commit_of_any_process(
     database: tuple[Path, str],
 ) -> None:
-    """Warm answers (gateway/feeds/http.py `Warm`) hold while the generation does: it must move
+    """Warm answers (gateway/feeds/runtime.py `Warm`) hold while the generation does: it must move
     on each commit elsewhere, stay put otherwise, and the lookup must agree with it."""
     path, token = database
     lookup = SqliteLookup(str(path), SQL)

@@ -21,8 +21,8 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from gateway import features
 from gateway.app import create_app
 from gateway.config import Settings
-from gateway.feeds.http import runtime_for
 from gateway.feeds.pg_signal import socket_of
+from gateway.feeds.runtime import runtime_for
 from gateway.store.db import Store
 from tests.conftest import POSTGRES_URL
 from tests.feeds.conftest import Feeds

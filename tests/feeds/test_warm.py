@@ -16,7 +16,7 @@ import httpx
 
 from gateway.config import Settings
 from gateway.feeds.access import AccessRecorder
-from gateway.feeds.http import runtime_for
+from gateway.feeds.runtime import runtime_for
 from gateway.store.db import Store
 from tests.feeds.conftest import Feeds
 from tests.feeds.test_cache import statements

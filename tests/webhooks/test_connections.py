@@ -96,7 +96,7 @@ async def test_idle_connections_are_closed_by_the_tick_once_expired(
     await _burst(store, own_dispatcher, seeded, 6)
     assert own_dispatcher.http.kept() >= 1  # kept for the next sender
     await asyncio.sleep(2.5)  # closed by the receiver (and past nothing of ours yet)
-    await own_dispatcher.claim_due()  # the scheduler's tick
+    await own_dispatcher.on_tick()  # the scheduler's tick
     assert own_dispatcher.http.kept() == 0
 
 

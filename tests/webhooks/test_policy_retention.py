@@ -18,7 +18,7 @@ from gateway.store.webhook_models import (
     WebhookEvent,
 )
 from gateway.webhooks import outcomes, policy
-from gateway.webhooks.dispatcher import Item
+from gateway.webhooks.items import Item
 from tests.webhooks.seed import endpoint_for, queue_events
 
 
